@@ -108,20 +108,20 @@ def _rescale(pos: np.ndarray, model: XResAttn) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _windows(n_frames: int):
-    """(start, stop, keep_from, keep_to) windows covering a long track with overlaps."""
+    """(start, stop, keep_from, keep_to) windows covering a long track with overlaps; the kept
+    parts tile the track exactly and stay away from window edges where possible."""
     if n_frames <= MAX_WINDOW:
         return [(0, n_frames, 0, n_frames)]
     stride = MAX_WINDOW - 2 * WINDOW_OVERLAP
-    out, start = [], 0
+    out, start, kept = [], 0, 0
     while True:
-        stop = min(start + MAX_WINDOW, n_frames)
-        start = stop - MAX_WINDOW
-        keep_from = 0 if start == 0 else start + WINDOW_OVERLAP
+        start = min(start, n_frames - MAX_WINDOW)
+        stop = start + MAX_WINDOW
         keep_to = n_frames if stop == n_frames else stop - WINDOW_OVERLAP
-        out.append((start, stop, keep_from, keep_to))
+        out.append((start, stop, kept, keep_to))
         if stop == n_frames:
             return out
-        start += stride
+        kept, start = keep_to, start + stride
 
 
 def _progress_callback(progress, total):

@@ -69,9 +69,9 @@ def validate_table(table: pd.DataFrame, name: str = "track table") -> pd.DataFra
         out[c] = out[c].round().astype(np.int64)
     dup = out.duplicated(["track_id", "frame"])
     if dup.any():
-        row = out[dup].iloc[0]
+        tid, frame = (int(v) for v in out.loc[dup, ["track_id", "frame"]].iloc[0])
         raise TrackTableError(
-            f"{name}: track {row.track_id} has frame {row.frame} more than once "
+            f"{name}: track {tid} has frame {frame} more than once "
             f"({int(dup.sum())} duplicated rows); merge or relink before analysis"
         )
     return out.sort_values(["track_id", "frame"], kind="stable").reset_index(drop=True)

@@ -1,0 +1,123 @@
+import pickle
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+
+from napari_step.model import (
+    DEFAULT_D_CONFIG,
+    PAPER_D_CONFIG,
+    CheckpointError,
+    ModelConfig,
+    XResAttn,
+    load_checkpoint,
+    read_checkpoint,
+    save_checkpoint,
+)
+from napari_step.predict import WEIGHTS_DIR
+
+
+def test_paper_config_has_about_8m_parameters():
+    n = sum(p.numel() for p in XResAttn(PAPER_D_CONFIG).parameters())
+    assert 7.5e6 < n < 8.5e6
+    n_default = sum(p.numel() for p in XResAttn(DEFAULT_D_CONFIG).parameters())
+    assert n_default < n / 5
+
+
+def test_output_per_frame_and_within_range():
+    m = XResAttn(ModelConfig(normalise=False, y_range=[-3.1, 3.1])).eval()
+    with torch.inference_mode():
+        y = m(torch.randn(3, 57, 2).cumsum(1))
+    assert y.shape == (3, 57)
+    assert (y > -3.1).all() and (y < 3.1).all()
+
+
+def test_checkpoint_round_trip(tmp_path):
+    m = XResAttn(ModelConfig(blocks=[16, 16], blocks_per_stage=[1, 1], stem=[8], dim_ff=32,
+                             n_heads=2, n_encoder_layers=1))
+    path = tmp_path / "m.pt"
+    save_checkpoint(path, m, record={"step": 3}, card={"name": "tiny"})
+    m2, ckpt = load_checkpoint(path)
+    assert ckpt["record"]["step"] == 3 and ckpt["card"]["name"] == "tiny"
+    x = torch.randn(2, 30, 2).cumsum(1)
+    m.eval()
+    with torch.inference_mode():
+        assert torch.allclose(m(x), m2(x))
+
+
+def test_corrupt_truncated_and_foreign_files_are_refused(tmp_path):
+    good = WEIGHTS_DIR / "step_d_2d.pt"
+    data = good.read_bytes()
+    trunc = tmp_path / "trunc.pt"
+    trunc.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="trunc.pt"):
+        load_checkpoint(trunc)
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"\x00not a model at all" * 10)
+    with pytest.raises(CheckpointError, match="junk.pt"):
+        load_checkpoint(junk)
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"weights": torch.zeros(3)}, foreign)
+    with pytest.raises(CheckpointError, match="not a napari-step checkpoint"):
+        load_checkpoint(foreign)
+    with pytest.raises(CheckpointError, match="not found"):
+        load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_mismatched_config_is_refused(tmp_path):
+    m = XResAttn(DEFAULT_D_CONFIG)
+    path = tmp_path / "mismatch.pt"
+    save_checkpoint(path, m)
+    ckpt = torch.load(path, weights_only=True)
+    ckpt["config"]["blocks"] = [64, 128, 256]
+    torch.save(ckpt, path)
+    with pytest.raises(CheckpointError, match="do not match"):
+        load_checkpoint(path)
+    ckpt["config"]["not_a_key"] = 1
+    torch.save(ckpt, path)
+    with pytest.raises(CheckpointError, match="unknown model config"):
+        load_checkpoint(path)
+
+
+class _Exploit:
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("touch EXPLOITED_BY_PICKLE",))
+
+
+def test_pickled_code_is_not_executed(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "evil.pt"
+    torch.save({"format": "napari-step-checkpoint", "config": {}, "state_dict": {},
+                "payload": _Exploit()}, path)
+    with pytest.raises(CheckpointError, match="refused"):
+        read_checkpoint(path)
+    assert not (tmp_path / "EXPLOITED_BY_PICKLE").exists()
+
+
+def test_shipped_weights_load_with_card():
+    model, ckpt = load_checkpoint(WEIGHTS_DIR / "step_d_2d.pt")
+    card = ckpt["card"]
+    for key in ("training_data", "noise", "d_range", "accuracy"):
+        assert key in card
+    assert ckpt["record"]["validation"], "training record travels with the weights"
+    assert (WEIGHTS_DIR / "step_d_2d.pt").stat().st_size < 5e6
+
+
+def test_training_runs_and_resumes(tmp_path):
+    from napari_step.train import TrainConfig, train
+
+    cfg = ModelConfig(stem=[8], blocks=[16, 16], blocks_per_stage=[1, 1], n_heads=2,
+                      dim_ff=32, n_encoder_layers=1)
+    tc = TrainConfig(batch_size=16, total_steps=40, val_tracks=40, val_every=10, length_range=[20, 60])
+    path = tmp_path / "run.pt"
+    rec = train(path, cfg, tc, max_steps=20, progress=False, device="cpu")
+    assert rec["step"] == 20 and rec["samples_seen"] == 320 and len(rec["validation"]) == 2
+    first_loss = rec["validation"][0]["val_l1_log10"]
+    rec2 = train(path, progress=False, device="cpu")  # resumes and finishes the schedule
+    assert rec2["step"] == 40 and len(rec2["sessions"]) == 2
+    assert rec2["validation"][-1]["val_l1_log10"] < first_loss + 0.5
+    assert path.with_suffix(".best.pt").exists()
+    load_checkpoint(path)  # a training checkpoint is a valid, safe checkpoint
