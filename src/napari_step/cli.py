@@ -30,6 +30,83 @@ def _cmd_train(args):
     )
 
 
+def _write_table(table, path, metadata=None):
+    try:
+        from .io import write_tracks
+    except ImportError:  # pragma: no cover - io is part of the package
+        table.to_csv(path, index=False)
+    else:
+        write_tracks(table, path, metadata)
+
+
+def _cmd_demo(args):
+    from pathlib import Path
+
+    from .sample import SAMPLE_FRAME_INTERVAL_S, SAMPLE_PIXEL_SIZE_UM, make_sample
+
+    if not args.headless:
+        import napari
+
+        from ._napari.demo import open_demo
+
+        viewer = napari.Viewer(title="napari-step demo")
+        open_demo(viewer)
+        napari.run()
+        return 0
+
+    import numpy as np
+
+    from .pipeline import run_movie
+    from .plotting import save_tracks_png
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    movie, truth = make_sample(seed=args.seed)
+    print(f"sample movie {movie.shape}, {truth.track_id.nunique()} particles; "
+          f"pixel {SAMPLE_PIXEL_SIZE_UM} um, frame {SAMPLE_FRAME_INTERVAL_S} s")
+    bars = {}
+
+    def progress(stage, done, total):
+        from tqdm.auto import tqdm
+
+        bar = bars.setdefault(stage, tqdm(total=total, desc=stage, unit="item"))
+        bar.update(done - bar.n)
+
+    results, summary, det = run_movie(movie, SAMPLE_PIXEL_SIZE_UM, SAMPLE_FRAME_INTERVAL_S,
+                                      device=args.device, progress=progress)
+    for bar in bars.values():
+        bar.close()
+    table_path = out / "sample_results.csv"
+    _write_table(results, table_path)
+    png = save_tracks_png(results, out / "sample_tracks.png",
+                          title="sample movie: tracks coloured by STEP log10 D (um^2/s)")
+    factor = SAMPLE_PIXEL_SIZE_UM**2 / SAMPLE_FRAME_INTERVAL_S
+    print(f"{len(det)} detections, {results.track_id.nunique()} tracks, "
+          f"{summary.n_points} points analysed; " + "; ".join(summary.messages))
+    d = results.step_d.to_numpy()
+    print(f"STEP D: median {np.nanmedian(d):.3g} um^2/s (sample truth: slow {0.05 * factor:.3g}, "
+          f"fast {0.8 * factor:.3g} um^2/s)")
+    print(f"wrote {table_path} and {png}")
+    return 0
+
+
+def _cmd_analyze(args):
+    from .batch import analyze
+
+    summary = analyze(
+        args.paths, args.out, pixel_size=args.pixel_size, frame_interval=args.frame_interval,
+        model=args.model, device=args.device, window=args.window, min_length=args.min_length,
+        output_format=args.format, scheduler=args.scheduler, workers=args.workers,
+        overwrite=args.overwrite, progress=True,
+    )
+    failed = summary[summary.status == "failed"]
+    print(f"{(summary.status == 'done').sum()} done, {(summary.status == 'skipped').sum()} "
+          f"skipped, {len(failed)} failed -> {args.out}")
+    for _, row in failed.iterrows():
+        print(f"  failed: {row.input}: {row.error}", file=sys.stderr)
+    return 1 if len(failed) else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="napari-step", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -48,6 +125,31 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--workers", type=int, default=None, help="data simulation processes")
     t.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
     t.set_defaults(func=_cmd_train)
+
+    d = sub.add_parser("demo", help="run the whole pipeline on the bundled sample movie")
+    d.add_argument("--headless", action="store_true",
+                   help="no GUI: write the results table and a PNG of the coloured tracks")
+    d.add_argument("--out", default="napari-step-demo", help="output folder (headless)")
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--device", default=None)
+    d.set_defaults(func=_cmd_demo)
+
+    a = sub.add_parser("analyze", help="analyse track files or movies in batch")
+    a.add_argument("paths", nargs="+", help="files or glob patterns (CSV/XML/Parquet tracks, "
+                   "TIFF/NPY/NPZ/video movies)")
+    a.add_argument("--out", required=True, help="output folder")
+    a.add_argument("--pixel-size", type=float, default=1.0, help="um per pixel")
+    a.add_argument("--frame-interval", type=float, default=1.0, help="s per frame")
+    a.add_argument("--model", default="default")
+    a.add_argument("--device", default=None)
+    a.add_argument("--window", type=int, default=20, help="TA-MSD window (frames)")
+    a.add_argument("--min-length", type=int, default=1, help="shortest track analysed")
+    a.add_argument("--format", choices=["csv", "parquet"], default="csv")
+    a.add_argument("--scheduler", default=None,
+                   help="'processes', 'threads', 'sync' or a Dask scheduler address")
+    a.add_argument("--workers", type=int, default=None)
+    a.add_argument("--overwrite", action="store_true", help="redo finished outputs")
+    a.set_defaults(func=_cmd_analyze)
     return p
 
 
