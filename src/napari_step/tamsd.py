@@ -45,10 +45,11 @@ def sliding_tamsd(positions: np.ndarray, window: int, lags) -> np.ndarray:
     out = np.empty((n, n_win, lags.size))
     for j, lag in enumerate(lags):
         sd = ((positions[:, lag:] - positions[:, :-lag]) ** 2).sum(-1)  # (N, T - lag)
-        sd = np.where(np.isfinite(sd), sd, 0.0)  # gaps are masked below, not spread by cumsum
-        cs = np.concatenate([np.zeros((n, 1)), np.cumsum(sd, axis=1)], axis=1)
+        sd = np.where(np.isfinite(sd), sd, 0.0)  # gaps are masked below
         m = window - lag  # displacements of this lag inside one window
-        out[:, :, j] = (cs[:, m : m + n_win] - cs[:, :n_win]) / m
+        # a strided view sums each window exactly (a cumsum difference would lose precision
+        # when D spans decades along the track)
+        out[:, :, j] = np.lib.stride_tricks.sliding_window_view(sd, m, axis=1)[:, :n_win].sum(-1) / m
     bad = ~np.isfinite(positions).all(-1)
     if bad.any():  # a window touching a missing frame has no honest value
         cb = np.concatenate([np.zeros((n, 1)), np.cumsum(bad, axis=1)], axis=1)
@@ -76,17 +77,22 @@ def fit_alpha(msd: np.ndarray, lags) -> np.ndarray:
 
 
 def _sliding(tracks, window, lags, reduce) -> list[np.ndarray]:
-    tracks = as_track_list(tracks)
     lags = _check_lags(lags, window)
-    out: list = [None] * len(tracks)
-    for length, idx in group_by_length(tracks).items():
-        pos = np.stack([tracks[i] for i in idx])
-        res = np.full((idx.size, length), np.nan)
-        if length >= window:
+
+    def batch(pos):  # equal-length tracks (B, T, dim) -> (B, T), value at window centres
+        res = np.full(pos.shape[:2], np.nan)
+        if pos.shape[1] >= window:
             vals = reduce(sliding_tamsd(pos, window, lags), pos.shape[2])
             res[:, window // 2 : window // 2 + vals.shape[1]] = vals
-        for row, i in enumerate(idx):
-            out[i] = res[row]
+        return res
+
+    if isinstance(tracks, np.ndarray) and tracks.ndim == 3:  # one batch, no split and restack
+        return list(batch(tracks.astype(float, copy=False)))
+    tracks = as_track_list(tracks)
+    out: list = [None] * len(tracks)
+    for idx in group_by_length(tracks).values():
+        for i, row in zip(idx, batch(np.stack([tracks[i] for i in idx]))):
+            out[i] = row
     return out
 
 

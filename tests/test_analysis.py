@@ -1,0 +1,90 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from napari_step.analysis import RESULT_COLUMNS, analyse_tracks
+from napari_step.simulate import brownian_changepoints
+
+
+def table_from(positions, start_id=0):
+    n, t, _ = positions.shape
+    return pd.DataFrame({
+        "track_id": np.repeat(np.arange(start_id, start_id + n), t),
+        "frame": np.tile(np.arange(t), n),
+        "y": positions[..., 0].ravel(),
+        "x": positions[..., 1].ravel(),
+    })
+
+
+@pytest.fixture(scope="module")
+def sim():
+    return brownian_changepoints(6, 120, 2, 1, d_range=(0.05, 5), rng=np.random.default_rng(0))
+
+
+def test_units_and_columns(sim):
+    table = table_from(sim.positions)
+    before = table.copy()
+    px, dt = 0.2, 0.05
+    res, summary = analyse_tracks(table, px, dt)
+    assert table.equals(before)  # user data untouched
+    assert all(c in res for c in RESULT_COLUMNS)
+    assert summary.units == "um^2/s" and res.attrs["napari_step"]["pixel_size_um"] == px
+    raw, _ = analyse_tracks(table)
+    assert np.allclose(res.step_d, raw.step_d * px**2 / dt)
+    assert np.allclose(res.step_log10_d, np.log10(res.step_d))
+    ratio = res.step_d.to_numpy() / (sim.d.ravel() * px**2 / dt)
+    assert np.median(np.abs(np.log10(ratio))) < 0.15
+
+
+def test_selected_tracks_only_others_nan(sim):
+    table = table_from(sim.positions)
+    res, summary = analyse_tracks(table, track_ids=[1, 4])
+    done = res.groupby("track_id").step_d.apply(lambda s: s.notna().any())
+    assert done[done].index.tolist() == [1, 4] and summary.n_tracks == 2
+    res2, _ = analyse_tracks(table, min_length=121)
+    assert res2.step_d.isna().all()
+
+
+def test_gaps_split_tracks_and_stay_nan(sim):
+    table = table_from(sim.positions[:1])
+    gappy = table[~table.frame.isin([50, 51])].copy()
+    gappy.loc[gappy.frame == 80, "x"] = np.nan
+    res, summary = analyse_tracks(gappy)
+    assert len(res) == len(gappy) and summary.n_gaps == 2 and summary.n_nonfinite == 1
+    assert res.loc[res.frame == 80, "step_d"].isna().all()
+    piece = res[(res.frame < 50)]
+    assert piece.step_d.notna().all()
+    # the piece is analysed on its own: same result as analysing it as a separate track
+    alone, _ = analyse_tracks(table[table.frame < 50])
+    assert np.allclose(piece.step_d, alone.step_d)
+
+
+def test_short_tracks_counted_not_fatal():
+    rng = np.random.default_rng(1)
+    table = pd.concat([table_from(rng.standard_normal((1, n, 2)).cumsum(1), i)
+                       for i, n in enumerate([1, 2, 5, 40])])
+    res, summary = analyse_tracks(table)
+    assert summary.n_short_pieces == 3
+    assert "3 track piece(s) too short" in summary.messages[0]
+    assert res[res.track_id == 3].step_d.notna().all()
+
+
+def test_empty_and_bad_parameters():
+    empty = pd.DataFrame({"track_id": [], "frame": [], "y": [], "x": []})
+    res, summary = analyse_tracks(empty)
+    assert res.empty and summary.messages == ["no tracks to analyse"]
+    with pytest.raises(ValueError, match="pixel size"):
+        analyse_tracks(empty, pixel_size=0)
+    with pytest.raises(ValueError, match="frame interval"):
+        analyse_tracks(empty, frame_interval=-1)
+
+
+def test_one_and_three_dimensional_tables():
+    rng = np.random.default_rng(2)
+    p3 = rng.standard_normal((2, 60, 3)).cumsum(1)
+    t3 = table_from(p3[..., 1:]).assign(z=p3[..., 0].ravel())
+    res, _ = analyse_tracks(t3)
+    assert res.step_d.notna().all() and abs(np.log10(res.step_d.median() / 0.5)) < 0.2
+    t1 = table_from(p3[..., :2]).drop(columns="y")
+    with pytest.raises(ValueError, match="1-D"):
+        analyse_tracks(t1)

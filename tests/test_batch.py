@@ -1,0 +1,72 @@
+"""Batch analysis: single process vs a real Dask LocalCluster, failures, resumability."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from napari_step.batch import analyze, expand_inputs
+from napari_step.simulate import brownian_changepoints
+
+
+def write_inputs(folder, n_files=4, n_tracks=6):
+    paths = []
+    for i in range(n_files):
+        sim = brownian_changepoints(n_tracks, 60, 2, 1, d_range=(0.1, 10),
+                                    rng=np.random.default_rng(i))
+        n, t, _ = sim.positions.shape
+        table = pd.DataFrame({"particle": np.repeat(np.arange(n), t),
+                              "frame": np.tile(np.arange(t), n),
+                              "y": sim.positions[..., 0].ravel(),
+                              "x": sim.positions[..., 1].ravel()})
+        p = folder / f"tracks_{i}.csv"
+        table.to_csv(p, index=False)
+        paths.append(p)
+    return paths
+
+
+def read_result(path):
+    return pd.read_csv(path)
+
+
+def test_single_process_resumable_and_failure_isolated(tmp_path):
+    (tmp_path / "in").mkdir()
+    write_inputs(tmp_path / "in", n_files=3)
+    bad = tmp_path / "in" / "broken.csv"
+    bad.write_bytes(b"\x00\x01\x02 binary junk")
+    out = tmp_path / "out"
+    summary = analyze([str(tmp_path / "in" / "*.csv")], out, pixel_size=0.1, frame_interval=0.02)
+    assert set(summary.status) == {"done", "failed"}
+    failed = summary[summary.status == "failed"]
+    assert failed.input.str.endswith("broken.csv").all() and len(failed) == 1
+    assert "broken.csv" in failed.error.iloc[0]
+    done = summary[summary.status == "done"]
+    assert len(done) == 3 and (done.n_points > 0).all()
+    res = read_result(done.output.iloc[0])
+    assert {"track_id", "frame", "y", "x", "step_d", "tamsd_d"} <= set(res.columns)
+    assert (out / "summary.csv").exists()
+    # a re-run skips finished work and retries only the failure
+    again = analyze([str(tmp_path / "in" / "*.csv")], out)
+    assert sorted(again.status) == ["failed", "skipped", "skipped", "skipped"]
+    # no temp files left behind
+    assert not list(out.glob("*.tmp*"))
+
+
+def test_missing_input_is_reported():
+    with pytest.raises(FileNotFoundError, match="nothing_here"):
+        expand_inputs(["/nonexistent/nothing_here.csv"])
+
+
+@pytest.mark.slow
+def test_local_dask_cluster_matches_single_process(tmp_path):
+    pytest.importorskip("distributed")
+    (tmp_path / "in").mkdir()
+    inputs = write_inputs(tmp_path / "in", n_files=4)
+    corrupt = tmp_path / "in" / "corrupt.csv"
+    corrupt.write_text("particle,frame,x\n1,oops,3\n")
+    single = analyze(inputs + [corrupt], tmp_path / "single")
+    dask = analyze(inputs + [corrupt], tmp_path / "dask", scheduler="processes", workers=2)
+    assert (single.status == dask.status).all()
+    assert (dask.status == "failed").sum() == 1
+    for a, b in zip(single.output[single.status == "done"], dask.output[dask.status == "done"]):
+        ra, rb = read_result(a), read_result(b)
+        pd.testing.assert_frame_equal(ra, rb, rtol=1e-5)
