@@ -83,13 +83,19 @@ def test_still_track_has_zero_d():
     assert (out[0] == 0).all() and (out[1] > 0).all()
 
 
-def test_3d_tracks_via_projections_and_1d_explained():
+def test_3d_tracks_via_projections_and_1d_model():
     rng = np.random.default_rng(3)
     steps = rng.standard_normal((20, 150, 3)) * np.sqrt(2 * 0.7)
     out = predict_d(steps.cumsum(1))
     assert abs(np.median(np.concatenate(out)) - 0.7) < 0.15
-    with pytest.raises(ValueError, match="1-D"):
-        predict_d(rng.standard_normal((3, 50, 1)))
+    # 1-D tracks use the shipped 1-D model: D 0.1 -> 10 at frame 100
+    d = np.where(np.arange(200) < 100, 0.1, 10.0)
+    x = (rng.standard_normal((10, 200)) * np.sqrt(2 * d)).cumsum(1)[..., None]
+    p = np.stack(predict_d(x))
+    err = np.abs(np.log10(p / d))[:, np.r_[10:90, 110:190]]
+    assert np.median(err) < np.log10(1.6)
+    with pytest.raises(ValueError, match="same dimension"):
+        predict_d([np.zeros((20, 1)), np.zeros((20, 2))])
 
 
 def test_long_tracks_are_windowed_consistently():

@@ -107,6 +107,33 @@ def _cmd_analyze(args):
     return 1 if len(failed) else 0
 
 
+def _cmd_reproduce(args):
+    from pathlib import Path
+
+    from .anomalous import plot_sbm, sbm_analysis
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=args.n_tracks * 2, desc="STEP", unit="track")
+    done = {"n": 0}
+
+    def progress(d, total):
+        bar.update(done["n"] + d - bar.n)
+        if d == total:
+            done["n"] += total
+
+    res = sbm_analysis(alphas=(0.1, 0.5), n_tracks=args.n_tracks, device=args.device,
+                       seed=args.seed, progress=progress)
+    bar.close()
+    res.slopes.to_csv(out / "sbm_slopes.csv", index=False)
+    plot_sbm(res, out / "sbm_mean_d.png")
+    print(res.slopes.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(f"wrote {out / 'sbm_slopes.csv'} and {out / 'sbm_mean_d.png'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="napari-step", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -150,6 +177,14 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--workers", type=int, default=None)
     a.add_argument("--overwrite", action="store_true", help="redo finished outputs")
     a.set_defaults(func=_cmd_analyze)
+
+    r = sub.add_parser("reproduce", help="reproduce an analysis of the STEP tutorials")
+    r.add_argument("analysis", choices=["sbm"], help="sbm: D(t) of scaled Brownian motion")
+    r.add_argument("--out", default="napari-step-sbm")
+    r.add_argument("--n-tracks", type=int, default=3000, help="tracks per alpha")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--device", default=None)
+    r.set_defaults(func=_cmd_reproduce)
     return p
 
 
