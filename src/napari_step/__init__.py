@@ -2,12 +2,33 @@
 
 The core library (simulation, TA-MSD, model, inference, linking, I/O) imports neither Qt nor
 napari; the napari widgets live in :mod:`napari_step._napari` and load only when napari asks.
+Top-level names are imported lazily so that `import napari_step` (and the readers napari calls)
+does not pay for PyTorch until a model is needed.
 """
 
 __version__ = "0.1.0"
 
-from .analysis import analyse_tracks
-from .predict import predict_d
-from .tamsd import tamsd_alpha, tamsd_d
+_LAZY = {
+    "predict_d": "predict",
+    "tamsd_d": "tamsd",
+    "tamsd_alpha": "tamsd",
+    "analyse_tracks": "analysis",
+    "read_tracks": "io",
+    "write_tracks": "io",
+}
 
-__all__ = ["predict_d", "tamsd_d", "tamsd_alpha", "analyse_tracks", "__version__"]
+__all__ = [*_LAZY, "__version__"]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'napari_step' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(__all__)

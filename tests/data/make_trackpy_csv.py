@@ -5,6 +5,7 @@ way trackpy users usually save it, ``linked.to_csv(path)``, so it carries the pa
 unnamed first column.
 """
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,8 @@ def main():
     positions = sim.positions + starts[:, None, :]
     movie = render_movie(positions, shape=(64, 64), photons=3000, background=50, rng=rng)
     tp.quiet()
-    features = tp.batch(movie, 7, minmass=2000, processes=1)
+    warnings.filterwarnings("ignore", message="No maxima")
+    features = tp.batch(movie, 7, minmass=300, processes=1)
     linked = tp.link(features, 5, memory=1)
     linked.to_csv(Path(__file__).with_name("trackpy_linked.csv"))
     print(linked.head(), len(linked), linked["particle"].nunique())
