@@ -133,3 +133,13 @@ def test_progress_callback_reaches_total():
     predict_d(np.random.default_rng(0).standard_normal((30, 40, 2)).cumsum(1), batch_size=7,
               progress=lambda done, total: seen.append((done, total)))
     assert seen[-1] == (30, 30) and len(seen) == 5
+
+
+def test_many_tracks_in_bounded_batches():
+    """20 000 tracks: processed in many batches with progress, all results present."""
+    x = np.random.default_rng(1).standard_normal((20_000, 12, 2)).cumsum(1)
+    calls = []
+    out = predict_d(x, progress=lambda d, n: calls.append((d, n)))
+    assert len(out) == 20_000 and all(o.shape == (12,) for o in out[:100])
+    assert len(calls) > 10 and calls[-1] == (20_000, 20_000)
+    assert all(b[0] > a[0] for a, b in zip(calls, calls[1:]))
