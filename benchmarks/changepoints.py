@@ -10,11 +10,11 @@
    on the TRUE segments.
 
 Both without noise, with localisation noise of sigma = 0.5 sqrt(D_min) per track, and with a fixed
-sigma (px), with the MLE, CVE and STEP-mean segment estimators.
+sigma (px), with the MLE, CVE, pooled-noise CVE and STEP-mean segment estimators.
 
-Methods: (a) KCPD (linear kernel) on STEP log10 D; (b) KCPD on log10 |dx|^2; (c) KCPD on the two
-stacked (STEP, w * log step size); (d) the hybrid of napari_step.segment (STEP KCPD proposals,
-raw-step likelihood-ratio pruning, ML refinement), the package default.
+Methods: (a) KCPD (linear kernel) on STEP log10 D; (b) KCPD on log10 |dx|^2; (c) the hybrid of
+napari_step.segment (STEP KCPD proposals, raw-step likelihood-ratio pruning, ML refinement), the
+package default; (d) KCPD on the two stacked (STEP, w * log step size).
 
 Penalties are per log(T). ``--tune`` prints the grids on the tuning seed that chose the package
 defaults (and this script's step-size penalty and weight); figures are always reported on a
@@ -36,7 +36,7 @@ TUNE_SEED, TEST_SEED = 101, 202
 N_FRAMES = 200
 STEPSIZE_PENALTY = 1.1  # KCPD on log10 step sizes, per log T (tuned with --tune)
 STACK_WEIGHT = 0.35  # weight of the log step sizes stacked with STEP (tuned with --tune)
-STACK_PENALTY = 0.45  # per log T for the stacked signal (tuned with --tune)
+STACK_PENALTY = 0.3  # per log T for the stacked signal (tuned with --tune)
 ABS_SIGMA = 0.05  # px, the fixed-noise condition
 
 
@@ -51,7 +51,8 @@ def make_set(kind: str, n: int, seed: int, noise: str, n_frames: int = N_FRAMES)
         d = 10 ** rng.uniform(-3, 3, size=n)
         steps = rng.standard_normal((n, n_frames, 2)) * np.sqrt(2 * d)[:, None, None]
         steps[:, 0] = 0
-        pos, dd, cps = np.cumsum(steps, 1), np.repeat(d[:, None], n_frames, 1), [np.empty(0, int)] * n
+        pos, dd = np.cumsum(steps, 1), np.repeat(d[:, None], n_frames, 1)
+        cps = [np.empty(0, int)] * n
     else:
         sim = brownian_changepoints(n, n_frames, 2, k, 10, (1e-3, 1e3), rng=rng)
         pos, dd, cps = sim.positions, sim.d, sim.changepoints
@@ -128,15 +129,15 @@ def det_hybrid(data, **kw):
 METHODS = {
     "(a) KCPD on STEP": det_step,
     "(b) KCPD on log step sizes": det_stepsize,
-    "(c) KCPD on STEP + log step sizes": det_stack,
-    "(d) hybrid (default)": det_hybrid,
+    "(c) hybrid (package default)": det_hybrid,
+    "(d) KCPD on STEP + log step sizes": det_stack,
 }
 
 
 def segmented(data, cps_list, estimator, R=0.0):
     return np.stack(
         [
-            sg._build(x, p, c, estimator, R).segmented_d
+            sg.segments_from_changepoints(x, c, estimator, p, R).segmented_d
             for x, p, c in zip(data["pos"], data["pred"], cps_list)
         ]
     )
@@ -169,14 +170,12 @@ def report(n_one: int, n_multi: int, n_none: int, seed: int):
         print("\npointwise relative error mean |D_seg/D_true - 1|, 1-4 change points:")
         raw = pointwise_error(10 ** multi["pred"], multi["d"])
         print(f"  STEP per frame (no segmentation):          {raw:.3f}")
-        ests = ("mle", "cve", "step")
-        print(f"  {'segmentation':40s}" + "".join(f"{e:>8s}" for e in ests))
-        truth = [c for c in multi["cps"]]
-        print(f"  {'TRUE segments (floor)':40s}"
-              + "".join(f"{pointwise_error(segmented(multi, truth, e), multi['d']):8.3f}" for e in ests))
-        for name, dm in dets_multi.items():
-            print(f"  {name:40s}"
-                  + "".join(f"{pointwise_error(segmented(multi, dm, e), multi['d']):8.3f}" for e in ests))
+        ests = ("mle", "cve", "cve_pooled", "step")
+        print(f"  {'segmentation':40s}" + "".join(f"{e:>11s}" for e in ests))
+        rows = [("TRUE segments (floor)", multi["cps"])] + list(dets_multi.items())
+        for name, dm in rows:
+            errs = [pointwise_error(segmented(multi, dm, e), multi["d"]) for e in ests]
+            print(f"  {name:40s}" + "".join(f"{v:11.3f}" for v in errs))
         print()
 
 
@@ -201,21 +200,21 @@ def tune(n: int, seed: int):
 
     print("JI on (one,clean) (one,rel) (multi,clean) (multi,rel) | mean | pointwise rel. error "
           "(MLE) on (multi,clean) (multi,rel)")
-    for ms in (2, 3, 5, 8):
-        for pen in (0.2, 0.3, 0.38, 0.5, 0.7):
-            show(f"(a) STEP pen {pen} min_size {ms}", score(det_step, penalty=pen, min_size=ms))
-    for pen in (0.6, 0.8, 1.1, 1.4, 1.8):
-        show(f"(b) step sizes pen {pen}", score(det_stepsize, penalty=pen))
-    for w in (0.2, 0.35, 0.5):
-        for pen in (0.3, 0.45, 0.6, 0.8):
-            show(f"(c) stacked w {w} pen {pen}", score(det_stack, weight=w, penalty=pen))
     for ms in (3, 5, 8):
-        for pen in (0.03, 0.06, 0.1):
-            for thr in (2.2, 2.5, 2.8, 3.2):
-                show(f"(d) hybrid pen {pen} thr {thr} ms {ms}",
+        for pen in (0.2, 0.3, 0.38, 0.5):
+            show(f"(a) STEP pen {pen} min_size {ms}", score(det_step, penalty=pen, min_size=ms))
+    for pen in (0.8, 1.1, 1.4):
+        show(f"(b) step sizes pen {pen}", score(det_stepsize, penalty=pen))
+    for w in (0.35, 0.5, 0.7):
+        for pen in (0.3, 0.45, 0.6):
+            show(f"(d) stacked w {w} pen {pen}", score(det_stack, weight=w, penalty=pen))
+    for ms in (5, 8):
+        for pen in (0.03, 0.06):
+            for thr in (2.2, 2.5, 2.8):
+                show(f"(c) hybrid pen {pen} thr {thr} ms {ms}",
                      score(det_hybrid, penalty=pen, threshold=thr, min_size=ms))
-    for ref in (0, 2, 3, 5):
-        show(f"(d) hybrid refine {ref}", score(det_hybrid, refine=ref))
+    for ref in (0, 3, 5):
+        show(f"(c) hybrid refine {ref}", score(det_hybrid, refine=ref))
 
 
 def length_check(n: int, seed: int):
@@ -225,8 +224,8 @@ def length_check(n: int, seed: int):
         one = make_set("one", n, seed, "none", n_frames)
         none = make_set("none", n, seed, "none", n_frames)
         for label, fn, grid, key in (
-            ("(a) STEP", det_step, (0.2, 0.3, 0.38, 0.5, 0.7), "penalty"),
-            ("(d) hybrid", det_hybrid, (2.2, 2.5, 2.8, 3.2, 3.6), "threshold"),
+            ("(a) STEP", det_step, (0.15, 0.2, 0.3, 0.4, 0.5), "penalty"),
+            ("(c) hybrid", det_hybrid, (2.0, 2.25, 2.5, 2.8, 3.2), "threshold"),
         ):
             row = []
             for v in grid:
@@ -237,11 +236,13 @@ def length_check(n: int, seed: int):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--n", type=int, default=None, help="tracks per set (overrides the three below)")
-    ap.add_argument("--n-one", type=int, default=1000, help="one-change-point tracks")
-    ap.add_argument("--n-multi", type=int, default=1000, help="1-4 change-point tracks")
-    ap.add_argument("--n-none", type=int, default=200, help="constant-D tracks (false alarms)")
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--n", type=int, default=None, help="tracks per set (overrides the 3 below)")
+    ap.add_argument("--n-one", type=int, default=2000, help="one-change-point tracks")
+    ap.add_argument("--n-multi", type=int, default=2000, help="1-4 change-point tracks")
+    ap.add_argument("--n-none", type=int, default=500, help="constant-D tracks (false alarms)")
     ap.add_argument("--seed", type=int, default=TEST_SEED)
     ap.add_argument("--tune", action="store_true", help="print the tuning grids instead")
     ap.add_argument("--lengths", action="store_true", help="check the penalty scaling with T")

@@ -1,0 +1,205 @@
+"""Change points and segments from STEP (real model weights, real ruptures)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from napari_step.segment import (
+    TrackSegments,
+    cve_d,
+    find_changepoints,
+    log_step_sizes,
+    mle_d,
+    segment_track,
+    segment_tracks,
+    segments_from_changepoints,
+    segments_table,
+)
+from napari_step.simulate import add_localisation_noise, brownian_changepoints
+
+
+def _bm(n_frames, d, dim=2, rng=0):
+    """Brownian track(s) with per-frame D (scalar or (T,)): step t-1 -> t has D d[t]."""
+    rng = np.random.default_rng(rng)
+    d = np.broadcast_to(np.asarray(d, float), (n_frames,))
+    steps = rng.standard_normal((n_frames, dim)) * np.sqrt(2 * d)[:, None]
+    steps[0] = 0
+    return np.cumsum(steps, axis=0)
+
+
+def _step_track(d1, d2, c, n_frames=200, rng=0):
+    d = np.where(np.arange(n_frames) >= c, d2, d1)
+    return _bm(n_frames, d, rng=rng)
+
+
+# ---------------------------------------------------------------------------- estimators
+
+
+def test_mle_d_recovers_d_within_statistical_error():
+    n, dim, d = 5000, 2, 0.37
+    est = mle_d(_bm(n, d, dim, rng=1))
+    se = d / np.sqrt(dim * (n - 1))  # relative sd of the MLE is 1/sqrt(dim n)
+    assert abs(est - d) < 4 * se
+    # batches and 1-D tracks
+    batch = np.stack([_bm(1000, 2.0, 1, rng=k) for k in range(8)])
+    out = mle_d(batch)
+    assert out.shape == (8,)
+    assert abs(out.mean() - 2.0) < 4 * 2.0 / np.sqrt(8 * 999)
+    assert isinstance(mle_d(_bm(50, 1.0, 1)[:, 0]), float)
+    assert np.isnan(mle_d(np.zeros((1, 2))))
+
+
+def test_cve_unbiased_under_localisation_noise_where_mle_is_biased():
+    n, dim, d, sigma = 40000, 2, 0.5, 0.6
+    rng = np.random.default_rng(2)
+    clean = _bm(n, d, dim, rng=rng)
+    noisy = add_localisation_noise(clean, sigma, rng)
+    tol = 0.03  # > 4 standard errors of either estimator at this length
+    # MLE: <dx^2> = 2 D + 2 sigma^2 per axis, so it reads D + sigma^2
+    assert abs(mle_d(noisy) - (d + sigma**2)) < tol
+    assert mle_d(noisy) - d > 10 * tol
+    # CVE (snapshots, R = 0): unbiased D and the right localisation variance
+    d_cve, s2 = cve_d(noisy, R=0.0, return_sigma2=True)
+    assert abs(d_cve - d) < tol
+    assert abs(s2 - sigma**2) < tol
+    # without noise both agree with the truth and sigma^2 ~ 0
+    d0, s20 = cve_d(clean, R=0.0, return_sigma2=True)
+    assert abs(d0 - d) < tol and abs(s20) < tol
+    assert np.isnan(cve_d(np.zeros((2, 2))))
+
+
+def test_cve_motion_blur_coefficient():
+    """Full-frame exposure (positions averaged over the frame) has R = 1/6: D is still unbiased
+    and sigma^2 with R = 1/6 recovers the added static noise."""
+    rng = np.random.default_rng(3)
+    n, sub, d, sigma = 20000, 20, 1.0, 0.5
+    fine = np.cumsum(rng.standard_normal((n * sub, 2)) * np.sqrt(2 * d / sub), axis=0)
+    blurred = fine.reshape(n, sub, 2).mean(axis=1)
+    noisy = add_localisation_noise(blurred, sigma, rng)
+    d_cve, s2 = cve_d(noisy, R=1 / 6, return_sigma2=True)
+    assert abs(d_cve - d) < 0.06
+    assert abs(s2 - sigma**2) < 0.04
+    assert abs(cve_d(noisy, R=0.0) - d_cve) < 1e-12  # D does not depend on R
+
+
+def test_log_step_sizes_convention():
+    pos = np.array([[0.0, 0.0], [1.0, 0.0], [1.0, 3.0], [1.0, 3.0]])
+    s = log_step_sizes(pos)
+    assert s.shape == (4,)
+    assert s[1] == 0.0 and s[0] == s[1] and np.isclose(s[2], np.log10(9.0))
+    assert np.isfinite(s[3])  # a zero step gets a finite floor
+
+
+# --------------------------------------------------------------------------- change points
+
+
+def test_segment_track_finds_a_d_step():
+    pos = _step_track(0.1, 10.0, 100, rng=4)
+    res = segment_track(pos)
+    assert isinstance(res, TrackSegments)
+    assert len(res.changepoints) == 1 and abs(res.changepoints[0] - 100) <= 5
+    (a0, b0, d0, n0), (a1, b1, d1, n1) = res.segments
+    assert (a0, b1) == (0, 200) and b0 == a1 and n0 + n1 == 200
+    assert abs(d0 / 0.1 - 1) < 0.2 and abs(d1 / 10.0 - 1) < 0.2
+    assert res.segmented_d.shape == (200,)
+    assert np.allclose(res.segmented_d[:b0], d0) and np.allclose(res.segmented_d[b0:], d1)
+    assert res.log10_d_pred.shape == (200,)
+
+
+def test_frame_convention_on_a_huge_step():
+    """Frames >= c belong to the new segment: with a 10^6 contrast the location is exact."""
+    pos = _step_track(1e-3, 1e3, 80, rng=5)
+    for kw in ({}, {"use_positions": False}):
+        res = segment_track(pos, **kw)
+        assert res.changepoints.tolist() == [80]
+        assert res.segmented_d[79] < 0.01 < 100 < res.segmented_d[80]
+
+
+def test_estimators_and_precomputed_prediction():
+    rng = np.random.default_rng(6)
+    pos = add_localisation_noise(_step_track(0.2, 5.0, 120, rng=rng), 0.2, rng)
+    pred = segment_track(pos).log10_d_pred
+    for est in ("mle", "cve", "cve_pooled", "step"):
+        res = segment_track(pos, log10_d_pred=pred, estimator=est, R=0.0)
+        d = np.array([s[2] for s in res.segments])
+        assert np.all(np.isfinite(d) & (d > 0)), est
+        assert res.estimator == est
+    cve = segment_track(pos, log10_d_pred=pred, estimator="cve", R=0.0)
+    assert cve.sigma2 is not None and len(cve.sigma2) == cve.n_segments
+    with pytest.raises(ValueError, match="estimator"):
+        segment_track(pos, log10_d_pred=pred, estimator="nope")
+    with pytest.raises(ValueError, match="shape"):
+        segment_track(pos, log10_d_pred=pred[:-1])
+
+
+def test_no_change_point_on_constant_d_tracks():
+    rng = np.random.default_rng(7)
+    tracks = [_bm(200, 10 ** rng.uniform(-3, 3), rng=rng) for _ in range(10)]
+    res = segment_tracks(tracks)
+    assert sum(len(r.changepoints) > 0 for r in res) <= 1
+    plain = segment_tracks(tracks, use_positions=False)
+    assert sum(len(r.changepoints) > 0 for r in plain) <= 1
+
+
+def test_segment_tracks_mixed_lengths():
+    rng = np.random.default_rng(8)
+    sim = brownian_changepoints(2, 300, 2, 2, 30, min_log_diff=1.0, rng=rng)
+    tracks = [sim.positions[0], _bm(60, 1.0, rng=rng), sim.positions[1][:150], _bm(5, 1.0, rng=rng)]
+    with pytest.warns(UserWarning, match="shorter"):
+        res = segment_tracks(tracks)
+    assert len(res) == 4
+    for tr, r in zip(tracks, res):
+        assert r.segmented_d.shape == (len(tr),)
+        edges = [s[0] for s in r.segments] + [r.segments[-1][1]]
+        assert edges[0] == 0 and edges[-1] == len(tr)
+        assert edges[1:-1] == r.changepoints.tolist()
+        assert sum(s[3] for s in r.segments) == len(tr)
+    # the long simulated track: both true change points found
+    assert len(res[0].changepoints) == 2
+    assert np.all(np.abs(res[0].changepoints - sim.changepoints[0]) <= 5)
+    # a track too short for the model: no change point, one segment with its MLE
+    assert res[3].changepoints.size == 0 and np.isfinite(res[3].segments[0][2])
+
+
+def test_find_changepoints_edge_cases():
+    assert find_changepoints(np.full(50, np.nan)).size == 0
+    assert find_changepoints(np.zeros(6)).size == 0  # shorter than 2 * min_size
+    sig = np.r_[np.zeros(60), np.full(60, 2.0)]
+    sig[:3] = -np.inf  # a still start
+    assert find_changepoints(sig).tolist() == [60]
+    assert find_changepoints(sig, kernel="rbf", penalty=1.0).tolist() == [60]
+    assert find_changepoints(np.stack([sig, sig], 1)).tolist() == [60]
+    with pytest.raises(ValueError, match="frames"):
+        find_changepoints(sig, positions=np.zeros((10, 2)))
+
+
+def test_segments_from_given_changepoints():
+    pos = _step_track(0.5, 50.0, 60, 150, rng=10)
+    res = segments_from_changepoints(pos, [60])
+    assert [s[:2] for s in res.segments] == [(0, 60), (60, 150)]
+    assert res.segments[0][2] == pytest.approx(mle_d(pos[:60]))
+    assert res.segments[1][2] == pytest.approx(mle_d(pos[59:]))  # includes the step 59 -> 60
+    assert segments_from_changepoints(pos, []).n_segments == 1
+    with pytest.raises(ValueError, match="change points"):
+        segments_from_changepoints(pos, [0, 60])
+
+
+# ------------------------------------------------------------------------------------ table
+
+
+def test_segments_table():
+    rng = np.random.default_rng(9)
+    tracks = [_step_track(0.05, 5.0, 70, 150, rng=rng), _bm(100, 1.0, rng=rng)]
+    res = segment_tracks(tracks)
+    df = segments_table([7, 3], res)
+    assert list(df.columns) == ["track_id", "segment", "start_frame", "stop_frame", "n_frames", "d"]
+    assert len(df) == sum(r.n_segments for r in res)
+    first = df[df.track_id == 7]
+    assert first.segment.tolist() == list(range(len(first)))
+    assert (first.stop_frame - first.start_frame == first.n_frames).all()
+    assert first.n_frames.sum() == 150
+    off = segments_table([7, 3], res, frame_offsets=[10, 0])
+    assert off.start_frame.iloc[0] == 10
+    assert isinstance(segments_table([], []), pd.DataFrame) and len(segments_table([], [])) == 0
+    with pytest.raises(ValueError):
+        segments_table([1], res)
