@@ -88,3 +88,23 @@ def test_one_and_three_dimensional_tables():
     t1 = table_from(p3[..., :2]).drop(columns="y")  # 1-D tracks along x
     res1, _ = analyse_tracks(t1)
     assert res1.step_d.notna().all() and abs(np.log10(res1.step_d.median() / 0.5)) < 0.25
+
+
+def test_segments_option_finds_the_change_and_units():
+    rng = np.random.default_rng(7)
+    d = np.where(np.arange(200) < 120, 0.1, 10.0)
+    pos = (rng.standard_normal((3, 200, 2)) * np.sqrt(2 * d)[None, :, None]).cumsum(1)
+    table = table_from(pos, start_id=5)
+    table["frame"] += 30  # tracks starting later in the movie
+    res, summary = analyse_tracks(table, 0.1, 0.5, segments=True)
+    seg = summary.segments
+    assert seg.track_id.tolist().count(5) == 2 and len(seg) == 6
+    second = seg[seg.segment == 1]
+    assert (np.abs(second.start_frame - 150) <= 3).all()
+    first = seg[seg.segment == 0]
+    assert np.allclose(first.d, 0.1 * 0.1**2 / 0.5, rtol=0.25)
+    assert np.allclose(second.d, 10 * 0.1**2 / 0.5, rtol=0.25)
+    assert res.changepoint.sum() == 3
+    cps = res[res.changepoint]
+    assert (np.abs(cps.frame - 150) <= 3).all()
+    assert np.allclose(res.segment_d[res.frame < 140], 0.1 * 0.02, rtol=0.25)

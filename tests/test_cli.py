@@ -32,6 +32,14 @@ def test_analyze_cli_reports_failures_with_exit_code(tmp_path, capsys):
     assert rc == 1 and "1 done" in captured.out and "b.csv" in captured.err
     assert (tmp_path / "out" / "a.results.csv").exists()
     assert main(["analyze", str(tmp_path / "missing.csv"), "--out", str(tmp_path / "o2")]) == 2
+    # with segments: a segments table per input, in physical units
+    assert main(["analyze", str(tmp_path / "a.csv"), "--out", str(tmp_path / "o3"),
+                 "--segments", "--pixel-size", "0.1", "--frame-interval", "0.05"]) == 0
+    seg = pd.read_csv(tmp_path / "o3" / "a.segments.csv")
+    assert list(seg.columns) == ["track_id", "segment", "start_frame", "stop_frame", "n_frames", "d"]
+    assert set(seg.track_id) == {0, 1, 2} and np.allclose(seg.d.median(), 0.5 * 0.01 / 0.05, rtol=0.5)
+    res = pd.read_csv(tmp_path / "o3" / "a.results.csv")
+    assert "segment_d" in res and "changepoint" in res
 
 
 def test_reproduce_sbm_slopes(tmp_path):

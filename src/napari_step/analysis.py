@@ -39,6 +39,7 @@ class AnalysisSummary:
     n_nonfinite: int = 0
     units: str = "px^2/frame"
     messages: list = field(default_factory=list)
+    segments: pd.DataFrame | None = None  # one row per segment when asked for (D in `units`)
 
 
 def analyse_tracks(
@@ -52,12 +53,17 @@ def analyse_tracks(
     min_length: int = 1,
     progress=None,
     batch_size=None,
+    segments: bool = False,
+    estimator: str = "mle",
 ) -> tuple[pd.DataFrame, AnalysisSummary]:
     """Analyse tracks and return (new table with RESULT_COLUMNS, summary).
 
     ``pixel_size`` (um) and ``frame_interval`` (s) convert D from px^2/frame to um^2/s. Only
     ``track_ids`` (default: all) with at least ``min_length`` observed points are analysed; other
-    rows get NaN. The input table is not modified.
+    rows get NaN. The input table is not modified. ``segments=True`` also finds change points
+    in the STEP output (:mod:`napari_step.segment`), adds per-frame ``segment_d`` and
+    ``changepoint`` (True on the first frame of each new segment) and lists the segments in
+    ``summary.segments`` (D re-estimated from the positions with ``estimator``).
     """
     if not (np.isfinite(pixel_size) and pixel_size > 0):
         raise ValueError(f"pixel size must be a positive number, got {pixel_size}")
@@ -78,7 +84,10 @@ def analyse_tracks(
     tracks = split_tracks(out, eligible)
     summary.n_tracks = len(tracks)
 
-    pieces, piece_rows = [], []
+    if segments:
+        out["segment_d"] = np.nan
+        out["changepoint"] = False
+    pieces, piece_rows, piece_tracks = [], [], []
     for tr in tracks:
         finite = np.isfinite(tr.positions).all(axis=1)
         summary.n_nonfinite += int(((tr.rows >= 0) & ~finite).sum())
@@ -87,6 +96,7 @@ def analyse_tracks(
         for a, b in runs:
             pieces.append(tr.positions[a:b])
             piece_rows.append(tr.rows[a:b])
+            piece_tracks.append((tr.track_id, int(tr.frames[a])))
     summary.n_pieces = len(pieces)
     if not pieces:
         summary.messages.append("no tracks to analyse")
@@ -118,6 +128,8 @@ def analyse_tracks(
         summary.messages.append(f"{summary.n_gaps} gap(s) split tracks into separately analysed pieces")
     if summary.n_nonfinite:
         summary.messages.append(f"{summary.n_nonfinite} point(s) with non-finite positions were skipped")
+    if segments:
+        _add_segments(out, summary, pieces, piece_rows, piece_tracks, log_step, estimator, factor)
     out.attrs["napari_step"] = {
         "units": summary.units,
         "pixel_size_um": pixel_size,
@@ -126,3 +138,24 @@ def analyse_tracks(
         "tamsd_window": window,
     }
     return out, summary
+
+
+def _add_segments(out, summary, pieces, piece_rows, piece_tracks, log_step, estimator, factor):
+    """Change points and per-segment D for every analysable piece, written into ``out``."""
+    from .segment import segment_tracks, segments_table
+
+    ok = [i for i, ls in enumerate(log_step) if np.isfinite(ls).all()]
+    results = segment_tracks([pieces[i] for i in ok], estimator=estimator,
+                             log10_d_preds=[log_step[i] for i in ok])
+    seg_col = out["segment_d"].to_numpy(copy=True)
+    cp_col = out["changepoint"].to_numpy(copy=True)
+    for i, res in zip(ok, results):
+        rows = piece_rows[i]
+        seg_col[rows] = res.segmented_d * factor
+        cp_col[rows[np.asarray(res.changepoints, dtype=int)]] = True
+    out["segment_d"] = seg_col
+    out["changepoint"] = cp_col
+    table = segments_table([piece_tracks[i][0] for i in ok], results,
+                           frame_offsets=[piece_tracks[i][1] for i in ok])
+    table["d"] = table["d"] * factor
+    summary.segments = table

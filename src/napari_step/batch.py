@@ -37,6 +37,7 @@ class BatchParams:
     window: int = 20
     min_length: int = 1
     output_format: str = "csv"
+    segments: bool = False
     detection: dict = field(default_factory=lambda: asdict(DetectionParams()))
     linking: dict = field(default_factory=lambda: asdict(LinkingParams()))
 
@@ -117,9 +118,13 @@ def analyze_file(src, dst, params: BatchParams) -> dict:
         else:
             results, summary = analyse_tracks(
                 read_tracks(src), params.pixel_size, params.frame_interval, model=params.model,
-                device=params.device, window=params.window, min_length=params.min_length)
+                device=params.device, window=params.window, min_length=params.min_length,
+                segments=params.segments)
         meta = dict(results.attrs.get("napari_step", {}), source=str(src))
-        write_tracks(results, dst, meta)
+        if params.segments and summary.segments is not None:
+            seg_path = dst.with_name(dst.name.replace(".results.", ".segments."))
+            write_segments(summary.segments, seg_path, meta)
+        write_tracks(results, dst, meta)  # last: its presence marks the file as finished
         row.update(n_tracks=int(summary.n_tracks), n_points=int(summary.n_points))
     except Exception as e:  # noqa: BLE001 - one bad file must not stop the batch
         row.update(status="failed", error=f"{type(e).__name__}: {e}")
@@ -127,6 +132,25 @@ def analyze_file(src, dst, params: BatchParams) -> dict:
             row["error"] += " | " + traceback.format_exc(limit=2).replace("\n", " ")
     row["seconds"] = round(time.time() - t0, 3)
     return row
+
+
+def write_segments(segments: pd.DataFrame, path, metadata=None):
+    """The segments table (track_id, segment, start/stop frame, n_frames, d) as CSV or Parquet,
+    written atomically with a JSON sidecar like the results."""
+    import json
+
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    if path.suffix == ".parquet":
+        segments.to_parquet(tmp, index=False)
+    else:
+        segments.to_csv(tmp, index=False)
+    os.replace(tmp, path)
+    if metadata:
+        side = path.with_name(path.name + ".json.tmp")
+        side.write_text(json.dumps(metadata, indent=1, default=str))
+        os.replace(side, path.with_name(path.name + ".json"))
+    return path
 
 
 def _worker_setup():
@@ -138,7 +162,8 @@ def _worker_setup():
 
 def analyze(paths, out_dir, pixel_size=1.0, frame_interval=1.0, model="default", device=None,
             window=20, min_length=1, output_format="csv", scheduler=None, workers=None,
-            overwrite=False, progress=False, detection=None, linking=None) -> pd.DataFrame:
+            overwrite=False, progress=False, detection=None, linking=None,
+            segments=False) -> pd.DataFrame:
     """Analyse many files; returns (and writes to ``out_dir/summary.csv``) one row per input.
 
     ``scheduler``: None or "sync" runs in this process; "processes" starts a local Dask cluster
@@ -148,7 +173,7 @@ def analyze(paths, out_dir, pixel_size=1.0, frame_interval=1.0, model="default",
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     params = BatchParams(pixel_size, frame_interval, str(model), device, window, min_length,
-                         output_format,
+                         output_format, segments,
                          asdict(detection or DetectionParams()), asdict(linking or LinkingParams()))
     inputs = expand_inputs(paths)
     rows, todo = [], []

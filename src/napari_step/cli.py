@@ -97,7 +97,7 @@ def _cmd_analyze(args):
         args.paths, args.out, pixel_size=args.pixel_size, frame_interval=args.frame_interval,
         model=args.model, device=args.device, window=args.window, min_length=args.min_length,
         output_format=args.format, scheduler=args.scheduler, workers=args.workers,
-        overwrite=args.overwrite, progress=True,
+        overwrite=args.overwrite, progress=True, segments=args.segments,
     )
     failed = summary[summary.status == "failed"]
     print(f"{(summary.status == 'done').sum()} done, {(summary.status == 'skipped').sum()} "
@@ -176,6 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="'processes', 'threads', 'sync' or a Dask scheduler address")
     a.add_argument("--workers", type=int, default=None)
     a.add_argument("--overwrite", action="store_true", help="redo finished outputs")
+    a.add_argument("--segments", action="store_true",
+                   help="also find change points and write <name>.segments.csv per input")
     a.set_defaults(func=_cmd_analyze)
 
     r = sub.add_parser("reproduce", help="reproduce an analysis of the STEP tutorials")
