@@ -1,0 +1,198 @@
+"""Reader, writer and results export for Tracks layers (npe2 contributions).
+
+The file formats themselves are the core's business (:mod:`napari_step.io`: trackpy CSV,
+TrackMate CSV/XML, CSV/Parquet with a JSON sidecar); this module only converts between track
+tables and napari layer data, and turns every failure into a notification.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from napari.utils import notifications
+
+from ..tracks import TrackTableError, from_napari, to_napari
+from ._colour import COLOUR_FEATURE, DEFAULT_RANGE, colour_values, d_colormap
+from ._layers import layer_table, results_metadata
+
+__all__ = [
+    "TRACK_EXTENSIONS",
+    "WRITE_EXTENSIONS",
+    "get_reader",
+    "read_tracks_file",
+    "tracks_layer_data",
+    "write_tracks_layer",
+    "export_results",
+    "export_metadata",
+]
+
+TRACK_EXTENSIONS = (".csv", ".xml", ".parquet")
+WRITE_EXTENSIONS = (".csv", ".parquet")
+
+
+def _io():
+    from .. import io  # written alongside; imported late so the manifest loads without it
+
+    return io
+
+
+def _file_errors() -> tuple:
+    errs = [TrackTableError, ValueError, OSError, KeyError]
+    try:
+        errs.append(_io().TrackFileError)
+    except ImportError:
+        pass
+    return tuple(errs)
+
+
+def _looks_like_tracks(path: Path) -> bool:
+    """Cheap sniffing so that we do not claim every CSV or XML file napari is asked to open."""
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        return True
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            head = f.read(4096).lower()
+    except OSError:
+        return False
+    if suffix == ".xml":
+        return "trackmate" in head or "<tracks" in head or "<model" in head
+    first = head.splitlines()[0] if head else ""
+    return any(k in first for k in ("track", "particle", "frame"))
+
+
+def get_reader(path):
+    """npe2 reader: a callable for track files (csv, TrackMate xml, parquet), else None."""
+    if isinstance(path, (list, tuple)):
+        if len(path) != 1:
+            return None
+        path = path[0]
+    p = Path(str(path))
+    if p.suffix.lower() not in TRACK_EXTENSIONS or not p.is_file() or not _looks_like_tracks(p):
+        return None
+    return read_tracks_file
+
+
+def read_tracks_file(path):
+    """Read one track file into a Tracks layer; a failure is a notification, not a traceback."""
+    if isinstance(path, (list, tuple)):
+        path = path[0]
+    p = Path(str(path))
+    try:
+        table = _io().read_tracks(p)
+        return [tracks_layer_data(table, name=p.stem)]
+    except ImportError as e:
+        notifications.show_error(f"napari-step cannot read track files here: {e}")
+    except _file_errors() as e:
+        notifications.show_error(f"napari-step could not read {p.name}: {e}")
+    return [(None,)]  # napari's "nothing to add" sentinel
+
+
+_RESULT_KEYS = ("units", "pixel_size_um", "frame_interval_s", "model", "tamsd_window",
+                "colour_range")
+_SECONDS = {"s", "sec", "second", "seconds"}
+_MICRONS = {"um", "micron", "microns", "µm", "μm", "micrometer", "micrometre", "micrometers"}
+
+
+def _table_metadata(table: pd.DataFrame) -> dict:
+    """The file's metadata (``table.attrs['napari_step']``, as :mod:`napari_step.io` sets it)."""
+    md = (getattr(table, "attrs", {}) or {}).get("napari_step", {})
+    return dict(md) if isinstance(md, dict) else {}
+
+
+def _layer_metadata(md: dict, has_results: bool) -> dict:
+    """Layer metadata from file metadata: acquisition units and, with results, how they were
+    computed (see :mod:`._layers` for the conventions)."""
+    out: dict = {"file": {k: v for k, v in md.items() if k != "layer"}}
+    px, dt = md.get("pixel_size_um"), md.get("frame_interval_s")
+    if px is None and str(md.get("space_units", "")).strip().lower() in _MICRONS:
+        px = 1.0  # positions are already in microns
+    if dt is None and str(md.get("time_units", "")).strip().lower() in _SECONDS:
+        dt = md.get("source_frame_interval")
+    if px is not None:
+        out["pixel_size_um"] = float(px)
+    if dt is not None:
+        out["frame_interval_s"] = float(dt)
+    if has_results and "units" in md:
+        out["napari_step"] = {k: md[k] for k in _RESULT_KEYS if k in md}
+    return out
+
+
+def tracks_layer_data(table: pd.DataFrame, name: str = "tracks", metadata: dict | None = None):
+    """(data, kwargs, 'tracks') for a track table; result columns come with the D colouring."""
+    md = {**_table_metadata(table), **(metadata or {})}
+    data, feats = to_napari(table)
+    has_results = "step_log10_d" in feats.columns
+    layer_md = _layer_metadata(md, has_results)
+    kwargs: dict = {"name": name, "features": feats, "metadata": layer_md, "tail_length": 30}
+    layer_info = md.get("layer") if isinstance(md.get("layer"), dict) else {}
+    ndim = data.shape[1] - 1
+    for key in ("scale", "translate"):
+        val = layer_info.get(key)
+        if val is not None and len(val) == ndim:
+            kwargs[key] = [float(v) for v in val]
+    if has_results:
+        lo, hi = layer_md.get("napari_step", {}).get("colour_range", DEFAULT_RANGE)
+        feats[COLOUR_FEATURE] = colour_values(feats["step_log10_d"].to_numpy(float), lo, hi)
+        kwargs["color_by"] = COLOUR_FEATURE
+        kwargs["colormaps_dict"] = {COLOUR_FEATURE: d_colormap()}
+    return data, kwargs, "tracks"
+
+
+def export_metadata(layer_metadata: dict, name=None, scale=None, translate=None) -> dict:
+    """Flat metadata for the JSON sidecar: D units, model, pixel size and frame interval the
+    results were computed with (else the acquisition's), units of every column, and the layer's
+    geometry (so a re-opened file lies where it was)."""
+    layer_metadata = dict(layer_metadata or {})
+    res = dict(layer_metadata.get("napari_step", {}) or {})
+    md: dict = {}
+    for k in ("pixel_size_um", "frame_interval_s", "source_image"):
+        if k in layer_metadata:
+            md[k] = layer_metadata[k]
+    md.update({k: res[k] for k in _RESULT_KEYS if k in res})
+    column_units = {"track_id": "", "frame": "frame", "x": "px", "y": "px", "z": "px"}
+    if "units" in res:
+        u = res["units"]
+        column_units.update({"step_d": u, "tamsd_d": u, "step_log10_d": f"log10({u})",
+                             "tamsd_log10_d": f"log10({u})"})
+    md["column_units"] = column_units
+    md["layer"] = {"name": name,
+                   "scale": None if scale is None else [float(v) for v in np.asarray(scale)],
+                   "translate": None if translate is None
+                   else [float(v) for v in np.asarray(translate)]}
+    return json.loads(json.dumps(md, default=lambda o: o.tolist() if hasattr(o, "tolist")
+                                 else str(o)))
+
+
+def _write(table: pd.DataFrame, path, metadata: dict) -> list[str]:
+    p = Path(str(path))
+    if p.suffix.lower() not in WRITE_EXTENSIONS:
+        raise ValueError(f"tracks can be saved as {', '.join(WRITE_EXTENSIONS)}, not {p.name!r}")
+    table = table.drop(columns=[COLOUR_FEATURE], errors="ignore")
+    written = _io().write_tracks(table, p, metadata=metadata)
+    return [str(written or p)]
+
+
+def write_tracks_layer(path: str, data, meta: dict) -> list[str]:
+    """npe2 single-layer writer: a Tracks layer (positions + features) -> CSV/Parquet + sidecar."""
+    table = from_napari(np.asarray(data), meta.get("features"))
+    md = export_metadata(meta.get("metadata", {}), meta.get("name"), meta.get("scale"),
+                         meta.get("translate"))
+    try:
+        return _write(table, path, md)
+    except _file_errors() as e:
+        notifications.show_error(f"napari-step could not save {Path(str(path)).name}: {e}")
+        return []
+
+
+def export_results(layer, path) -> list[str]:
+    """Write a Tracks layer's results table (track_id, frame, positions, features incl. D) with
+    units and model in the metadata; what the STEP widget's Export button calls."""
+    table = layer_table(layer)
+    table.attrs = {}
+    meta = {**layer.metadata, "napari_step": results_metadata(layer)}
+    md = export_metadata(meta, layer.name, layer.scale, layer.translate)
+    return _write(table, path, md)

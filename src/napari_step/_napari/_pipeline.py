@@ -1,0 +1,197 @@
+"""The jobs behind the widgets, as plain generators (no Qt): the widgets run them in napari
+``thread_worker`` threads (every ``yield`` is one progress step and a point where Cancel can stop
+the job); :func:`run_job` drives one to the end without any GUI (the demo and tests use it too).
+Detection, linking and analysis are the core's functions (``tracks.locate_frame``, ``tracks.link``,
+``analysis.analyse_tracks``) with the core's parameter classes (``pipeline.DetectionParams``,
+``pipeline.LinkingParams``), so the GUI computes exactly what ``pipeline.run_movie`` computes.
+
+Errors never escape a job: a job *returns* a :class:`JobError` (with a message for the user)
+instead of raising, so a worker thread never turns a bad parameter into a traceback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..analysis import RESULT_COLUMNS, AnalysisSummary, analyse_tracks, d_units
+from ..pipeline import DetectionParams, LinkingParams
+from ..tracks import TrackTableError, link, locate_frame, validate_table
+
+__all__ = [
+    "JobError",
+    "DetectionParams",
+    "LinkingParams",
+    "AnalysisParams",
+    "detect_job",
+    "analyse_job",
+    "analysis_chunks",
+    "link_detections",
+    "detection_kwargs",
+    "run_job",
+    "parse_track_ids",
+]
+
+
+@dataclass
+class JobError:
+    """A job's failure, to be shown to the user as a notification."""
+
+    message: str
+
+
+@dataclass
+class AnalysisParams:
+    pixel_size_um: float = 1.0
+    frame_interval_s: float = 1.0
+    model: str = "default"  # a built-in name or a checkpoint path
+    model_name: str = "default"  # what the metadata and messages call it
+    device: str | None = None  # None/'auto', 'cpu', 'cuda'
+    tamsd_window: int = 20
+
+    def metadata(self) -> dict:
+        return {
+            "pixel_size_um": self.pixel_size_um,
+            "frame_interval_s": self.frame_interval_s,
+            "model": self.model_name,
+            "tamsd_window": self.tamsd_window,
+            "units": d_units(self.pixel_size_um, self.frame_interval_s),
+        }
+
+
+def _frame(movie, t: int) -> np.ndarray:
+    return np.asarray(movie[t])
+
+
+def detection_kwargs(p: DetectionParams) -> dict:
+    return {"diameter": int(p.diameter), "minmass": p.minmass, "separation": p.separation,
+            "invert": bool(p.invert)}
+
+
+def detect_job(movie, detection: DetectionParams, linking: LinkingParams | None):
+    """Generator: detect every frame (yields the number of frames done), then link.
+
+    Returns ``(detections, tracks)`` (``tracks`` is None when ``linking`` is None) or a
+    :class:`JobError`. ``movie`` is any (T, Y, X) array-like (numpy, dask, zarr); frames are read
+    one at a time and never modified.
+    """
+    try:
+        n = int(movie.shape[0])
+        frames = []
+        for t in range(n):
+            frames.append(locate_frame(_frame(movie, t), t, **detection_kwargs(detection)))
+            yield t + 1
+        cols = ["frame", "y", "x"]
+        detections = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cols)
+        detections = detections[cols + [c for c in detections.columns if c not in cols]]
+        if linking is None:
+            return detections, None
+        return detections, link_detections(detections, linking)
+    except (ValueError, TypeError, MemoryError, RuntimeError) as e:  # bad parameters, bad data
+        return JobError(f"detection failed: {e}")
+
+
+def link_detections(detections: pd.DataFrame, linking: LinkingParams) -> pd.DataFrame:
+    """trackpy linking with the widget's parameters; frames skipped by ``memory`` stay absent."""
+    return link(detections, float(linking.search_range), int(linking.memory),
+                max(1, int(linking.min_length)))
+
+
+def analysis_chunks(track_ids, table: pd.DataFrame, n_chunks: int = 20, min_chunk: int = 8):
+    """Split track IDs into chunks of similar track lengths (for batching and progress)."""
+    counts = table.groupby("track_id").size()
+    ids = sorted((int(i) for i in track_ids), key=lambda i: (int(counts.get(i, 0)), i))
+    if not ids:
+        return []
+    size = max(min_chunk, int(np.ceil(len(ids) / n_chunks)))
+    return [ids[i : i + size] for i in range(0, len(ids), size)]
+
+
+def _combine(summaries: list[AnalysisSummary], units: str) -> AnalysisSummary:
+    out = AnalysisSummary(units=units)
+    for s in summaries:
+        for f in ("n_tracks", "n_points", "n_pieces", "n_short_pieces", "n_gaps", "n_nonfinite"):
+            setattr(out, f, getattr(out, f) + getattr(s, f))
+    if out.n_short_pieces:
+        out.messages.append(
+            f"{out.n_short_pieces} track piece(s) too short for the model got no STEP D"
+        )
+    if out.n_gaps:
+        out.messages.append(f"{out.n_gaps} gap(s) split tracks into separately analysed pieces")
+    if out.n_nonfinite:
+        out.messages.append(f"{out.n_nonfinite} point(s) with non-finite positions were skipped")
+    if out.n_tracks == 0:
+        out.messages.append("no tracks to analyse")
+    return out
+
+
+def analyse_job(table: pd.DataFrame, track_ids, params: AnalysisParams, min_length: int = 1):
+    """Generator: STEP + TA-MSD on the chosen tracks, chunk by chunk (yields chunks done).
+
+    Returns ``(results, summary)``: ``results`` holds track_id, frame and the result columns for
+    the rows of the chosen tracks only; or a :class:`JobError`.
+    """
+    try:
+        table = validate_table(table)
+        ids = set(int(i) for i in track_ids)
+        sub = table[table["track_id"].isin(ids)]
+        chunks = analysis_chunks(ids, sub)
+        parts, summaries = [], []
+        for chunk in chunks:
+            part, summary = analyse_tracks(
+                sub[sub["track_id"].isin(chunk)],
+                pixel_size=params.pixel_size_um,
+                frame_interval=params.frame_interval_s,
+                model=params.model,
+                device=params.device,
+                window=params.tamsd_window,
+                min_length=min_length,
+            )
+            parts.append(part[["track_id", "frame"] + RESULT_COLUMNS])
+            summaries.append(summary)
+            yield len(parts)
+        results = (pd.concat(parts, ignore_index=True) if parts
+                   else pd.DataFrame(columns=["track_id", "frame"] + RESULT_COLUMNS))
+        units = d_units(params.pixel_size_um, params.frame_interval_s)
+        return results, _combine(summaries, units)
+    except (ValueError, TypeError, TrackTableError, RuntimeError, MemoryError, OSError) as e:
+        return JobError(f"STEP analysis failed: {e}")
+
+
+def run_job(gen, progress=None):
+    """Drive a job generator to the end (``progress(done)`` after each step); returns its value."""
+    while True:
+        try:
+            done = next(gen)
+        except StopIteration as stop:
+            return stop.value
+        if progress is not None:
+            progress(done)
+
+
+def parse_track_ids(text: str) -> list[int]:
+    """'1, 4, 7-9' -> [1, 4, 7, 8, 9]; raises ValueError with a readable message."""
+    ids: list[int] = []
+    for part in str(text).replace(";", ",").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if "-" in part[1:]:  # a range (a leading '-' would be a negative number)
+            a, b = part[0] + part[1:].split("-", 1)[0], part[1:].split("-", 1)[1]
+            try:
+                lo, hi = int(a.strip()), int(b.strip())
+            except ValueError:
+                raise ValueError(f"cannot read the track ID range {part!r}") from None
+            if hi < lo:
+                raise ValueError(f"the range {part!r} runs backwards")
+            if hi - lo > 1_000_000:
+                raise ValueError(f"the range {part!r} is too long")
+            ids.extend(range(lo, hi + 1))
+        else:
+            try:
+                ids.append(int(part))
+            except ValueError:
+                raise ValueError(f"cannot read {part!r} as a track ID") from None
+    return list(dict.fromkeys(ids))

@@ -1,0 +1,239 @@
+"""The D(t) plot dock: one track's D(t) (STEP and TA-MSD, log axis, units), the histogram of
+log10 D over the analysed tracks, and the colour bar of the Tracks colouring (napari draws none
+for tracks). It follows the track picked in the STEP widget or clicked in the canvas, and can be
+pointed at any track with its own controls.
+"""
+
+from __future__ import annotations
+
+import weakref
+
+import numpy as np
+from magicgui.widgets import ComboBox, Container, SpinBox
+from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+from matplotlib.figure import Figure
+from napari.layers import Tracks
+from qtpy.QtCore import QTimer
+from qtpy.QtWidgets import QVBoxLayout, QWidget
+
+from ..plotting import draw_d_of_t
+from ._colour import DEFAULT_RANGE, mpl_colormap
+from ._layers import results_metadata
+from ._widgets_common import connect_layer_list, is_alive, layer_choices, unwrap_viewer
+
+__all__ = ["DPlotWidget", "plot_docks"]
+
+_DOCKS: "weakref.WeakSet[DPlotWidget]" = weakref.WeakSet()
+
+
+def plot_docks(viewer) -> list["DPlotWidget"]:
+    """The live plot docks of a viewer (the STEP widget drives them)."""
+    return [p for p in list(_DOCKS) if p._viewer is viewer and is_alive(p)]
+
+
+class DPlotWidget(QWidget):
+    """Matplotlib figure of D(t), the log10 D histogram and the colour bar."""
+
+    def __init__(self, napari_viewer, parent=None):
+        super().__init__(parent)
+        self._viewer = napari_viewer = unwrap_viewer(napari_viewer)
+        self._layer = None
+        self._track: int | None = None
+        self.step_line = None  # Line2D of STEP D(t) of the shown track
+        self.tamsd_line = None  # Line2D of TA-MSD D(t)
+        self.true_line = None  # Line2D of the true D (layers with a d_true feature)
+
+        self.controls = Container(layout="horizontal", labels=True)
+        self.layer_choice = ComboBox(label="tracks", choices=layer_choices(napari_viewer, Tracks))
+        self.track_choice = SpinBox(label="track", value=0, min=-(2**31), max=2**31 - 1)
+        self.controls.extend([self.layer_choice, self.track_choice])
+        self.figure = Figure(figsize=(4.6, 6.2), dpi=90, layout="constrained")
+        self.canvas = FigureCanvasQTAgg(self.figure)
+        gs = self.figure.add_gridspec(3, 1, height_ratios=[3.0, 2.0, 0.22])
+        self.ax_d = self.figure.add_subplot(gs[0])
+        self.ax_hist = self.figure.add_subplot(gs[1])
+        self.ax_cbar = self.figure.add_subplot(gs[2])
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(2, 2, 2, 2)
+        lay.addWidget(self.controls.native)
+        lay.addWidget(self.canvas)
+        self.setMinimumHeight(420)
+
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(80)
+        self._timer.timeout.connect(self.redraw)
+        self.layer_choice.changed.connect(self._on_layer_choice)
+        self.track_choice.changed.connect(self._on_track_choice)
+        connect_layer_list(napari_viewer, self._on_layers_changed)
+        self.layer_choice.reset_choices()
+        _DOCKS.add(self)
+        self._on_layer_choice()
+
+    # ---------------------------------------------------------------- wiring
+    @property
+    def layer(self):
+        return self._layer
+
+    @property
+    def track(self) -> int | None:
+        return self._track
+
+    def _on_layers_changed(self, event=None):
+        if not is_alive(self):
+            return
+        self.layer_choice.reset_choices()
+        if self._layer is not None and not any(lyr is self._layer for lyr in self._viewer.layers):
+            self.set_layer(self.layer_choice.value)
+
+    def _on_layer_choice(self, *_):
+        if self.layer_choice.value is not self._layer:
+            self.set_layer(self.layer_choice.value)
+
+    def _on_track_choice(self, value):
+        if value != self._track:
+            self.show_track(int(value))
+
+    def _schedule(self, *_):
+        if is_alive(self) and is_alive(self._timer):
+            self._timer.start()
+
+    def set_layer(self, layer) -> None:
+        """Follow a Tracks layer (redraws when its features or metadata change)."""
+        if layer is self._layer:
+            return
+        if self._layer is not None:
+            for ev in (self._layer.events.properties, self._layer.events.metadata):
+                try:
+                    ev.disconnect(self._schedule)
+                except (TypeError, ValueError, RuntimeError):
+                    pass
+        self._layer = layer
+        if layer is not None:
+            layer.events.properties.connect(self._schedule)
+            layer.events.metadata.connect(self._schedule)
+            if self.layer_choice.value is not layer:
+                with self.layer_choice.changed.blocked():
+                    try:
+                        self.layer_choice.value = layer
+                    except ValueError:  # not offered (yet): choices refresh later
+                        pass
+        self.redraw()
+
+    def show_track(self, track_id) -> None:
+        self._track = None if track_id is None else int(track_id)
+        if self._track is not None and self.track_choice.value != self._track:
+            with self.track_choice.changed.blocked():
+                self.track_choice.value = self._track
+        self.redraw()
+
+    # ------------------------------------------------------------------ data
+    def _units(self):
+        meta = results_metadata(self._layer) if self._layer is not None else {}
+        units = meta.get("units", "px^2/frame")
+        dt = float(meta.get("frame_interval_s", 1.0)) if units != "px^2/frame" else 1.0
+        px = float(meta.get("pixel_size_um", 1.0)) if units != "px^2/frame" else 1.0
+        lo, hi = meta.get("colour_range", DEFAULT_RANGE)
+        return units, dt, px, float(lo), float(hi)
+
+    def track_data(self, track_id=None):
+        """(frames, step_d, tamsd_d, d_true|None) of a track, NaN in skipped frames."""
+        layer, tid = self._layer, self._track if track_id is None else track_id
+        if layer is None or tid is None or len(layer.data) == 0:
+            return None
+        data = np.asarray(layer.data)
+        rows = np.flatnonzero(np.round(data[:, 0]) == tid)
+        if rows.size == 0:
+            return None
+        feats = layer.features
+        frames_obs = np.round(data[rows, 1]).astype(int)
+        order = np.argsort(frames_obs, kind="stable")
+        rows, frames_obs = rows[order], frames_obs[order]
+        frames = np.arange(frames_obs[0], frames_obs[-1] + 1)
+
+        def col(name, factor=1.0):
+            if name not in feats.columns:
+                return None
+            out = np.full(frames.size, np.nan)
+            out[frames_obs - frames[0]] = feats[name].to_numpy(float)[rows] * factor
+            return out
+
+        _, dt, px, _, _ = self._units()
+        return frames, col("step_d"), col("tamsd_d"), col("d_true", px**2 / dt)
+
+    # ------------------------------------------------------------------ draw
+    def redraw(self) -> None:
+        if not is_alive(self):
+            return
+        units, dt, _, lo, hi = self._units()
+        for ax in (self.ax_d, self.ax_hist, self.ax_cbar):
+            ax.clear()
+        self.step_line = self.tamsd_line = self.true_line = None
+        self._draw_track(units, dt)
+        self._draw_histogram(units, lo, hi)
+        self._draw_colourbar(units, lo, hi)
+        self.canvas.draw_idle()
+
+    def _draw_track(self, units, dt):
+        ax = self.ax_d
+        td = self.track_data()
+        if td is None or td[1] is None or not np.isfinite(td[1]).any():
+            what = ("choose a Tracks layer" if self._layer is None else
+                    "pick a track (click it, or type its ID)" if self._track is None else
+                    f"track {self._track}: no STEP result")
+            ax.text(0.5, 0.5, what, ha="center", va="center", transform=ax.transAxes,
+                    color="0.4")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            return
+        frames, step_d, tamsd_d, d_true = td
+        draw_d_of_t(ax, frames, dt, step_d, tamsd_d, d_true, units=units)
+        self.step_line = ax.lines[0]
+        self.tamsd_line = ax.lines[1] if tamsd_d is not None else None
+        self.true_line = ax.lines[-1] if d_true is not None else None
+        ax.set_title(f"{self._layer.name}: track {self._track}", fontsize=9)
+
+    def _draw_histogram(self, units, lo, hi):
+        ax = self.ax_hist
+        feats = self._layer.features if self._layer is not None else None
+        if feats is None or "step_log10_d" not in feats.columns:
+            ax.text(0.5, 0.5, "no results yet", ha="center", va="center",
+                    transform=ax.transAxes, color="0.4")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            return
+        step = feats["step_log10_d"].to_numpy(float)
+        step = step[np.isfinite(step)]
+        tamsd = (feats["tamsd_log10_d"].to_numpy(float) if "tamsd_log10_d" in feats.columns
+                 else np.array([]))
+        tamsd = tamsd[np.isfinite(tamsd)]
+        a = min(lo, step.min()) if step.size else lo
+        b = max(hi, step.max()) if step.size else hi
+        bins = np.linspace(a, b, 49)
+        cmap = mpl_colormap()
+        if step.size:
+            counts, edges, patches = ax.hist(step, bins=bins, label="STEP")
+            centres = 0.5 * (edges[:-1] + edges[1:])
+            for c, patch in zip(np.clip((centres - lo) / (hi - lo), 0, 1), patches):
+                patch.set_facecolor(cmap(c))
+        if tamsd.size:
+            ax.hist(tamsd, bins=bins, histtype="step", color="C1", lw=1.2, label="TA-MSD")
+        data = np.asarray(self._layer.data)
+        n_tracks = len(np.unique(np.round(data[np.isfinite(feats["step_log10_d"].to_numpy(
+            float)), 0]))) if step.size else 0
+        ax.set_xlabel(f"log10 D ({units})")
+        ax.set_ylabel("points")
+        ax.set_title(f"{n_tracks} analysed track(s), {step.size} points", fontsize=9)
+        if step.size or tamsd.size:
+            ax.legend(frameon=False, fontsize=8)
+
+    def _draw_colourbar(self, units, lo, hi):
+        from matplotlib.cm import ScalarMappable
+        from matplotlib.colorbar import Colorbar
+        from matplotlib.colors import Normalize
+
+        sm = ScalarMappable(norm=Normalize(lo, hi), cmap=mpl_colormap())
+        self.colorbar = Colorbar(self.ax_cbar, sm, orientation="horizontal")
+        self.colorbar.set_label(f"track colour: log10 D ({units}), {lo:g} to {hi:g}; "
+                                "grey: not analysed", fontsize=8)
+        self.ax_cbar.tick_params(labelsize=8)

@@ -1,0 +1,97 @@
+"""Fixtures for the napari tests: small rendered movies, the real viewer, worker helpers.
+
+Without an OpenGL context (``QT_QPA_PLATFORM=offscreen``) napari's Image visual cannot query the
+GL extensions or texture sizes; nothing is drawn in these tests, so we answer those two queries
+with safe defaults. Rendering tests (``-m render``, ``NAPARI_STEP_RENDER_TESTS=1``, run under
+``xvfb-run``) use the real context.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+pytest.importorskip("napari")
+pytest.importorskip("pytestqt")
+
+RENDER = os.environ.get("NAPARI_STEP_RENDER_TESTS") == "1"
+
+
+def pytest_collection_modifyitems(config, items):
+    if RENDER:
+        return
+    skip = pytest.mark.skip(reason="rendering test: set NAPARI_STEP_RENDER_TESTS=1 (xvfb-run)")
+    for item in items:
+        if "render" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _gl_queries_without_context(monkeypatch):
+    """Let napari build Image visuals where no OpenGL context exists (nothing is drawn)."""
+    import napari._vispy.layers.image as vis_image
+
+    orig_ext, orig_sizes = vis_image.get_gl_extensions, vis_image.get_max_texture_sizes
+
+    def extensions():
+        try:
+            return orig_ext() or ""
+        except AttributeError:  # glGetParameter returned None: no context
+            return ""
+
+    def sizes():
+        try:
+            return tuple(s or 4096 for s in orig_sizes())
+        except AttributeError:
+            return (4096, 4096)
+
+    monkeypatch.setattr(vis_image, "get_gl_extensions", extensions)
+    monkeypatch.setattr(vis_image, "get_max_texture_sizes", sizes)
+
+
+@pytest.fixture(scope="session")
+def small_sample():
+    """A rendered movie (60 frames, 128 x 128, 12 particles) and its ground truth."""
+    from napari_step.sample import make_sample
+
+    movie, truth = make_sample(n_particles=12, n_frames=60, shape=(128, 128), seed=3)
+    movie.setflags(write=False)  # any attempt to modify the movie fails loudly
+    return movie, truth
+
+
+@pytest.fixture(scope="session")
+def truth_tracks(small_sample):
+    """napari Tracks data + features of the small sample's ground truth."""
+    from napari_step.tracks import to_napari
+
+    return to_napari(small_sample[1])
+
+
+@pytest.fixture
+def viewer(make_napari_viewer):
+    return make_napari_viewer()
+
+
+@pytest.fixture
+def wait_worker(qtbot):
+    """Wait until a widget's worker is done (its ``running`` turns False)."""
+
+    def _wait(widget, timeout=60_000):
+        qtbot.waitUntil(lambda: not widget.running, timeout=timeout)
+        qtbot.wait(10)  # let queued signals (returned -> finished) land
+
+    return _wait
+
+
+@pytest.fixture
+def notes(monkeypatch):
+    """Capture napari notifications: a list of (level, message)."""
+    from napari.utils import notifications
+
+    got = []
+    for level in ("info", "warning", "error"):
+        monkeypatch.setattr(notifications, f"show_{level}",
+                            lambda msg, _lvl=level: got.append((_lvl, str(msg))))
+    return got
