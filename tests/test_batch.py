@@ -70,3 +70,46 @@ def test_local_dask_cluster_matches_single_process(tmp_path):
     for a, b in zip(single.output[single.status == "done"], dask.output[dask.status == "done"]):
         ra, rb = read_result(a), read_result(b)
         pd.testing.assert_frame_equal(ra, rb, rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_killed_worker_does_not_lose_results(tmp_path):
+    """SIGKILL one of two Dask workers mid-run: its files are redone elsewhere, nothing is lost."""
+    import os
+    import signal
+    import threading
+    import time
+
+    distributed = pytest.importorskip("distributed")
+    (tmp_path / "in").mkdir()
+    inputs = write_inputs(tmp_path / "in", n_files=8, n_tracks=20)
+    out = tmp_path / "out"
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                       dashboard_address=None)
+    killed = []
+    try:
+        with distributed.Client(cluster.scheduler_address) as spy:
+            pids = list(spy.run(os.getpid).values())
+
+        def killer():  # once work is flowing (first output written), kill a busy worker
+            t0 = time.time()
+            while time.time() - t0 < 120:
+                done = len(list(out.glob("*.results.csv")))
+                if 1 <= done < len(inputs) - 2:
+                    os.kill(pids[0], signal.SIGKILL)
+                    killed.append(pids[0])
+                    return
+                time.sleep(0.02)
+
+        th = threading.Thread(target=killer)
+        th.start()
+        summary = analyze(inputs, out, scheduler=cluster.scheduler_address)
+        th.join()
+    finally:
+        cluster.close()
+    assert killed, "no worker was busy to kill: the run finished too fast"
+    assert (summary.status == "done").all(), summary.error.tolist()
+    assert sorted(p.name for p in out.glob("*.results.csv")) == sorted(
+        f"{p.stem}.results.csv" for p in inputs)
+    for p in out.glob("*.results.csv"):
+        assert len(read_result(p)) == 20 * 60
