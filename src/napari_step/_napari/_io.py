@@ -92,7 +92,7 @@ def read_tracks_file(path):
 
 
 _RESULT_KEYS = ("units", "pixel_size_um", "frame_interval_s", "model", "tamsd_window",
-                "colour_range")
+                "colour_range", "segment_estimator")
 _SECONDS = {"s", "sec", "second", "seconds"}
 _MICRONS = {"um", "micron", "microns", "µm", "μm", "micrometer", "micrometre", "micrometers"}
 
@@ -157,7 +157,8 @@ def export_metadata(layer_metadata: dict, name=None, scale=None, translate=None)
     if "units" in res:
         u = res["units"]
         column_units.update({"step_d": u, "tamsd_d": u, "step_log10_d": f"log10({u})",
-                             "tamsd_log10_d": f"log10({u})"})
+                             "tamsd_log10_d": f"log10({u})", "segment_d": u,
+                             "segment_log10_d": f"log10({u})"})
     md["column_units"] = column_units
     md["layer"] = {"name": name,
                    "scale": None if scale is None else [float(v) for v in np.asarray(scale)],

@@ -9,7 +9,11 @@ Metadata conventions on a Tracks layer:
 - ``layer.metadata['pixel_size_um']``, ``layer.metadata['frame_interval_s']``: acquisition
   units, when known (copied from the image or the file); the STEP widget pre-fills its units.
 - ``layer.metadata['napari_step']``: how the result features were computed: ``units``,
-  ``pixel_size_um``, ``frame_interval_s``, ``model``, ``tamsd_window``, ``colour_range``.
+  ``pixel_size_um``, ``frame_interval_s``, ``model``, ``tamsd_window``, ``colour_range``
+  (and ``segment_estimator`` once a run found change points).
+- ``layer.metadata['napari_step_segments']``: the segments table (a DataFrame with
+  :data:`._pipeline.SEGMENTS_COLUMNS`, ``d`` in the results' units), merged per track across runs
+  like the features ``segment_d`` / ``segment_log10_d``.
 """
 
 from __future__ import annotations
@@ -30,10 +34,22 @@ __all__ = [
     "tracks_signature",
     "layer_in_viewer",
     "acquisition_units",
+    "SEGMENTS_KEY",
+    "layer_segments",
 ]
 
-_D_COLUMNS = ["step_d", "tamsd_d"]
-_LOG_COLUMNS = ["step_log10_d", "tamsd_log10_d"]
+SEGMENTS_KEY = "napari_step_segments"
+_SEGMENT_FEATURES = ["segment_d", "segment_log10_d"]
+_D_COLUMNS = ["step_d", "tamsd_d", "segment_d"]
+_LOG_COLUMNS = ["step_log10_d", "tamsd_log10_d", "segment_log10_d"]
+
+
+def layer_segments(layer) -> pd.DataFrame | None:
+    """A copy of the layer's segments table (None when no run looked for change points)."""
+    seg = (layer.metadata or {}).get(SEGMENTS_KEY)
+    if seg is None:
+        return None
+    return pd.DataFrame(seg).copy()
 
 
 def layer_table(layer) -> pd.DataFrame:
@@ -89,7 +105,8 @@ def layer_in_viewer(viewer, layer) -> bool:
     return any(lyr is layer for lyr in viewer.layers)
 
 
-def merge_results(layer, results: pd.DataFrame, track_ids, params: dict) -> dict:
+def merge_results(layer, results: pd.DataFrame, track_ids, params: dict,
+                  segments: pd.DataFrame | None = None) -> dict:
     """Write the result columns of ``results`` for ``track_ids`` into the layer's features.
 
     Rows of the analysed tracks get this run's values (NaN where it produced none); every other
@@ -98,6 +115,10 @@ def merge_results(layer, results: pd.DataFrame, track_ids, params: dict) -> dict
     pixel_size^2 / frame_interval), so one layer never mixes units. ``params`` holds
     ``pixel_size_um``, ``frame_interval_s``, ``model``, ``tamsd_window``. Returns the new
     ``napari_step`` metadata (also stored on the layer). Colouring is left to the caller.
+
+    The segment features (``segment_d``, ``segment_log10_d``) and the segments table
+    (``segments``, stored under :data:`SEGMENTS_KEY`) merge the same way: the analysed tracks'
+    rows are replaced (dropped when this run did not look for segments), the others kept.
     """
     px, dt = float(params["pixel_size_um"]), float(params["frame_interval_s"])
     feats = layer.features.copy()
@@ -106,31 +127,45 @@ def merge_results(layer, results: pd.DataFrame, track_ids, params: dict) -> dict
     frame = np.round(data[:, 1]).astype(np.int64)
     old = results_metadata(layer)
 
-    for c in RESULT_COLUMNS:
+    with_segments = segments is not None or all(c in results.columns for c in _SEGMENT_FEATURES)
+    columns = list(RESULT_COLUMNS)
+    if with_segments or any(c in feats.columns for c in _SEGMENT_FEATURES):
+        columns += _SEGMENT_FEATURES
+    for c in columns:
         if c not in feats.columns:
             feats[c] = np.nan
         feats[c] = feats[c].astype(float)
     converted = False
+    ratio = 1.0
     if "pixel_size_um" in old and "frame_interval_s" in old:
         ratio = (px**2 / dt) / (float(old["pixel_size_um"]) ** 2 / float(old["frame_interval_s"]))
         if not np.isclose(ratio, 1.0):
             for c in _D_COLUMNS:
-                feats[c] = feats[c] * ratio
+                if c in feats.columns:
+                    feats[c] = feats[c] * ratio
             for c in _LOG_COLUMNS:
-                feats[c] = feats[c] + np.log10(ratio)
+                if c in feats.columns:
+                    feats[c] = feats[c] + np.log10(ratio)
             converted = True
+        else:
+            ratio = 1.0
 
     in_run = np.isin(tid, np.asarray(list(track_ids), dtype=np.int64))
     res_index = pd.MultiIndex.from_arrays(
         [results["track_id"].to_numpy(np.int64), results["frame"].to_numpy(np.int64)]
     )
     pos = res_index.get_indexer(pd.MultiIndex.from_arrays([tid[in_run], frame[in_run]]))
-    for c in RESULT_COLUMNS:
-        vals = results[c].to_numpy(float)
+    for c in columns:
         col = feats[c].to_numpy(float).copy()
-        col[in_run] = np.where(pos >= 0, vals[np.clip(pos, 0, None)], np.nan)
+        if c in results.columns:
+            vals = results[c].to_numpy(float)
+            col[in_run] = np.where(pos >= 0, vals[np.clip(pos, 0, None)], np.nan)
+        else:  # a run without segments: the analysed tracks lose their old segments
+            col[in_run] = np.nan
         feats[c] = col
     set_layer_features(layer, feats)
+
+    seg_table = _merge_segments(layer_segments(layer), segments, track_ids, ratio)
 
     models = [m for m in str(old.get("model", "")).split(" + ") if m]
     if params.get("model") and params["model"] not in models:
@@ -144,5 +179,25 @@ def merge_results(layer, results: pd.DataFrame, track_ids, params: dict) -> dict
         "tamsd_window": int(params.get("tamsd_window", old.get("tamsd_window", 20))),
         "converted_earlier_results": converted,
     }
-    layer.metadata = {**layer.metadata, "napari_step": meta}
+    if params.get("segment_estimator"):
+        meta["segment_estimator"] = str(params["segment_estimator"])
+    new_md = {**layer.metadata, "napari_step": meta}
+    if seg_table is not None:
+        new_md[SEGMENTS_KEY] = seg_table
+    layer.metadata = new_md
     return meta
+
+
+def _merge_segments(old, new, track_ids, ratio: float):
+    """Earlier segments of the tracks not in this run (D scaled by ``ratio`` to the new units)
+    plus this run's segments; None when neither exists."""
+    if old is None and new is None:
+        return None
+    from ._pipeline import SEGMENTS_COLUMNS, empty_segments, tidy_segments
+
+    keep = empty_segments() if old is None else old
+    keep = keep[~keep["track_id"].isin([int(i) for i in track_ids])].copy()
+    if ratio != 1.0:
+        keep["d"] = keep["d"].astype(float) * ratio
+    parts = [keep] + ([] if new is None else [new])
+    return tidy_segments(parts)[SEGMENTS_COLUMNS]

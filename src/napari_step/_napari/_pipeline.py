@@ -32,7 +32,20 @@ __all__ = [
     "detection_kwargs",
     "run_job",
     "parse_track_ids",
+    "ESTIMATORS",
+    "SEGMENT_FEATURES",
+    "SEGMENTS_COLUMNS",
+    "tidy_segments",
+    "empty_segments",
 ]
+
+ESTIMATORS = ("mle", "cve_pooled")  # the per-segment D estimators the widget offers
+SEGMENT_FEATURES = ["segment_d", "segment_log10_d"]  # per-point features of a segments run
+# the merged segments table: the core's columns (stop_frame exclusive, d in the results' units)
+# plus ``changepoint`` (True where the segment starts at a change point, False at the start of
+# a track or of a gap-free piece)
+SEGMENTS_COLUMNS = ["track_id", "segment", "start_frame", "stop_frame", "n_frames", "d",
+                    "changepoint"]
 
 
 @dataclass
@@ -50,15 +63,53 @@ class AnalysisParams:
     model_name: str = "default"  # what the metadata and messages call it
     device: str | None = None  # None/'auto', 'cpu', 'cuda'
     tamsd_window: int = 20
+    segments: bool = False  # also find change points and per-segment D
+    estimator: str = "mle"  # per-segment D estimator (see napari_step.segment.segment_track)
 
     def metadata(self) -> dict:
-        return {
+        md = {
             "pixel_size_um": self.pixel_size_um,
             "frame_interval_s": self.frame_interval_s,
             "model": self.model_name,
             "tamsd_window": self.tamsd_window,
             "units": d_units(self.pixel_size_um, self.frame_interval_s),
         }
+        if self.segments:
+            md["segment_estimator"] = self.estimator
+        return md
+
+
+def tidy_segments(parts) -> pd.DataFrame:
+    """Concatenate the core's segment tables (``summary.segments`` of each chunk) into one table
+    with :data:`SEGMENTS_COLUMNS`: segments numbered per track (the core numbers them per
+    gap-free piece), sorted by track and start frame, ``changepoint`` marking the segments that
+    start at a change point (not at a track's or piece's start)."""
+    frames = []
+    for p in parts:
+        if p is None or len(p) == 0:
+            continue
+        p = p.copy()
+        if "changepoint" not in p.columns:
+            p["changepoint"] = p["segment"].to_numpy() > 0
+        frames.append(p)
+    if not frames:
+        return empty_segments()
+    out = pd.concat(frames, ignore_index=True)
+    out = out.sort_values(["track_id", "start_frame"], kind="stable").reset_index(drop=True)
+    out["segment"] = out.groupby("track_id").cumcount()
+    out = out[SEGMENTS_COLUMNS]
+    return out.astype({"track_id": np.int64, "segment": int, "start_frame": int,
+                       "stop_frame": int, "n_frames": int, "d": float, "changepoint": bool})
+
+
+def empty_segments() -> pd.DataFrame:
+    return pd.DataFrame({"track_id": pd.Series(dtype=np.int64),
+                         "segment": pd.Series(dtype=int),
+                         "start_frame": pd.Series(dtype=int),
+                         "stop_frame": pd.Series(dtype=int),
+                         "n_frames": pd.Series(dtype=int),
+                         "d": pd.Series(dtype=float),
+                         "changepoint": pd.Series(dtype=bool)})
 
 
 def _frame(movie, t: int) -> np.ndarray:
@@ -131,13 +182,18 @@ def analyse_job(table: pd.DataFrame, track_ids, params: AnalysisParams, min_leng
     """Generator: STEP + TA-MSD on the chosen tracks, chunk by chunk (yields chunks done).
 
     Returns ``(results, summary)``: ``results`` holds track_id, frame and the result columns for
-    the rows of the chosen tracks only; or a :class:`JobError`.
+    the rows of the chosen tracks only; or a :class:`JobError`. With ``params.segments`` the
+    results also hold :data:`SEGMENT_FEATURES` and ``summary.segments`` the segments table
+    (:func:`tidy_segments`, D in the results' units).
     """
     try:
         table = validate_table(table)
         ids = set(int(i) for i in track_ids)
         sub = table[table["track_id"].isin(ids)]
         chunks = analysis_chunks(ids, sub)
+        columns = ["track_id", "frame"] + RESULT_COLUMNS
+        if params.segments:
+            columns += SEGMENT_FEATURES
         parts, summaries = [], []
         for chunk in chunks:
             part, summary = analyse_tracks(
@@ -148,14 +204,25 @@ def analyse_job(table: pd.DataFrame, track_ids, params: AnalysisParams, min_leng
                 device=params.device,
                 window=params.tamsd_window,
                 min_length=min_length,
+                segments=bool(params.segments),
+                estimator=params.estimator,
             )
-            parts.append(part[["track_id", "frame"] + RESULT_COLUMNS])
+            if params.segments:
+                if "segment_d" not in part.columns:
+                    part["segment_d"] = np.nan
+                seg = part["segment_d"].to_numpy(float)
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    part["segment_log10_d"] = np.log10(np.where(seg > 0, seg, np.nan))
+            parts.append(part[columns])
             summaries.append(summary)
             yield len(parts)
         results = (pd.concat(parts, ignore_index=True) if parts
-                   else pd.DataFrame(columns=["track_id", "frame"] + RESULT_COLUMNS))
+                   else pd.DataFrame(columns=columns))
         units = d_units(params.pixel_size_um, params.frame_interval_s)
-        return results, _combine(summaries, units)
+        summary = _combine(summaries, units)
+        if params.segments:
+            summary.segments = tidy_segments([s.segments for s in summaries])
+        return results, summary
     except (ValueError, TypeError, TrackTableError, RuntimeError, MemoryError, OSError) as e:
         return JobError(f"STEP analysis failed: {e}")
 

@@ -1,7 +1,9 @@
 """The D(t) plot dock: one track's D(t) (STEP and TA-MSD, log axis, units), the histogram of
 log10 D over the analysed tracks, and the colour bar of the Tracks colouring (napari draws none
 for tracks). It follows the track picked in the STEP widget or clicked in the canvas, and can be
-pointed at any track with its own controls.
+pointed at any track with its own controls. Tracks analysed with change points show their
+per-segment D (``segment_d``) as a step line ("segments") and the change points as vertical
+dotted lines.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from qtpy.QtWidgets import QVBoxLayout, QWidget
 
 from ..plotting import draw_d_of_t
 from ._colour import DEFAULT_RANGE, mpl_colormap
-from ._layers import results_metadata
+from ._layers import layer_segments, results_metadata
 from ._widgets_common import connect_layer_list, is_alive, layer_choices, unwrap_viewer
 
 __all__ = ["DPlotWidget", "plot_docks"]
@@ -42,6 +44,8 @@ class DPlotWidget(QWidget):
         self.step_line = None  # Line2D of STEP D(t) of the shown track
         self.tamsd_line = None  # Line2D of TA-MSD D(t)
         self.true_line = None  # Line2D of the true D (layers with a d_true feature)
+        self.segment_line = None  # Line2D of the per-segment D (layers with segment_d)
+        self.changepoint_lines: list = []  # vertical lines at the shown track's change points
 
         self.controls = Container(layout="horizontal", labels=True)
         self.layer_choice = ComboBox(label="tracks", choices=layer_choices(napari_viewer, Tracks))
@@ -161,6 +165,35 @@ class DPlotWidget(QWidget):
         _, dt, px, _, _ = self._units()
         return frames, col("step_d"), col("tamsd_d"), col("d_true", px**2 / dt)
 
+    def segment_data(self, track_id=None):
+        """(frames, segment_d, change-point frames) of a track, or None without ``segment_d``.
+
+        Change points come from the layer's segments table; without one (e.g. a file read
+        back) from the frames where ``segment_d`` jumps between consecutive frames."""
+        layer, tid = self._layer, self._track if track_id is None else track_id
+        if layer is None or tid is None or "segment_d" not in layer.features.columns:
+            return None
+        data = np.asarray(layer.data)
+        rows = np.flatnonzero(np.round(data[:, 0]) == tid)
+        if rows.size == 0:
+            return None
+        frames_obs = np.round(data[rows, 1]).astype(int)
+        order = np.argsort(frames_obs, kind="stable")
+        rows, frames_obs = rows[order], frames_obs[order]
+        frames = np.arange(frames_obs[0], frames_obs[-1] + 1)
+        seg_d = np.full(frames.size, np.nan)
+        seg_d[frames_obs - frames[0]] = layer.features["segment_d"].to_numpy(float)[rows]
+        if not np.isfinite(seg_d).any():
+            return None
+        table = layer_segments(layer)
+        if table is not None:
+            mine = table[(table["track_id"] == tid) & table["changepoint"].astype(bool)]
+            cps = np.sort(mine["start_frame"].to_numpy(int))
+        else:
+            jump = np.isfinite(seg_d[1:]) & np.isfinite(seg_d[:-1]) & (seg_d[1:] != seg_d[:-1])
+            cps = frames[1:][jump]
+        return frames, seg_d, cps
+
     # ------------------------------------------------------------------ draw
     def redraw(self) -> None:
         if not is_alive(self):
@@ -168,7 +201,8 @@ class DPlotWidget(QWidget):
         units, dt, _, lo, hi = self._units()
         for ax in (self.ax_d, self.ax_hist, self.ax_cbar):
             ax.clear()
-        self.step_line = self.tamsd_line = self.true_line = None
+        self.step_line = self.tamsd_line = self.true_line = self.segment_line = None
+        self.changepoint_lines = []
         self._draw_track(units, dt)
         self._draw_histogram(units, lo, hi)
         self._draw_colourbar(units, lo, hi)
@@ -191,6 +225,16 @@ class DPlotWidget(QWidget):
         self.step_line = ax.lines[0]
         self.tamsd_line = ax.lines[1] if tamsd_d is not None else None
         self.true_line = ax.lines[-1] if d_true is not None else None
+        seg = self.segment_data()
+        if seg is not None:
+            s_frames, seg_d, cps = seg
+            (self.segment_line,) = ax.step(s_frames * dt, seg_d, where="post", color="C3",
+                                           lw=1.6, label="segments")
+            for i, c in enumerate(cps):
+                self.changepoint_lines.append(ax.axvline(
+                    c * dt, color="0.3", ls=":", lw=1,
+                    label="change point" if i == 0 else "_nolegend_"))
+            ax.legend(frameon=False, fontsize=8)
         ax.set_title(f"{self._layer.name}: track {self._track}", fontsize=9)
 
     def _draw_histogram(self, units, lo, hi):

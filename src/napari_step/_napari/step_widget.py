@@ -13,16 +13,35 @@
   NaN-free feature ``step_log10_d_color`` (see :mod:`._colour`);
 - units changed after a run mark the results **stale** (status text); the next Run converts the
   earlier tracks' values exactly to the new units while it analyses the selected ones;
-- *Export* writes the results table with units and model in the metadata.
+- *Export* writes the results table with units and model in the metadata;
+- *find change points (segments)*: Run also cuts each track into segments of constant D
+  (:mod:`napari_step.segment`; per-segment D by ``mle`` or ``cve_pooled``), adds the features
+  ``segment_d`` / ``segment_log10_d``, shows the change points as a Points layer
+  "<tracks> change points", keeps the segments table in
+  ``layer.metadata['napari_step_segments']`` (shown in the widget's table, merged per track
+  across runs) and *Export segments...* writes it as CSV with a JSON sidecar of units.
 """
 
 from __future__ import annotations
 
 from functools import partial
 
+import json
+import os
+from pathlib import Path
+
 import numpy as np
-from magicgui.widgets import ComboBox, Container, Label, LineEdit, PushButton, SpinBox
-from napari.layers import Shapes, Tracks
+import pandas as pd
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    Label,
+    LineEdit,
+    PushButton,
+    SpinBox,
+)
+from napari.layers import Points, Shapes, Tracks
 from napari.utils import notifications
 from psygnal import Signal
 
@@ -34,12 +53,20 @@ from ._layers import (
     acquisition_units,
     analysed_track_ids,
     layer_in_viewer,
+    layer_segments,
     layer_table,
     merge_results,
     results_metadata,
     tracks_signature,
 )
-from ._pipeline import AnalysisParams, JobError, analyse_job, analysis_chunks, parse_track_ids
+from ._pipeline import (
+    ESTIMATORS,
+    AnalysisParams,
+    JobError,
+    analyse_job,
+    analysis_chunks,
+    parse_track_ids,
+)
 from ._selection import format_ids, nearest_track, tracks_by_length, tracks_in_shapes
 from ._widgets_common import (
     connect_layer_list,
@@ -49,7 +76,7 @@ from ._widgets_common import (
     unwrap_viewer,
 )
 
-__all__ = ["StepAnalysisWidget", "MODES", "DEVICES"]
+__all__ = ["StepAnalysisWidget", "MODES", "DEVICES", "CHANGEPOINTS_KEY", "changepoints_layer"]
 
 MODES = [
     ("all tracks >= N points", "all"),
@@ -59,6 +86,21 @@ MODES = [
 ]
 DEVICES = ["auto", "CPU", "GPU"]
 CLICK_RADIUS_SCREEN_PX = 12  # how far (on screen) a click may be from a track
+CHANGEPOINTS_KEY = "napari_step_changepoints_of"  # Points metadata: unique_id of its Tracks
+ESTIMATOR_TIP = ("D of each segment: mle = maximum likelihood (best without localisation "
+                 "noise); cve_pooled = covariance estimator with one localisation variance per "
+                 "track, robust to localisation noise")
+MAX_TABLE_ROWS = 5000  # the segments table shows at most this many rows (export writes all)
+SEGMENT_TABLE_HEADERS = ["track", "start", "end", "D", "length"]
+
+
+def changepoints_layer(viewer, tracks_layer):
+    """The Points layer of change points this widget made for ``tracks_layer`` (or None)."""
+    uid = str(getattr(tracks_layer, "unique_id", id(tracks_layer)))
+    for lyr in viewer.layers:
+        if isinstance(lyr, Points) and str((lyr.metadata or {}).get(CHANGEPOINTS_KEY)) == uid:
+            return lyr
+    return None
 
 
 class StepAnalysisWidget(Container):
@@ -88,18 +130,27 @@ class StepAnalysisWidget(Container):
         self.colour_lo = float_box("colour from (log10 D)", DEFAULT_RANGE[0], -30.0, 30.0, 0.5, 2)
         self.colour_hi = float_box("colour to (log10 D)", DEFAULT_RANGE[1], -30.0, 30.0, 0.5, 2)
         self.colour_info = Label(label="colours", value="")
+        self.segments = CheckBox(text="find change points (segments)",
+                                 value=False,
+                                 tooltip="also cut each track into segments of constant D")
+        self.estimator = ComboBox(label="segment D", choices=list(ESTIMATORS), value="mle",
+                                  tooltip=ESTIMATOR_TIP)
         self.run_button = PushButton(text="Run")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.plot_button = PushButton(text="Show D(t) plot")
         self.export_button = PushButton(text="Export results...")
+        self.export_segments_button = PushButton(text="Export segments...")
         self.status = Label(label="", value="")
         self.extend([
             self.tracks, self.mode, self.min_length, self.track_ids, self.shapes,
             self.clear_clicked, self.selection_info, self.pixel_size, self.frame_interval,
             self.model, self.device, self.window, self.colour_lo, self.colour_hi,
-            self.colour_info, self.run_button, self.cancel_button, self.plot_button,
-            self.export_button, self.status,
+            self.colour_info, self.segments, self.estimator, self.run_button,
+            self.cancel_button, self.plot_button, self.export_button,
+            self.export_segments_button, self.status,
         ])
+        self.segments_table = self._make_segments_table()
+        self.native.layout().addWidget(self.segments_table)
 
         self._worker = None
         self._clicked: list[int] = []
@@ -120,6 +171,8 @@ class StepAnalysisWidget(Container):
         self.cancel_button.changed.connect(self.cancel)
         self.plot_button.changed.connect(self.open_plot_dock)
         self.export_button.changed.connect(self._export_clicked)
+        self.export_segments_button.changed.connect(self._export_segments_clicked)
+        self.segments.changed.connect(self._on_segments_toggled)
         connect_layer_list(napari_viewer, self._on_layers_changed)
         callback = self._on_mouse_drag
         napari_viewer.mouse_drag_callbacks.append(callback)
@@ -132,6 +185,7 @@ class StepAnalysisWidget(Container):
         self.reset_choices()
         self._on_mode()
         self._on_layer_choice()
+        self._on_segments_toggled()
         self._update_colour_info()
 
     # ------------------------------------------------------------------ state
@@ -200,6 +254,7 @@ class StepAnalysisWidget(Container):
         self._clicked = [i for i in self._clicked if i in set(np.round(layer.data[:, 0]))]
         self._update_selection_info()
         self._update_status()
+        self.refresh_segments_table()
 
     def _on_ids_typed(self, *_):
         try:
@@ -234,6 +289,7 @@ class StepAnalysisWidget(Container):
         layer = self.tracks.value
         if layer is None:
             self.status.value = "choose a Tracks layer"
+            self.refresh_segments_table()
             return
         done = analysed_track_ids(layer)
         meta = results_metadata(layer)
@@ -401,6 +457,8 @@ class StepAnalysisWidget(Container):
             model_name=str(self.model.value),
             device=self._device(),
             tamsd_window=int(self.window.value),
+            segments=bool(self.segments.value),
+            estimator=str(self.estimator.value),
         )
         min_length = int(self.min_length.value) if self.mode.value == "all" else 1
         from napari.qt.threading import create_worker
@@ -456,7 +514,9 @@ class StepAnalysisWidget(Container):
                 "the result was dropped, run again")
             return
         results, summary = result
-        merge_results(layer, results, ids, params.metadata())
+        merge_results(layer, results, ids, params.metadata(),
+                      segments=summary.segments if params.segments else None)
+        n_cp = self._update_changepoints(layer)
         lo, hi = self.colour_range()
         if not hi > lo:
             lo, hi = DEFAULT_RANGE
@@ -470,8 +530,13 @@ class StepAnalysisWidget(Container):
         self._refresh_plots(layer)
         msg = (f"STEP analysis: {len(done)} of {len(ids)} selected track(s) got D(t) "
                f"({summary.n_points} points) in {summary.units}")
+        if params.segments and summary.segments is not None:
+            n_new = int(summary.segments["changepoint"].sum())
+            msg += f"; {n_new} change point(s) ({n_cp} in the layer)"
         if summary.messages:
             msg += "; " + "; ".join(summary.messages)
+        if is_alive(self.native):
+            self.refresh_segments_table()
         notifications.show_info(msg)
         self.analysis_done.emit(layer)
 
@@ -531,3 +596,158 @@ class StepAnalysisWidget(Container):
             "CSV (*.csv);;Parquet (*.parquet)")
         if path:
             self.export(path, layer)
+
+    # --------------------------------------------------------------- segments
+    def _on_segments_toggled(self, *_):
+        self.estimator.enabled = bool(self.segments.value)
+
+    def _update_changepoints(self, layer) -> int:
+        """Create or update the Points layer of ``layer``'s change points from its segments
+        table (all tracks that have segments); returns the number of points. No other layer is
+        touched; nothing is created for a layer that never had segments."""
+        seg = layer_segments(layer)
+        pts = changepoints_layer(self._viewer, layer)
+        if seg is None and pts is None:
+            return 0
+        data = np.asarray(layer.data)
+        ndim = data.shape[1] - 1
+        positions = np.empty((0, ndim))
+        feats = pd.DataFrame({"track_id": pd.Series(dtype=np.int64),
+                              "frame": pd.Series(dtype=np.int64),
+                              "d_before": pd.Series(dtype=float),
+                              "d_after": pd.Series(dtype=float)})
+        if seg is not None and len(seg):
+            seg = seg.sort_values(["track_id", "start_frame"]).reset_index(drop=True)
+            prev_d = seg.groupby("track_id")["d"].shift(1)
+            cps = seg[seg["changepoint"].astype(bool)]
+            index = pd.MultiIndex.from_arrays([np.round(data[:, 0]).astype(np.int64),
+                                               np.round(data[:, 1]).astype(np.int64)])
+            rows = index.get_indexer(pd.MultiIndex.from_arrays(
+                [cps["track_id"].to_numpy(np.int64), cps["start_frame"].to_numpy(np.int64)]))
+            ok = rows >= 0
+            positions = data[rows[ok], 1:]
+            feats = pd.DataFrame({
+                "track_id": cps["track_id"].to_numpy(np.int64)[ok],
+                "frame": cps["start_frame"].to_numpy(np.int64)[ok],
+                "d_before": prev_d.loc[cps.index].to_numpy(float)[ok],
+                "d_after": cps["d"].to_numpy(float)[ok],
+            })
+        if pts is None:
+            if not len(positions):
+                return 0
+            selection = self._viewer.layers.selection
+            active = selection.active
+            pts = Points(
+                positions, ndim=ndim, features=feats, name=f"{layer.name} change points",
+                scale=layer.scale, translate=layer.translate, size=6, symbol="x",
+                face_color="red", border_color="red",
+                metadata={CHANGEPOINTS_KEY: str(getattr(layer, "unique_id", id(layer)))},
+            )
+            self._viewer.add_layer(pts)
+            if active is not None and layer_in_viewer(self._viewer, active):
+                selection.active = active  # the user's layer stays the active one
+        else:
+            pts.data = positions
+            pts.features = feats
+        return len(positions)
+
+    def _make_segments_table(self):
+        from qtpy.QtWidgets import QAbstractItemView, QTableWidget
+
+        table = QTableWidget(0, len(SEGMENT_TABLE_HEADERS))
+        table.setHorizontalHeaderLabels(SEGMENT_TABLE_HEADERS)
+        table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        table.verticalHeader().setVisible(False)
+        table.setMinimumHeight(120)
+        table.setToolTip("segments found by the last runs (start/end: first/last frame); "
+                         "double-click a row to plot its track")
+        table.cellDoubleClicked.connect(self._on_segment_row)
+        return table
+
+    def segments_frame(self, layer=None) -> pd.DataFrame | None:
+        """The chosen layer's segments table (track_id, segment, start_frame, stop_frame
+        (exclusive), n_frames, d in the results' units, changepoint), or None."""
+        layer = layer if layer is not None else self.tracks.value
+        return None if layer is None else layer_segments(layer)
+
+    def refresh_segments_table(self):
+        """Show the chosen layer's segments in the widget's table."""
+        from qtpy.QtWidgets import QTableWidgetItem
+
+        table = getattr(self, "segments_table", None)
+        if table is None or not is_alive(self.native) or not is_alive(table):
+            return
+        layer = self.tracks.value
+        seg = self.segments_frame(layer)
+        units = results_metadata(layer).get("units", "?") if layer is not None else "?"
+        headers = list(SEGMENT_TABLE_HEADERS)
+        headers[3] = f"D ({units})"
+        table.setHorizontalHeaderLabels(headers)
+        if seg is None:
+            table.setRowCount(0)
+            return
+        seg = seg.iloc[:MAX_TABLE_ROWS]
+        table.setRowCount(len(seg))
+        for r, row in enumerate(seg.itertuples(index=False)):
+            vals = [str(int(row.track_id)), str(int(row.start_frame)),
+                    str(int(row.stop_frame) - 1), f"{float(row.d):.4g}", str(int(row.n_frames))]
+            for c, v in enumerate(vals):
+                table.setItem(r, c, QTableWidgetItem(v))
+
+    def _on_segment_row(self, row, _col=None):
+        item = self.segments_table.item(row, 0)
+        if item is not None:
+            self.set_current_track(int(item.text()))
+
+    def export_segments(self, path, layer=None) -> list[str] | None:
+        """Write the chosen layer's segments table to ``path`` (CSV) with a JSON sidecar
+        ``<path>.json`` (units, estimator, model, column units), both written atomically."""
+        from ..io import _atomic_write, sidecar_path
+        from ._io import export_metadata
+
+        layer = self._checked_layer(layer if layer is not None else self.tracks.value)
+        if layer is None:
+            return None
+        seg = layer_segments(layer)
+        if seg is None:
+            notifications.show_warning(
+                f"STEP analysis: '{layer.name}' has no segments yet; run with "
+                "'find change points (segments)' first")
+            return None
+        p = Path(os.fspath(path))
+        if p.suffix.lower() != ".csv":
+            notifications.show_error(f"STEP analysis: segments are written as .csv, not {p.name}")
+            return None
+        meta = results_metadata(layer)
+        units = meta.get("units", "px^2/frame")
+        md = export_metadata({**layer.metadata, "napari_step": meta}, layer.name, layer.scale,
+                             layer.translate)
+        md["column_units"] = {"track_id": "", "segment": "", "start_frame": "frame",
+                              "stop_frame": "frame (exclusive)", "n_frames": "frames",
+                              "d": units, "changepoint": ""}
+        md["table"] = "segments"
+        text = json.dumps(md, indent=2, ensure_ascii=False) + "\n"
+        try:
+            if not (p.parent if str(p.parent) else Path(".")).is_dir():
+                raise OSError(f"the folder {p.parent} does not exist")
+            _atomic_write(p, lambda tmp: seg.to_csv(tmp, index=False, lineterminator="\n",
+                                                     encoding="utf-8"))
+            sc = sidecar_path(p)
+            _atomic_write(sc, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+        except OSError as e:
+            notifications.show_error(f"STEP analysis: segments export failed: {e}")
+            return None
+        notifications.show_info(f"STEP analysis: {len(seg)} segment(s) written to {p}")
+        return [str(p), str(sc)]
+
+    def _export_segments_clicked(self, *_):
+        from qtpy.QtWidgets import QFileDialog
+
+        layer = self.tracks.value
+        if self._checked_layer(layer) is None:
+            return
+        path, _ = QFileDialog.getSaveFileName(
+            self.native, "Export segments", f"{layer.name}_segments.csv", "CSV (*.csv)")
+        if path:
+            self.export_segments(path, layer)
