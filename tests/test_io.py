@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from pathlib import Path
 
 import numpy as np
@@ -361,7 +360,8 @@ def test_semicolon_tab_and_whitespace_files_read(tmp_path):
     pd.testing.assert_frame_equal(read_tracks(p), expected, check_dtype=False)
 
 
-def test_large_csv_loads_fast(tmp_path):
+def test_large_csv_loads(tmp_path):
+    """A 1-million-row file loads completely (its speed is a benchmark figure, not asserted)."""
     pa = pytest.importorskip("pyarrow")
     import pyarrow.csv as pacsv
 
@@ -373,12 +373,9 @@ def test_large_csv_loads_fast(tmp_path):
                        "mass": rng.random(n) * 1e3})
     p = tmp_path / "big.csv"
     pacsv.write_csv(pa.Table.from_pandas(df, preserve_index=False), p)  # fast writer
-    start = time.perf_counter()
     t = read_tracks(p)
-    elapsed = time.perf_counter() - start
     assert len(t) == n and t["track_id"].iloc[-1] == n // 200 - 1
     assert t["x"].to_numpy()[:5].tolist() == df["x"].to_numpy()[:5].tolist()
-    assert elapsed < 15, f"1M-row CSV took {elapsed:.1f} s"
 
 
 # --------------------------------------------------------------------------------------------

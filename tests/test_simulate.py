@@ -8,7 +8,7 @@ from napari_step.simulate import (
     render_movie,
     scaled_brownian,
 )
-from napari_step.tamsd import fit_alpha, tamsd
+from napari_step.tamsd import tamsd
 
 
 def test_brownian_constant_d_recovered_within_statistical_error():

@@ -3,7 +3,7 @@ import pytest
 
 from napari_step import tamsd_alpha, tamsd_d
 from napari_step.simulate import brownian_changepoints, scaled_brownian
-from napari_step.tamsd import fit_d, sliding_tamsd, tamsd
+from napari_step.tamsd import fit_d, tamsd
 
 
 def naive_tamsd_d(track, window, lags):
