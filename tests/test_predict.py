@@ -135,11 +135,17 @@ def test_progress_callback_reaches_total():
     assert seen[-1] == (30, 30) and len(seen) == 5
 
 
-def test_many_tracks_in_bounded_batches():
-    """20 000 tracks: processed in many batches with progress, all results present."""
-    x = np.random.default_rng(1).standard_normal((20_000, 12, 2)).cumsum(1)
+def test_100k_tracks_in_bounded_batches():
+    """100 000 tracks: processed batch by batch with progress, every result present, and peak
+    memory growth bounded by the data (inputs are 16 MB), not by tracks x activations."""
+    import resource
+
+    x = np.random.default_rng(1).standard_normal((100_000, 10, 2)).cumsum(1)
     calls = []
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     out = predict_d(x, progress=lambda d, n: calls.append((d, n)))
-    assert len(out) == 20_000 and all(o.shape == (12,) for o in out[:100])
-    assert len(calls) > 10 and calls[-1] == (20_000, 20_000)
+    growth_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) / 1024
+    assert len(out) == 100_000 and all(o.shape == (10,) and np.isfinite(o).all() for o in out)
+    assert len(calls) > 50 and calls[-1] == (100_000, 100_000)
     assert all(b[0] > a[0] for a, b in zip(calls, calls[1:]))
+    assert growth_mib < 1500
