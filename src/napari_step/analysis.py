@@ -41,6 +41,17 @@ class AnalysisSummary:
     messages: list = field(default_factory=list)
     segments: pd.DataFrame | None = None  # one row per segment when asked for (D in `units`)
 
+    def count_messages(self) -> list[str]:
+        """The user-facing lines for the counts (short pieces, gaps, skipped points)."""
+        out = []
+        if self.n_short_pieces:
+            out.append(f"{self.n_short_pieces} track piece(s) too short for the model got no STEP D")
+        if self.n_gaps:
+            out.append(f"{self.n_gaps} gap(s) split tracks into separately analysed pieces")
+        if self.n_nonfinite:
+            out.append(f"{self.n_nonfinite} point(s) with non-finite positions were skipped")
+        return out
+
 
 def analyse_tracks(
     table: pd.DataFrame,
@@ -120,14 +131,7 @@ def analyse_tracks(
     with np.errstate(divide="ignore", invalid="ignore"):
         out["step_log10_d"] = np.log10(step_col)
         out["tamsd_log10_d"] = np.log10(np.where(tamsd_col > 0, tamsd_col, np.nan))
-    if summary.n_short_pieces:
-        summary.messages.append(
-            f"{summary.n_short_pieces} track piece(s) too short for the model got no STEP D"
-        )
-    if summary.n_gaps:
-        summary.messages.append(f"{summary.n_gaps} gap(s) split tracks into separately analysed pieces")
-    if summary.n_nonfinite:
-        summary.messages.append(f"{summary.n_nonfinite} point(s) with non-finite positions were skipped")
+    summary.messages.extend(summary.count_messages())
     if segments:
         _add_segments(out, summary, pieces, piece_rows, piece_tracks, log_step, estimator, factor)
     out.attrs["napari_step"] = {

@@ -165,14 +165,7 @@ def _combine(summaries: list[AnalysisSummary], units: str) -> AnalysisSummary:
     for s in summaries:
         for f in ("n_tracks", "n_points", "n_pieces", "n_short_pieces", "n_gaps", "n_nonfinite"):
             setattr(out, f, getattr(out, f) + getattr(s, f))
-    if out.n_short_pieces:
-        out.messages.append(
-            f"{out.n_short_pieces} track piece(s) too short for the model got no STEP D"
-        )
-    if out.n_gaps:
-        out.messages.append(f"{out.n_gaps} gap(s) split tracks into separately analysed pieces")
-    if out.n_nonfinite:
-        out.messages.append(f"{out.n_nonfinite} point(s) with non-finite positions were skipped")
+    out.messages.extend(out.count_messages())
     if out.n_tracks == 0:
         out.messages.append("no tracks to analyse")
     return out
