@@ -34,7 +34,8 @@ def test_single_process_resumable_and_failure_isolated(tmp_path):
     bad = tmp_path / "in" / "broken.csv"
     bad.write_bytes(b"\x00\x01\x02 binary junk")
     out = tmp_path / "out"
-    summary = analyze([str(tmp_path / "in" / "*.csv")], out, pixel_size=0.1, frame_interval=0.02)
+    summary = analyze([str(tmp_path / "in" / "*.csv")], out, pixel_size=0.1, frame_interval=0.02,
+                      scheduler="sync")
     assert set(summary.status) == {"done", "failed"}
     failed = summary[summary.status == "failed"]
     assert failed.input.str.endswith("broken.csv").all() and len(failed) == 1
@@ -45,7 +46,7 @@ def test_single_process_resumable_and_failure_isolated(tmp_path):
     assert {"track_id", "frame", "y", "x", "step_d", "tamsd_d"} <= set(res.columns)
     assert (out / "summary.csv").exists()
     # a re-run skips finished work and retries only the failure
-    again = analyze([str(tmp_path / "in" / "*.csv")], out)
+    again = analyze([str(tmp_path / "in" / "*.csv")], out, scheduler="sync")
     assert sorted(again.status) == ["failed", "skipped", "skipped", "skipped"]
     # no temp files left behind
     assert not list(out.glob("*.tmp*"))
@@ -63,7 +64,7 @@ def test_local_dask_cluster_matches_single_process(tmp_path):
     inputs = write_inputs(tmp_path / "in", n_files=4)
     corrupt = tmp_path / "in" / "corrupt.csv"
     corrupt.write_text("particle,frame,x\n1,oops,3\n")
-    single = analyze(inputs + [corrupt], tmp_path / "single")
+    single = analyze(inputs + [corrupt], tmp_path / "single", scheduler="sync")
     dask = analyze(inputs + [corrupt], tmp_path / "dask", scheduler="processes", workers=2)
     assert (single.status == dask.status).all()
     assert (dask.status == "failed").sum() == 1
@@ -113,3 +114,17 @@ def test_killed_worker_does_not_lose_results(tmp_path):
         f"{p.stem}.results.csv" for p in inputs)
     for p in out.glob("*.results.csv"):
         assert len(read_result(p)) == 20 * 60
+
+
+def test_movie_inputs_are_detected_linked_and_analysed(tmp_path):
+    from napari_step.pipeline import DetectionParams, LinkingParams
+    from napari_step.sample import make_sample
+
+    movie, truth = make_sample(n_particles=6, n_frames=40, shape=(96, 96), seed=2)
+    np.save(tmp_path / "movie.npy", movie)
+    summary = analyze([tmp_path / "movie.npy"], tmp_path / "out", pixel_size=0.1,
+                      frame_interval=0.05, detection=DetectionParams(diameter=7, minmass=400),
+                      linking=LinkingParams(search_range=6, memory=2, min_length=15))
+    assert summary.status.tolist() == ["done"] and summary.n_tracks.iloc[0] >= 5
+    res = read_result(tmp_path / "out" / "movie.results.csv")
+    assert res.step_d.notna().mean() > 0.8

@@ -166,9 +166,12 @@ def analyze(paths, out_dir, pixel_size=1.0, frame_interval=1.0, model="default",
             segments=False) -> pd.DataFrame:
     """Analyse many files; returns (and writes to ``out_dir/summary.csv``) one row per input.
 
-    ``scheduler``: None or "sync" runs in this process; "processes" starts a local Dask cluster
-    of ``workers`` processes (default: one per core); any other string is the address of a
-    running Dask scheduler ("tcp://host:8786"). The model is loaded once per worker process.
+    ``scheduler``: None (default) starts a local Dask cluster of ``workers`` processes (default:
+    one per core) when there is more than one file to do and Dask is installed, else runs here;
+    "sync" always runs in this process; "processes" always starts a local cluster; any other
+    string is the address of a running Dask scheduler ("tcp://host:8786"). The model is loaded
+    once per worker process. ``detection`` / ``linking`` (:class:`DetectionParams`,
+    :class:`LinkingParams`) apply to movie inputs.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -189,7 +192,14 @@ def analyze(paths, out_dir, pixel_size=1.0, frame_interval=1.0, model="default",
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(todo), desc="files", unit="file")
-    if scheduler in (None, "sync") or not todo:
+    if scheduler is None:
+        n_workers = workers or os.cpu_count() or 1
+        try:
+            import distributed  # noqa: F401
+        except ImportError:
+            n_workers = 1
+        scheduler = "processes" if len(todo) > 1 and n_workers > 1 else "sync"
+    if scheduler == "sync" or not todo:
         for src, dst in todo:
             rows.append(analyze_file(src, dst, params))
             if bar is not None:

@@ -12,6 +12,9 @@ def _cmd_train(args):
 
     base = PAPER_D_CONFIG if args.config == "paper" else DEFAULT_D_CONFIG
     model_config = type(base)(**{**base.__dict__, "dim": args.dim})
+    if getattr(args, "target", "d") == "alpha":  # scale-free inputs, alpha in [0, 2]
+        model_config = type(base)(**{**model_config.__dict__, "target": "alpha",
+                                     "y_range": [0.0, 2.0], "normalise": True})
     tc = TrainConfig(batch_size=args.batch_size, lr=args.lr, total_steps=args.steps, seed=args.seed)
     record = train(
         args.out,
@@ -24,6 +27,10 @@ def _cmd_train(args):
         workers=args.workers,
     )
     last = record["validation"][-1]
+    if "val_mae_alpha" in last:
+        print(f"step {record['step']}, {record['samples_seen']} tracks seen, "
+              f"val MAE(alpha) {last['val_mae_alpha']:.4f} -> {args.out}")
+        return
     print(
         f"step {record['step']}, {record['samples_seen']} tracks seen, "
         f"val rel err {last['val_rel_err']:.4f}, L1(log10 D) {last['val_l1_log10']:.4f} -> {args.out}"
@@ -92,12 +99,17 @@ def _cmd_demo(args):
 
 def _cmd_analyze(args):
     from .batch import analyze
+    from .pipeline import DetectionParams, LinkingParams
+
+    detection = DetectionParams(args.diameter, args.minmass, args.separation, args.invert)
+    linking = LinkingParams(args.search_range, args.memory, args.link_min_length)
 
     summary = analyze(
         args.paths, args.out, pixel_size=args.pixel_size, frame_interval=args.frame_interval,
         model=args.model, device=args.device, window=args.window, min_length=args.min_length,
         output_format=args.format, scheduler=args.scheduler, workers=args.workers,
         overwrite=args.overwrite, progress=True, segments=args.segments,
+        detection=detection, linking=linking,
     )
     failed = summary[summary.status == "failed"]
     print(f"{(summary.status == 'done').sum()} done, {(summary.status == 'skipped').sum()} "
@@ -107,13 +119,34 @@ def _cmd_analyze(args):
     return 1 if len(failed) else 0
 
 
+def _reproduce_attm(args, out):
+    from tqdm.auto import tqdm
+
+    from .anomalous import attm_analysis, plot_attm
+
+    n_tracks = args.n_tracks or 1000
+    bar = tqdm(total=n_tracks, desc="STEP", unit="track")
+    res = attm_analysis(n_tracks=n_tracks, device=args.device, seed=args.seed,
+                        progress=lambda d, total: bar.update(d - bar.n))
+    bar.close()
+    res.summary.to_csv(out / "attm_summary.csv", index=False)
+    res.per_track.to_csv(out / "attm_per_track.csv", index=False)
+    plot_attm(res, out / "attm.png")
+    print(res.summary.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    print(f"wrote {out / 'attm_summary.csv'}, {out / 'attm_per_track.csv'} and {out / 'attm.png'}")
+    return 0
+
+
 def _cmd_reproduce(args):
     from pathlib import Path
 
     from .anomalous import plot_sbm, sbm_analysis
 
-    out = Path(args.out)
+    out = Path(args.out or f"napari-step-{args.analysis}")
     out.mkdir(parents=True, exist_ok=True)
+    if args.analysis == "attm":
+        return _reproduce_attm(args, out)
+    args.n_tracks = args.n_tracks or 3000
     from tqdm.auto import tqdm
 
     bar = tqdm(total=args.n_tracks * 2, desc="STEP", unit="track")
@@ -138,7 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="napari-step", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
 
-    t = sub.add_parser("train", help="train or resume a STEP D model on simulated tracks")
+    t = sub.add_parser("train",
+                       help="train or resume a STEP model (D or alpha) on simulated tracks")
     t.add_argument("--out", required=True, help="checkpoint path (resumed if it exists)")
     t.add_argument("--config", choices=["default", "paper"], default="default")
     t.add_argument("--dim", type=int, default=2, choices=[1, 2, 3])
@@ -151,6 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", default=None, help="cpu, cuda (default: cuda if available)")
     t.add_argument("--workers", type=int, default=None, help="data simulation processes")
     t.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
+    t.add_argument("--target", choices=["d", "alpha"], default="d",
+                   help="d: log10 D on Brownian tracks; alpha: per-frame anomalous exponent on "
+                   "AnDi-model tracks (output range [0, 2], scale-free inputs)")
     t.set_defaults(func=_cmd_train)
 
     d = sub.add_parser("demo", help="run the whole pipeline on the bundled sample movie")
@@ -173,17 +210,30 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--min-length", type=int, default=1, help="shortest track analysed")
     a.add_argument("--format", choices=["csv", "parquet"], default="csv")
     a.add_argument("--scheduler", default=None,
-                   help="'processes', 'threads', 'sync' or a Dask scheduler address")
+                   help="default: a local Dask cluster sized to the machine when there are "
+                   "several files; 'sync' (this process), 'processes', or a Dask scheduler "
+                   "address such as tcp://host:8786")
     a.add_argument("--workers", type=int, default=None)
     a.add_argument("--overwrite", action="store_true", help="redo finished outputs")
     a.add_argument("--segments", action="store_true",
                    help="also find change points and write <name>.segments.csv per input")
+    g = a.add_argument_group("movies", "trackpy detection and linking for movie inputs")
+    g.add_argument("--diameter", type=int, default=7, help="spot diameter (odd, px)")
+    g.add_argument("--minmass", type=float, default=400.0)
+    g.add_argument("--separation", type=float, default=None)
+    g.add_argument("--invert", action="store_true", help="dark particles on a light background")
+    g.add_argument("--search-range", type=float, default=6.0, help="linking search range (px)")
+    g.add_argument("--memory", type=int, default=2, help="frames a particle may vanish")
+    g.add_argument("--link-min-length", type=int, default=20, help="shortest linked track kept")
     a.set_defaults(func=_cmd_analyze)
 
     r = sub.add_parser("reproduce", help="reproduce an analysis of the STEP tutorials")
-    r.add_argument("analysis", choices=["sbm"], help="sbm: D(t) of scaled Brownian motion")
-    r.add_argument("--out", default="napari-step-sbm")
-    r.add_argument("--n-tracks", type=int, default=3000, help="tracks per alpha")
+    r.add_argument("analysis", choices=["sbm", "attm"],
+                   help="sbm: D(t) of scaled Brownian motion; attm: D(t), D distribution and "
+                   "waiting times of annealed transit time motion")
+    r.add_argument("--out", default=None, help="output folder (default: napari-step-<analysis>)")
+    r.add_argument("--n-tracks", type=int, default=None,
+                   help="tracks per alpha for sbm (default 3000), tracks for attm (default 1000)")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--device", default=None)
     r.set_defaults(func=_cmd_reproduce)
