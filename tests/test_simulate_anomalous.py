@@ -147,8 +147,9 @@ def test_changepoints_options_and_reproducibility():
         for c in cps:
             assert abs(a.alpha[i, c] - a.alpha[i, c - 1]) >= 0.3
     # a custom alpha range and a per-segment D range (steps then change size at change points)
-    c = anomalous_changepoints(200, 60, 2, 1, 20, models="fbm", alpha_ranges={"fbm": (1.0, 1.0 + 1e-9)},
-                               d_range=(0.01, 100), normalise=False, rng=np.random.default_rng(10))
+    c = anomalous_changepoints(200, 60, 2, 1, 20, models="fbm",
+                               alpha_ranges={"fbm": (1.0, 1.0 + 1e-9)}, d_range=(0.01, 100),
+                               normalise=False, rng=np.random.default_rng(10))
     assert np.allclose(c.alpha, 1.0)
     steps = (np.diff(c.positions, axis=1) ** 2).sum(-1)
     ratio = np.log10([steps[i, cp[0]:].mean() / steps[i, : cp[0] - 1].mean()

@@ -1,8 +1,16 @@
 """Training STEP models on freshly simulated tracks, resumable and time-budgeted.
 
-Every batch is new data from the simulator (Brownian motion with 0-4 change points, D log-uniform
-in 1e-3..1e3 px^2/frame, localisation noise at random levels including none), so the network never
-sees the same track twice and cannot overfit. Validation uses a fixed seeded set.
+Every batch is new data from the simulator, so the network never sees the same track twice and
+cannot overfit; validation uses a fixed seeded set. What is simulated follows the model's target
+(``ModelConfig.target``):
+
+* ``"log10_d"``: Brownian motion with 0-4 change points, D log-uniform in 1e-3..1e3 px^2/frame,
+  localisation noise at random levels including none; L1 loss on log10 D.
+* ``"alpha"``: tracks whose anomalous-diffusion model (ATTM, CTRW, FBM, Lévy walk, SBM) and
+  exponent change at 0-4 change points
+  (:func:`napari_step.simulate_anomalous.anomalous_changepoints`), with the same noise
+  augmentation relative to the typical step; L1 loss on the per-frame alpha, validation reports
+  the mean absolute error of alpha.
 """
 
 from __future__ import annotations
@@ -17,8 +25,24 @@ import torch
 
 from .model import ModelConfig, XResAttn, read_checkpoint, save_checkpoint
 from .simulate import add_localisation_noise, brownian_changepoints
+from .simulate_anomalous import MODELS as ANOMALOUS_MODELS
+from .simulate_anomalous import anomalous_changepoints
 
-__all__ = ["TrainConfig", "train", "make_batch", "validation_set", "evaluate"]
+__all__ = [
+    "TrainConfig",
+    "train",
+    "make_batch",
+    "validation_set",
+    "evaluate",
+    "alpha_validation_set",
+    "evaluate_alpha",
+    "DEFAULT_ALPHA_CONFIG",
+    "TARGETS",
+]
+
+TARGETS = ("log10_d", "alpha")
+# The alpha model: the default architecture, scale-free inputs, sigmoid onto alpha in [0, 2].
+DEFAULT_ALPHA_CONFIG = ModelConfig(target="alpha", y_range=[0.0, 2.0], normalise=True)
 
 
 @dataclass
@@ -40,10 +64,21 @@ class TrainConfig:
     val_tracks: int = 1000
     val_every: int = 500
     seed: int = 0
+    # alpha models only: which AnDi models to simulate, and an optional per-segment D range
+    # (log-uniform factor on the step variance) so the step size also changes at change points
+    anomalous_models: list = field(default_factory=lambda: list(ANOMALOUS_MODELS))
+    anomalous_d_range: list | None = None
 
 
-def make_batch(cfg: TrainConfig, dim: int, rng: np.random.Generator, n_frames: int | None = None):
-    """One batch of simulated tracks: (positions (B, T, dim), true log10 D (B, T))."""
+def make_batch(cfg: TrainConfig, dim: int, rng: np.random.Generator, n_frames: int | None = None,
+               target: str = "log10_d"):
+    """One batch of simulated tracks: (positions (B, T, dim), per-frame target (B, T)).
+
+    ``target="log10_d"`` (default): Brownian tracks and their true log10 D; ``"alpha"``:
+    anomalous tracks and their true per-frame exponent alpha.
+    """
+    if target not in TARGETS:
+        raise ValueError(f"unknown target {target!r}: use one of {list(TARGETS)}")
     if n_frames is None:
         if rng.uniform() < cfg.p_other_length:
             n_frames = int(rng.integers(cfg.length_range[0], cfg.length_range[1] + 1))
@@ -51,6 +86,8 @@ def make_batch(cfg: TrainConfig, dim: int, rng: np.random.Generator, n_frames: i
             n_frames = cfg.n_frames
     k_max = min(cfg.max_changepoints, n_frames // cfg.min_segment - 1)
     k_lo = 1 if k_max >= 1 and n_frames >= 50 else 0
+    if target == "alpha":
+        return _alpha_batch(cfg, dim, rng, n_frames, (k_lo, max(k_max, 0)))
     sim = brownian_changepoints(
         cfg.batch_size,
         n_frames,
@@ -71,17 +108,39 @@ def make_batch(cfg: TrainConfig, dim: int, rng: np.random.Generator, n_frames: i
     return pos, np.log10(sim.d)
 
 
+def _alpha_batch(cfg: TrainConfig, dim: int, rng, n_frames: int, n_changepoints):
+    """Anomalous tracks (typical per-axis step 1) with noise relative to that step."""
+    sim = anomalous_changepoints(
+        cfg.batch_size,
+        n_frames,
+        dim,
+        n_changepoints=n_changepoints,
+        min_segment=cfg.min_segment,
+        models=tuple(cfg.anomalous_models),
+        d_range=cfg.anomalous_d_range,
+        rng=rng,
+    )
+    pos = sim.positions
+    noisy = rng.uniform(size=cfg.batch_size) < cfg.p_noise
+    if noisy.any():
+        lo, hi = np.log10(cfg.noise_rel_range)
+        sigma = 10 ** rng.uniform(lo, hi, size=noisy.sum())  # x the RMS per-axis step (1)
+        pos = pos.copy()
+        pos[noisy] = add_localisation_noise(pos[noisy], sigma, rng)
+    return pos, sim.alpha
+
+
 class _SimulatedBatches(torch.utils.data.IterableDataset):
     """Endless simulated batches; each DataLoader worker gets its own seed stream."""
 
-    def __init__(self, cfg: TrainConfig, dim: int, seed_key):
-        self.cfg, self.dim, self.seed_key = cfg, dim, list(seed_key)
+    def __init__(self, cfg: TrainConfig, dim: int, seed_key, target: str = "log10_d"):
+        self.cfg, self.dim, self.seed_key, self.target = cfg, dim, list(seed_key), target
 
     def __iter__(self):
         info = torch.utils.data.get_worker_info()
         rng = np.random.default_rng(self.seed_key + [info.id if info else 0])
         while True:
-            pos, logd = make_batch(self.cfg, self.dim, rng)
+            pos, logd = make_batch(self.cfg, self.dim, rng, target=self.target)
             yield torch.as_tensor(pos, dtype=torch.float32), torch.as_tensor(logd, dtype=torch.float32)
 
 
@@ -108,6 +167,30 @@ def evaluate(model: XResAttn, positions: np.ndarray, d_true: np.ndarray, device=
     return float(np.abs(logp - logt).mean()), float(np.abs(10 ** (logp - logt) - 1).mean())
 
 
+def alpha_validation_set(n_tracks=1000, n_frames=200, dim=2, noise_rel=0.0, seed=12345,
+                         models=ANOMALOUS_MODELS, d_range=None):
+    """Fixed seeded anomalous tracks with 1-4 change points: (positions, alpha (N, T))."""
+    rng = np.random.default_rng(seed)
+    sim = anomalous_changepoints(n_tracks, n_frames, dim, (1, 4), 10, models=tuple(models),
+                                 d_range=d_range, rng=rng)
+    pos = sim.positions
+    if noise_rel > 0:
+        pos = add_localisation_noise(pos, noise_rel, rng)
+    return pos, sim.alpha
+
+
+@torch.inference_mode()
+def evaluate_alpha(model: XResAttn, positions: np.ndarray, alpha_true: np.ndarray, device="cpu",
+                   batch=500) -> float:
+    """Mean absolute error of the per-frame alpha over every frame."""
+    model.eval()
+    preds = []
+    for i in range(0, len(positions), batch):
+        x = torch.as_tensor(positions[i : i + batch], dtype=torch.float32, device=device)
+        preds.append(model(x).float().cpu().numpy())
+    return float(np.abs(np.concatenate(preds) - alpha_true).mean())
+
+
 def _pick_device(device):
     if device in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -129,6 +212,10 @@ def train(
 ) -> dict:
     """Train (or resume) a model, saving a checkpoint at every validation; returns the record.
 
+    The model's ``target`` picks the data: Brownian tracks for "log10_d", anomalous tracks for
+    "alpha" (use :data:`DEFAULT_ALPHA_CONFIG`; validation then records ``val_mae_alpha`` and the
+    best score is ``best_val_mae_alpha``).
+
     The checkpoint at ``out_path`` holds the weights, the optimiser state and the training record
     (samples seen, wall time, device, validation error per evaluation) so a later session resumes
     where this one stopped. The best weights by validation error go to ``<out_path>.best.pt``.
@@ -145,8 +232,12 @@ def train(
         train_config = TrainConfig(**state["record"]["train_config"])
     model_config = model_config or ModelConfig()
     tc = train_config or TrainConfig()
-    if model_config.target != "log10_d":
-        raise ValueError("this trainer simulates Brownian tracks: only target='log10_d'")
+    if model_config.target not in TARGETS:
+        raise ValueError(
+            f"unknown model target {model_config.target!r}: use one of {list(TARGETS)}"
+        )
+    alpha = model_config.target == "alpha"
+    best_key = "best_val_mae_alpha" if alpha else "best_val_rel_err"
 
     torch.manual_seed(tc.seed)
     model = XResAttn(model_config).to(device)
@@ -158,7 +249,7 @@ def train(
         "wall_time_s": 0.0,
         "sessions": [],
         "validation": [],
-        "best_val_rel_err": None,
+        best_key: None,
     }
     if state is not None:
         model.load_state_dict(state["state_dict"])
@@ -169,7 +260,8 @@ def train(
     if workers is None:
         workers = 6 if device.type == "cuda" else 0
     loader = torch.utils.data.DataLoader(
-        _SimulatedBatches(tc, model_config.dim, [tc.seed, step0]),  # new data after every resume
+        # new data after every resume
+        _SimulatedBatches(tc, model_config.dim, [tc.seed, step0], model_config.target),
         batch_size=None,
         num_workers=workers,
         prefetch_factor=4 if workers else None,
@@ -185,7 +277,12 @@ def train(
         prog = min(1.0, (step - warm) / max(1, tc.total_steps - warm))
         return tc.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * prog)))
 
-    val_pos, val_d = validation_set(tc.val_tracks, 200, model_config.dim)
+    if alpha:
+        val_pos, val_y = alpha_validation_set(tc.val_tracks, 200, model_config.dim,
+                                              models=tc.anomalous_models,
+                                              d_range=tc.anomalous_d_range)
+    else:
+        val_pos, val_y = validation_set(tc.val_tracks, 200, model_config.dim)
     use_amp = device.type == "cuda"
     t_start = time.time()
     wall0 = record["wall_time_s"]
@@ -197,15 +294,23 @@ def train(
         bar = tqdm(total=last_steps, desc="training", unit="batch")
 
     def checkpoint():
-        l1, rel = evaluate(model, val_pos, val_d, device)
-        record["validation"].append(
-            {"step": record["step"], "samples_seen": record["samples_seen"], "val_l1_log10": l1,
-             "val_rel_err": rel, "wall_time_s": record["wall_time_s"]}
-        )
-        best = record["best_val_rel_err"]
+        if alpha:
+            mae = evaluate_alpha(model, val_pos, val_y, device)
+            l1, rel = mae, mae  # the score that picks the best weights
+            record["validation"].append(
+                {"step": record["step"], "samples_seen": record["samples_seen"],
+                 "val_mae_alpha": mae, "wall_time_s": record["wall_time_s"]}
+            )
+        else:
+            l1, rel = evaluate(model, val_pos, val_y, device)
+            record["validation"].append(
+                {"step": record["step"], "samples_seen": record["samples_seen"], "val_l1_log10": l1,
+                 "val_rel_err": rel, "wall_time_s": record["wall_time_s"]}
+            )
+        best = record[best_key]
         is_best = best is None or rel < best
         if is_best:
-            record["best_val_rel_err"] = rel
+            record[best_key] = rel
         save_checkpoint(out_path, model, record, card, optimizer=opt)
         if is_best:
             save_checkpoint(out_path.with_suffix(".best.pt"), model, record, card)
@@ -246,7 +351,9 @@ def train(
             bar.set_postfix(loss=f"{loss.item():.3f}")
         if record["step"] % tc.val_every == 0:
             l1, rel = checkpoint()
-            if bar is not None:
+            if bar is not None and alpha:
+                bar.write(f"step {record['step']}: val MAE(alpha) {l1:.4f}")
+            elif bar is not None:
                 bar.write(f"step {record['step']}: val L1(log10 D) {l1:.4f}, rel err {rel:.4f}")
     if bar is not None:
         bar.close()
