@@ -182,57 +182,16 @@ def predict_alpha(tracks, model="default", device=None, batch_size=None, progres
     move get NaN; non-finite positions raise ``ValueError``. Batching, devices and progress work
     as in :func:`napari_step.predict.predict_d`.
     """
-    import torch
-
-    from ._input import as_track_list, group_by_length
-    from .predict import MAX_WINDOW, _batch_size, _progress_callback, resolve_device
+    from ._input import as_track_list
+    from .predict import resolve_device, run_per_frame
 
     tracks = as_track_list(tracks, allow_nan=False)
-    out: list = [None] * len(tracks)
     if not tracks:
-        return out
+        return []
     dim = tracks[0].shape[1]
     dev = resolve_device(device)
     net = _load_alpha_model(model, dim if dim != 3 else 2, dev)
-    if net.config.dim not in (dim, 2 if dim == 3 else dim):
-        raise ValueError(f"the model is for {net.config.dim}-D tracks, these tracks are {dim}-D")
-    if dim == 3 and net.config.dim == 2:
-        projections = [(0, 1), (0, 2), (1, 2)]
-    else:
-        projections = [tuple(range(dim))]
-
-    min_len = net.config.min_length
-    groups = group_by_length(tracks)
-    short = sum(idx.size for n, idx in groups.items() if n < min_len)
-    if short:
-        warnings.warn(
-            f"{short} track(s) shorter than {min_len} frames cannot be analysed by the model: "
-            f"their alpha is NaN",
-            stacklevel=2,
-        )
-    total, done = len(tracks), short
-    report, bar = _progress_callback(progress, total)
-    with torch.inference_mode():
-        for n_frames, idx in groups.items():
-            if n_frames < min_len:
-                for i in idx:
-                    out[i] = np.full(n_frames, np.nan)
-                continue
-            bs = _batch_size(min(n_frames, MAX_WINDOW), dev, batch_size)
-            for b0 in range(0, idx.size, bs):
-                sel = idx[b0 : b0 + bs]
-                pos = np.stack([tracks[i] for i in sel])
-                res = np.zeros((sel.size, n_frames))
-                for axes in projections:
-                    res += _predict_alpha_block(net, pos[:, :, axes], dev) / len(projections)
-                for row, i in enumerate(sel):
-                    out[i] = res[row]
-                done += sel.size
-                if report:
-                    report(done, total)
-    if bar is not None:
-        bar.close()
-    return out
+    return run_per_frame(tracks, net, dev, batch_size, progress, _predict_alpha_block, "alpha")
 
 
 # ------------------------------------------------------------------------------------------------

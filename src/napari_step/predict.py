@@ -135,29 +135,30 @@ def _progress_callback(progress, total):
     return None, None
 
 
-def predict_log10_d(tracks, model="default", device=None, batch_size=None, progress=None):
-    """Like :func:`predict_d` but returns log10 D (px^2/frame); -inf where a track does not move."""
-    tracks = as_track_list(tracks, allow_nan=False)
+def run_per_frame(tracks, net: XResAttn, dev, batch_size, progress, block, what: str):
+    """The shared inference driver behind predict_d and predict_alpha.
+
+    ``tracks``: validated list of (T_i, dim) arrays. Groups tracks by length, batches each group
+    to the memory budget, calls ``block(net, positions (B, T, dim), dev) -> (B, T)`` per batch,
+    averages the three planar projections for 3-D tracks with a 2-D model, gives tracks shorter
+    than the model's minimum NaN (one warning naming ``what``) and reports progress.
+    """
     out: list = [None] * len(tracks)
     if not tracks:
         return out
     dim = tracks[0].shape[1]
-    dev = resolve_device(device)
-    model_dim = dim if dim != 3 else 2
-    net = load_model(model, model_dim, dev)
     if net.config.dim not in (dim, 2 if dim == 3 else dim):
         raise ValueError(f"the model is for {net.config.dim}-D tracks, these tracks are {dim}-D")
     # 3-D tracks with a 2-D model: average the three planar projections (isotropic diffusion).
     projections = [(0, 1), (0, 2), (1, 2)] if dim == 3 and net.config.dim == 2 else [tuple(range(dim))]
-
     min_len = net.config.min_length
     groups = group_by_length(tracks)
     short = sum(idx.size for n, idx in groups.items() if n < min_len)
     if short:
         warnings.warn(
             f"{short} track(s) shorter than {min_len} frames cannot be analysed by the model: "
-            f"their D is NaN",
-            stacklevel=2,
+            f"their {what} is NaN",
+            stacklevel=3,
         )
     total, done = len(tracks), short
     report, bar = _progress_callback(progress, total)
@@ -173,7 +174,7 @@ def predict_log10_d(tracks, model="default", device=None, batch_size=None, progr
                 pos = np.stack([tracks[i] for i in sel])
                 res = np.zeros((sel.size, n_frames))
                 for axes in projections:
-                    res += _predict_block(net, pos[:, :, axes], dev) / len(projections)
+                    res += block(net, pos[:, :, axes], dev) / len(projections)
                 for row, i in enumerate(sel):
                     out[i] = res[row]
                 done += sel.size
@@ -182,6 +183,19 @@ def predict_log10_d(tracks, model="default", device=None, batch_size=None, progr
     if bar is not None:
         bar.close()
     return out
+
+
+def predict_log10_d(tracks, model="default", device=None, batch_size=None, progress=None):
+    """Like :func:`predict_d` but returns log10 D (px^2/frame); -inf where a track does not move."""
+    tracks = as_track_list(tracks, allow_nan=False)
+    if not tracks:
+        return []
+    dim = tracks[0].shape[1]
+    dev = resolve_device(device)
+    net = load_model(model, dim if dim != 3 else 2, dev)
+    if net.config.target != "log10_d":
+        raise ValueError(f"the model predicts {net.config.target!r}, not D: give a D model")
+    return run_per_frame(tracks, net, dev, batch_size, progress, _predict_block, "D")
 
 
 def _predict_block(net, pos, dev) -> np.ndarray:
