@@ -49,9 +49,11 @@ def test_gaps_split_tracks_and_stay_nan(sim):
     table = table_from(sim.positions[:1])
     gappy = table[~table.frame.isin([50, 51])].copy()
     gappy.loc[gappy.frame == 80, "x"] = np.nan
+    gappy.loc[gappy.frame == 100, "y"] = np.inf
     res, summary = analyse_tracks(gappy)
-    assert len(res) == len(gappy) and summary.n_gaps == 2 and summary.n_nonfinite == 1
-    assert res.loc[res.frame == 80, "step_d"].isna().all()
+    assert len(res) == len(gappy) and summary.n_gaps == 3 and summary.n_nonfinite == 2
+    assert res.loc[res.frame.isin([80, 100]), "step_d"].isna().all()
+    assert "2 point(s) with non-finite positions were skipped" in summary.messages
     piece = res[(res.frame < 50)]
     assert piece.step_d.notna().all()
     # the piece is analysed on its own: same result as analysing it as a separate track
