@@ -111,9 +111,8 @@ def test_predict_alpha_shapes_order_and_invariances(alpha_run):
 def test_predict_alpha_errors(alpha_run, tmp_path):
     path, _ = alpha_run
     tracks = np.random.default_rng(2).standard_normal((2, 50, 2)).cumsum(1)
-    assert not (WEIGHTS_DIR / "step_alpha_2d.pt").exists()  # if it ships, update this test
-    with pytest.raises(CheckpointError, match="no built-in 2-D alpha model.*--target alpha"):
-        predict_alpha(tracks)
+    with pytest.raises(CheckpointError, match="no built-in 3-D alpha model|1-D"):
+        predict_alpha(tracks[..., :1])  # only a 2-D alpha model ships
     with pytest.raises(ValueError, match="unknown alpha model"):
         predict_alpha(tracks, model="fancy")
     with pytest.raises(ValueError, match="not alpha"):  # a D model is refused
@@ -182,3 +181,19 @@ def test_reproduce_attm_cli(tmp_path, capsys):
     assert (tmp_path / "attm.png").stat().st_size > 20000
     assert len(pd.read_csv(tmp_path / "attm_per_track.csv")) == 20
     assert "wrote" in capsys.readouterr().out
+
+
+def test_shipped_alpha_model_on_fbm_of_known_alpha():
+    """The shipped alpha model separates sub- from superdiffusive FBM and reads alpha within
+    0.3 (median over frames and tracks) for alpha 0.4, 1.0 and 1.6."""
+    from napari_step.simulate_anomalous import fbm
+
+    rng = np.random.default_rng(11)
+    medians = {}
+    for alpha in (0.4, 1.0, 1.6):
+        pred = np.stack(predict_alpha(fbm(40, 200, alpha, 2, rng=rng)))
+        medians[alpha] = np.median(pred[:, 20:-20])
+        assert abs(medians[alpha] - alpha) < 0.3, medians
+    assert medians[0.4] < medians[1.0] < medians[1.6]
+    model, ckpt = load_checkpoint(WEIGHTS_DIR / "step_alpha_2d.pt")
+    assert model.config.target == "alpha" and "accuracy" in ckpt["card"]

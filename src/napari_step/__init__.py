@@ -10,6 +10,7 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "predict_d": "predict",
+    "predict_alpha": "anomalous",
     "tamsd_d": "tamsd",
     "tamsd_alpha": "tamsd",
     "analyse_tracks": "analysis",
