@@ -15,7 +15,7 @@ import pandas as pd
 from napari.utils import notifications
 
 from ..tracks import TrackTableError, from_napari, to_napari
-from ._colour import COLOUR_FEATURE, DEFAULT_RANGE, colour_values, d_colormap
+from ._colour import ALPHA_COLOUR_FEATURE, COLOUR_FEATURE, DEFAULT_RANGE, colour_values, d_colormap
 from ._layers import layer_table, results_metadata
 
 __all__ = [
@@ -92,7 +92,7 @@ def read_tracks_file(path):
 
 
 _RESULT_KEYS = ("units", "pixel_size_um", "frame_interval_s", "model", "tamsd_window",
-                "colour_range", "segment_estimator")
+                "colour_range", "segment_estimator", "alpha_model")
 _SECONDS = {"s", "sec", "second", "seconds"}
 _MICRONS = {"um", "micron", "microns", "µm", "μm", "micrometer", "micrometre", "micrometers"}
 
@@ -158,7 +158,7 @@ def export_metadata(layer_metadata: dict, name=None, scale=None, translate=None)
         u = res["units"]
         column_units.update({"step_d": u, "tamsd_d": u, "step_log10_d": f"log10({u})",
                              "tamsd_log10_d": f"log10({u})", "segment_d": u,
-                             "segment_log10_d": f"log10({u})"})
+                             "segment_log10_d": f"log10({u})", "step_alpha": ""})
     md["column_units"] = column_units
     md["layer"] = {"name": name,
                    "scale": None if scale is None else [float(v) for v in np.asarray(scale)],
@@ -172,7 +172,7 @@ def _write(table: pd.DataFrame, path, metadata: dict) -> list[str]:
     p = Path(str(path))
     if p.suffix.lower() not in WRITE_EXTENSIONS:
         raise ValueError(f"tracks can be saved as {', '.join(WRITE_EXTENSIONS)}, not {p.name!r}")
-    table = table.drop(columns=[COLOUR_FEATURE], errors="ignore")
+    table = table.drop(columns=[COLOUR_FEATURE, ALPHA_COLOUR_FEATURE], errors="ignore")
     written = _io().write_tracks(table, p, metadata=metadata)
     return [str(written or p)]
 

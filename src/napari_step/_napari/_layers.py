@@ -40,6 +40,7 @@ __all__ = [
 
 SEGMENTS_KEY = "napari_step_segments"
 _SEGMENT_FEATURES = ["segment_d", "segment_log10_d"]
+_ALPHA_FEATURE = "step_alpha"  # scale-free: never converted between units
 _D_COLUMNS = ["step_d", "tamsd_d", "segment_d"]
 _LOG_COLUMNS = ["step_log10_d", "tamsd_log10_d", "segment_log10_d"]
 
@@ -119,6 +120,7 @@ def merge_results(layer, results: pd.DataFrame, track_ids, params: dict,
     The segment features (``segment_d``, ``segment_log10_d``) and the segments table
     (``segments``, stored under :data:`SEGMENTS_KEY`) merge the same way: the analysed tracks'
     rows are replaced (dropped when this run did not look for segments), the others kept.
+    ``step_alpha`` (per-frame anomalous exponent, no units) merges the same way.
     """
     px, dt = float(params["pixel_size_um"]), float(params["frame_interval_s"])
     feats = layer.features.copy()
@@ -131,6 +133,8 @@ def merge_results(layer, results: pd.DataFrame, track_ids, params: dict,
     columns = list(RESULT_COLUMNS)
     if with_segments or any(c in feats.columns for c in _SEGMENT_FEATURES):
         columns += _SEGMENT_FEATURES
+    if _ALPHA_FEATURE in results.columns or _ALPHA_FEATURE in feats.columns:
+        columns.append(_ALPHA_FEATURE)
     for c in columns:
         if c not in feats.columns:
             feats[c] = np.nan
@@ -160,7 +164,7 @@ def merge_results(layer, results: pd.DataFrame, track_ids, params: dict,
         if c in results.columns:
             vals = results[c].to_numpy(float)
             col[in_run] = np.where(pos >= 0, vals[np.clip(pos, 0, None)], np.nan)
-        else:  # a run without segments: the analysed tracks lose their old segments
+        else:  # a run without segments (alpha): the analysed tracks lose their old ones
             col[in_run] = np.nan
         feats[c] = col
     set_layer_features(layer, feats)
@@ -181,6 +185,8 @@ def merge_results(layer, results: pd.DataFrame, track_ids, params: dict,
     }
     if params.get("segment_estimator"):
         meta["segment_estimator"] = str(params["segment_estimator"])
+    if params.get("alpha_model"):
+        meta["alpha_model"] = str(params["alpha_model"])
     new_md = {**layer.metadata, "napari_step": meta}
     if seg_table is not None:
         new_md[SEGMENTS_KEY] = seg_table

@@ -37,6 +37,8 @@ __all__ = [
     "SEGMENTS_COLUMNS",
     "tidy_segments",
     "empty_segments",
+    "ALPHA_FEATURE",
+    "alpha_rows",
 ]
 
 ESTIMATORS = ("mle", "cve_pooled")  # the per-segment D estimators the widget offers
@@ -44,6 +46,8 @@ SEGMENT_FEATURES = ["segment_d", "segment_log10_d"]  # per-point features of a s
 # the merged segments table: the core's columns (stop_frame exclusive, d in the results' units)
 # plus ``changepoint`` (True where the segment starts at a change point, False at the start of
 # a track or of a gap-free piece)
+ALPHA_FEATURE = "step_alpha"  # per-point anomalous exponent alpha(t) (scale-free, no units)
+ALPHA_MODEL = "default"  # the shipped 2-D STEP alpha model
 SEGMENTS_COLUMNS = ["track_id", "segment", "start_frame", "stop_frame", "n_frames", "d",
                     "changepoint"]
 
@@ -65,6 +69,8 @@ class AnalysisParams:
     tamsd_window: int = 20
     segments: bool = False  # also find change points and per-segment D
     estimator: str = "mle"  # per-segment D estimator (see napari_step.segment.segment_track)
+    alpha: bool = False  # also predict the per-frame anomalous exponent alpha(t)
+    alpha_model: str = ALPHA_MODEL
 
     def metadata(self) -> dict:
         md = {
@@ -76,6 +82,8 @@ class AnalysisParams:
         }
         if self.segments:
             md["segment_estimator"] = self.estimator
+        if self.alpha:
+            md["alpha_model"] = str(self.alpha_model)
         return md
 
 
@@ -110,6 +118,38 @@ def empty_segments() -> pd.DataFrame:
                          "n_frames": pd.Series(dtype=int),
                          "d": pd.Series(dtype=float),
                          "changepoint": pd.Series(dtype=bool)})
+
+
+def alpha_rows(table: pd.DataFrame, model=ALPHA_MODEL, device=None,
+               min_length: int = 1) -> pd.DataFrame:
+    """Per-frame alpha of every track in a validated ``table`` with >= ``min_length`` points,
+    predicted gap-free piece by gap-free piece (like D in :func:`napari_step.analysis.
+    analyse_tracks`): a table of track_id, frame and :data:`ALPHA_FEATURE` for the table's rows
+    (NaN where no alpha was predicted, e.g. pieces shorter than the model's minimum)."""
+    import warnings
+
+    from ..anomalous import predict_alpha
+    from ..tracks import contiguous_runs, split_tracks
+
+    out = pd.DataFrame({"track_id": table["track_id"].to_numpy(np.int64),
+                        "frame": table["frame"].to_numpy(np.int64)})
+    col = np.full(len(table), np.nan)
+    counts = table.groupby("track_id").size()
+    eligible = counts.index[counts >= max(1, int(min_length))]
+    pieces, piece_rows = [], []
+    for tr in split_tracks(table, eligible):
+        finite = np.isfinite(tr.positions).all(axis=1)
+        for a, b in contiguous_runs(finite):
+            pieces.append(tr.positions[a:b])
+            piece_rows.append(tr.rows[a:b])
+    if pieces:
+        with warnings.catch_warnings():  # short pieces get NaN (counted with D already)
+            warnings.simplefilter("ignore")
+            alphas = predict_alpha(pieces, model=model, device=device)
+        for rows, al in zip(piece_rows, alphas):
+            col[rows] = np.asarray(al, dtype=float)
+    out[ALPHA_FEATURE] = col
+    return out
 
 
 def _frame(movie, t: int) -> np.ndarray:
@@ -177,7 +217,8 @@ def analyse_job(table: pd.DataFrame, track_ids, params: AnalysisParams, min_leng
     Returns ``(results, summary)``: ``results`` holds track_id, frame and the result columns for
     the rows of the chosen tracks only; or a :class:`JobError`. With ``params.segments`` the
     results also hold :data:`SEGMENT_FEATURES` and ``summary.segments`` the segments table
-    (:func:`tidy_segments`, D in the results' units).
+    (:func:`tidy_segments`, D in the results' units). With ``params.alpha`` the results also
+    hold :data:`ALPHA_FEATURE` (per-frame alpha, :func:`alpha_rows`).
     """
     try:
         table = validate_table(table)
@@ -187,6 +228,8 @@ def analyse_job(table: pd.DataFrame, track_ids, params: AnalysisParams, min_leng
         columns = ["track_id", "frame"] + RESULT_COLUMNS
         if params.segments:
             columns += SEGMENT_FEATURES
+        if params.alpha:
+            columns += [ALPHA_FEATURE]
         parts, summaries = [], []
         for chunk in chunks:
             part, summary = analyse_tracks(
@@ -206,6 +249,15 @@ def analyse_job(table: pd.DataFrame, track_ids, params: AnalysisParams, min_leng
                 seg = part["segment_d"].to_numpy(float)
                 with np.errstate(divide="ignore", invalid="ignore"):
                     part["segment_log10_d"] = np.log10(np.where(seg > 0, seg, np.nan))
+            if params.alpha:
+                al = alpha_rows(validate_table(sub[sub["track_id"].isin(chunk)]),
+                                params.alpha_model, params.device, min_length)
+                index = pd.MultiIndex.from_arrays([al["track_id"].to_numpy(np.int64),
+                                                   al["frame"].to_numpy(np.int64)])
+                pos = index.get_indexer(pd.MultiIndex.from_arrays(
+                    [part["track_id"].to_numpy(np.int64), part["frame"].to_numpy(np.int64)]))
+                vals = al[ALPHA_FEATURE].to_numpy(float)
+                part[ALPHA_FEATURE] = np.where(pos >= 0, vals[np.clip(pos, 0, None)], np.nan)
             parts.append(part[columns])
             summaries.append(summary)
             yield len(parts)

@@ -3,7 +3,9 @@ log10 D over the analysed tracks, and the colour bar of the Tracks colouring (na
 for tracks). It follows the track picked in the STEP widget or clicked in the canvas, and can be
 pointed at any track with its own controls. Tracks analysed with change points show their
 per-segment D (``segment_d``) as a step line ("segments") and the change points as vertical
-dotted lines.
+dotted lines. Tracks with a per-frame anomalous exponent (``step_alpha``) show alpha(t) on a
+secondary axis ("alpha (STEP)"); when the tracks are coloured by alpha the colour bar shows the
+alpha range.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QVBoxLayout, QWidget
 
 from ..plotting import draw_d_of_t
-from ._colour import DEFAULT_RANGE, mpl_colormap
+from ._colour import ALPHA_RANGE, DEFAULT_RANGE, colour_by, mpl_alpha_colormap, mpl_colormap
 from ._layers import layer_segments, results_metadata
 from ._widgets_common import connect_layer_list, is_alive, layer_choices, unwrap_viewer
 
@@ -46,6 +48,8 @@ class DPlotWidget(QWidget):
         self.true_line = None  # Line2D of the true D (layers with a d_true feature)
         self.segment_line = None  # Line2D of the per-segment D (layers with segment_d)
         self.changepoint_lines: list = []  # vertical lines at the shown track's change points
+        self.alpha_line = None  # Line2D of alpha(t) (layers with step_alpha)
+        self.ax_alpha = None  # secondary axis of alpha(t)
 
         self.controls = Container(layout="horizontal", labels=True)
         self.layer_choice = ComboBox(label="tracks", choices=layer_choices(napari_viewer, Tracks))
@@ -165,6 +169,26 @@ class DPlotWidget(QWidget):
         _, dt, px, _, _ = self._units()
         return frames, col("step_d"), col("tamsd_d"), col("d_true", px**2 / dt)
 
+    def alpha_data(self, track_id=None):
+        """(frames, alpha) of a track, NaN in skipped frames; None without ``step_alpha`` or
+        without any alpha for the track."""
+        layer, tid = self._layer, self._track if track_id is None else track_id
+        if layer is None or tid is None or "step_alpha" not in layer.features.columns:
+            return None
+        data = np.asarray(layer.data)
+        rows = np.flatnonzero(np.round(data[:, 0]) == tid)
+        if rows.size == 0:
+            return None
+        frames_obs = np.round(data[rows, 1]).astype(int)
+        order = np.argsort(frames_obs, kind="stable")
+        rows, frames_obs = rows[order], frames_obs[order]
+        frames = np.arange(frames_obs[0], frames_obs[-1] + 1)
+        alpha = np.full(frames.size, np.nan)
+        alpha[frames_obs - frames[0]] = layer.features["step_alpha"].to_numpy(float)[rows]
+        if not np.isfinite(alpha).any():
+            return None
+        return frames, alpha
+
     def segment_data(self, track_id=None):
         """(frames, segment_d, change-point frames) of a track, or None without ``segment_d``.
 
@@ -201,7 +225,11 @@ class DPlotWidget(QWidget):
         units, dt, _, lo, hi = self._units()
         for ax in (self.ax_d, self.ax_hist, self.ax_cbar):
             ax.clear()
+        if self.ax_alpha is not None:
+            self.ax_alpha.remove()
+            self.ax_alpha = None
         self.step_line = self.tamsd_line = self.true_line = self.segment_line = None
+        self.alpha_line = None
         self.changepoint_lines = []
         self._draw_track(units, dt)
         self._draw_histogram(units, lo, hi)
@@ -235,6 +263,18 @@ class DPlotWidget(QWidget):
                     c * dt, color="0.3", ls=":", lw=1,
                     label="change point" if i == 0 else "_nolegend_"))
             ax.legend(frameon=False, fontsize=8)
+        al = self.alpha_data()
+        if al is not None:
+            a_frames, alpha = al
+            self.ax_alpha = ax.twinx()
+            (self.alpha_line,) = self.ax_alpha.plot(a_frames * dt, alpha, color="C4", lw=1.2,
+                                                    label="alpha (STEP)")
+            self.ax_alpha.axhline(1.0, color="C4", ls="--", lw=0.8, alpha=0.5)
+            top = max(ALPHA_RANGE[1], float(np.nanmax(alpha)) + 0.1)
+            self.ax_alpha.set_ylim(min(ALPHA_RANGE[0], float(np.nanmin(alpha)) - 0.1), top)
+            self.ax_alpha.set_ylabel("alpha (STEP)", color="C4", fontsize=8)
+            self.ax_alpha.tick_params(axis="y", colors="C4", labelsize=8)
+            self.ax_alpha.legend(loc="lower right", frameon=False, fontsize=8)
         ax.set_title(f"{self._layer.name}: track {self._track}", fontsize=9)
 
     def _draw_histogram(self, units, lo, hi):
@@ -276,6 +316,14 @@ class DPlotWidget(QWidget):
         from matplotlib.colorbar import Colorbar
         from matplotlib.colors import Normalize
 
+        if self._layer is not None and colour_by(self._layer) == "alpha":
+            a, b = ALPHA_RANGE
+            sm = ScalarMappable(norm=Normalize(a, b), cmap=mpl_alpha_colormap())
+            self.colorbar = Colorbar(self.ax_cbar, sm, orientation="horizontal")
+            self.colorbar.set_label(f"track colour: alpha, {a:g} to {b:g} (1: normal "
+                                    "diffusion); grey: no alpha", fontsize=8)
+            self.ax_cbar.tick_params(labelsize=8)
+            return
         sm = ScalarMappable(norm=Normalize(lo, hi), cmap=mpl_colormap())
         self.colorbar = Colorbar(self.ax_cbar, sm, orientation="horizontal")
         self.colorbar.set_label(f"track colour: log10 D ({units}), {lo:g} to {hi:g}; "

@@ -19,7 +19,12 @@
   ``segment_d`` / ``segment_log10_d``, shows the change points as a Points layer
   "<tracks> change points", keeps the segments table in
   ``layer.metadata['napari_step_segments']`` (shown in the widget's table, merged per track
-  across runs) and *Export segments...* writes it as CSV with a JSON sidecar of units.
+  across runs) and *Export segments...* writes it as CSV with a JSON sidecar of units;
+- *anomalous exponent alpha(t)*: Run also predicts the per-frame anomalous exponent with the
+  shipped STEP alpha model (:func:`napari_step.anomalous.predict_alpha`, gap-free piece by piece)
+  into the feature ``step_alpha`` (no units; merged per track across runs); *colour by* "alpha"
+  colours the tracks by alpha over 0..2 with a diverging map centred at 1 (feature
+  ``step_alpha_color``, grey: no alpha).
 """
 
 from __future__ import annotations
@@ -48,7 +53,7 @@ from psygnal import Signal
 from ..analysis import d_units
 from ..predict import available_models
 from ..tracks import TrackTableError
-from ._colour import DEFAULT_RANGE, apply_colouring
+from ._colour import ALPHA_RANGE, COLOUR_BY, DEFAULT_RANGE, apply_colouring
 from ._layers import (
     acquisition_units,
     analysed_track_ids,
@@ -135,6 +140,11 @@ class StepAnalysisWidget(Container):
                                  tooltip="also cut each track into segments of constant D")
         self.estimator = ComboBox(label="segment D", choices=list(ESTIMATORS), value="mle",
                                   tooltip=ESTIMATOR_TIP)
+        self.alpha = CheckBox(text="anomalous exponent alpha(t)", value=False,
+                              tooltip="also predict the per-frame anomalous exponent alpha "
+                                      "(STEP alpha model; 1 = normal diffusion)")
+        self.colour_by = ComboBox(label="colour by", choices=list(COLOUR_BY), value=COLOUR_BY[0],
+                                  tooltip="colour the tracks by log10 D or by alpha (0..2)")
         self.run_button = PushButton(text="Run")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.plot_button = PushButton(text="Show D(t) plot")
@@ -145,7 +155,8 @@ class StepAnalysisWidget(Container):
             self.tracks, self.mode, self.min_length, self.track_ids, self.shapes,
             self.clear_clicked, self.selection_info, self.pixel_size, self.frame_interval,
             self.model, self.device, self.window, self.colour_lo, self.colour_hi,
-            self.colour_info, self.segments, self.estimator, self.run_button,
+            self.colour_by, self.colour_info, self.segments, self.estimator, self.alpha,
+            self.run_button,
             self.cancel_button, self.plot_button, self.export_button,
             self.export_segments_button, self.status,
         ])
@@ -166,6 +177,7 @@ class StepAnalysisWidget(Container):
         self.frame_interval.changed.connect(self._update_status)
         self.colour_lo.changed.connect(self._on_colour_range)
         self.colour_hi.changed.connect(self._on_colour_range)
+        self.colour_by.changed.connect(self._on_colour_range)
         self.clear_clicked.changed.connect(self.clear_clicked_tracks)
         self.run_button.changed.connect(self.run)
         self.cancel_button.changed.connect(self.cancel)
@@ -251,6 +263,10 @@ class StepAnalysisWidget(Container):
             with self.colour_lo.changed.blocked(), self.colour_hi.changed.blocked():
                 self.colour_lo.value, self.colour_hi.value = float(lo), float(hi)
             self._update_colour_info()
+        if meta.get("colour_by") in COLOUR_BY:
+            with self.colour_by.changed.blocked():
+                self.colour_by.value = meta["colour_by"]
+            self._update_colour_info()
         self._clicked = [i for i in self._clicked if i in set(np.round(layer.data[:, 0]))]
         self._update_selection_info()
         self._update_status()
@@ -278,6 +294,11 @@ class StepAnalysisWidget(Container):
             self.selection_info.value = f"{len(ids)}: {format_ids(ids)}"
 
     def _update_colour_info(self):
+        if self.colour_by.value == "alpha":
+            a, b = ALPHA_RANGE
+            self.colour_info.value = (f"alpha from {a:g} to {b:g}, blue < 1 < red; "
+                                      "grey: no alpha")
+            return
         lo, hi = self.colour_range()
         self.colour_info.value = (f"log10 D from {lo:g} to {hi:g} ({self.units()}), viridis; "
                                   "grey: not analysed")
@@ -313,7 +334,7 @@ class StepAnalysisWidget(Container):
         self._update_colour_info()
         layer = self.tracks.value
         if layer is not None and analysed_track_ids(layer):
-            apply_colouring(layer, lo, hi)
+            apply_colouring(layer, lo, hi, by=str(self.colour_by.value))
             self._refresh_plots(layer)
 
     # -------------------------------------------------------------- selection
@@ -459,6 +480,7 @@ class StepAnalysisWidget(Container):
             tamsd_window=int(self.window.value),
             segments=bool(self.segments.value),
             estimator=str(self.estimator.value),
+            alpha=bool(self.alpha.value),
         )
         min_length = int(self.min_length.value) if self.mode.value == "all" else 1
         from napari.qt.threading import create_worker
@@ -520,7 +542,7 @@ class StepAnalysisWidget(Container):
         lo, hi = self.colour_range()
         if not hi > lo:
             lo, hi = DEFAULT_RANGE
-        apply_colouring(layer, lo, hi)
+        apply_colouring(layer, lo, hi, by=str(self.colour_by.value))
         done = set(int(i) for i in results.loc[np.isfinite(results["step_d"]), "track_id"])
         if self._current_track not in done and done:
             counts = results[results["track_id"].isin(done)].groupby("track_id").size()
@@ -530,6 +552,9 @@ class StepAnalysisWidget(Container):
         self._refresh_plots(layer)
         msg = (f"STEP analysis: {len(done)} of {len(ids)} selected track(s) got D(t) "
                f"({summary.n_points} points) in {summary.units}")
+        if params.alpha and "step_alpha" in results.columns:
+            n_alpha = int(np.isfinite(results["step_alpha"].to_numpy(float)).sum())
+            msg += f"; alpha(t) for {n_alpha} point(s)"
         if params.segments and summary.segments is not None:
             n_new = int(summary.segments["changepoint"].sum())
             msg += f"; {n_new} change point(s) ({n_cp} in the layer)"
