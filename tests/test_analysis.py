@@ -110,3 +110,30 @@ def test_segments_option_finds_the_change_and_units():
     cps = res[res.changepoint]
     assert (np.abs(cps.frame - 150) <= 3).all()
     assert np.allclose(res.segment_d[res.frame < 140], 0.1 * 0.02, rtol=0.25)
+
+
+def test_real_colloids_have_flat_consistent_d():
+    """Real bright-field movie of freely diffusing colloids (trackpy's bulk-water clip): D is
+    flat along tracks, consistent across particles, and STEP agrees with TA-MSD within 2x."""
+    from pathlib import Path
+
+    from napari_step.tracks import detect, link
+
+    movie = np.load(Path(__file__).parent / "data" / "bulk_water_clip.npz")["movie"]
+    tracks = link(detect(movie, 11, minmass=100, invert=True), 5, memory=3, min_length=50)
+    res, _ = analyse_tracks(tracks, pixel_size=100 / 285, frame_interval=1 / 24)
+    per_track = []
+    for _, g in res.groupby("track_id"):
+        d = g.step_d.dropna().to_numpy()
+        if len(d) >= 40:
+            half = len(d) // 2
+            per_track.append((np.median(d[:half]), np.median(d[half:]), np.median(d),
+                              np.nanmedian(g.tamsd_d)))
+    per_track = np.array(per_track)
+    assert len(per_track) >= 30
+    drift = np.log10(per_track[:, 1] / per_track[:, 0])
+    assert abs(np.median(drift)) < 0.1  # no trend in time
+    spread = np.subtract(*np.percentile(np.log10(per_track[:, 2]), [75, 25]))
+    assert spread < 0.35  # particles of one kind: similar D
+    ratio = np.median(per_track[:, 2] / per_track[:, 3])
+    assert 0.5 < ratio < 2.0
