@@ -10,6 +10,8 @@ alpha range.
 
 from __future__ import annotations
 
+from functools import partial
+
 import weakref
 
 import numpy as np
@@ -144,8 +146,10 @@ class DPlotWidget(QWidget):
         lo, hi = meta.get("colour_range", DEFAULT_RANGE)
         return units, dt, px, float(lo), float(hi)
 
-    def track_data(self, track_id=None):
-        """(frames, step_d, tamsd_d, d_true|None) of a track, NaN in skipped frames."""
+    def _track_rows(self, track_id):
+        """(frames, rows, slots) of a track: every frame from its first to its last, the layer
+        rows of its observed points sorted by frame, and their places in ``frames``; None when
+        there is no such track."""
         layer, tid = self._layer, self._track if track_id is None else track_id
         if layer is None or tid is None or len(layer.data) == 0:
             return None
@@ -153,62 +157,50 @@ class DPlotWidget(QWidget):
         rows = np.flatnonzero(np.round(data[:, 0]) == tid)
         if rows.size == 0:
             return None
-        feats = layer.features
         frames_obs = np.round(data[rows, 1]).astype(int)
         order = np.argsort(frames_obs, kind="stable")
         rows, frames_obs = rows[order], frames_obs[order]
         frames = np.arange(frames_obs[0], frames_obs[-1] + 1)
+        return frames, rows, frames_obs - frames[0]
 
-        def col(name, factor=1.0):
-            if name not in feats.columns:
-                return None
-            out = np.full(frames.size, np.nan)
-            out[frames_obs - frames[0]] = feats[name].to_numpy(float)[rows] * factor
-            return out
+    def _track_feature(self, found, name, factor=1.0):
+        """A feature of the track ``found`` by :meth:`_track_rows`, NaN in skipped frames."""
+        feats = self._layer.features
+        if name not in feats.columns:
+            return None
+        frames, rows, slots = found
+        out = np.full(frames.size, np.nan)
+        out[slots] = feats[name].to_numpy(float)[rows] * factor
+        return out
 
+    def track_data(self, track_id=None):
+        """(frames, step_d, tamsd_d, d_true|None) of a track, NaN in skipped frames."""
+        found = self._track_rows(track_id)
+        if found is None:
+            return None
         _, dt, px, _, _ = self._units()
-        return frames, col("step_d"), col("tamsd_d"), col("d_true", px**2 / dt)
+        col = partial(self._track_feature, found)
+        return found[0], col("step_d"), col("tamsd_d"), col("d_true", px**2 / dt)
 
     def alpha_data(self, track_id=None):
         """(frames, alpha) of a track, NaN in skipped frames; None without ``step_alpha`` or
         without any alpha for the track."""
-        layer, tid = self._layer, self._track if track_id is None else track_id
-        if layer is None or tid is None or "step_alpha" not in layer.features.columns:
+        found = self._track_rows(track_id)
+        alpha = None if found is None else self._track_feature(found, "step_alpha")
+        if alpha is None or not np.isfinite(alpha).any():
             return None
-        data = np.asarray(layer.data)
-        rows = np.flatnonzero(np.round(data[:, 0]) == tid)
-        if rows.size == 0:
-            return None
-        frames_obs = np.round(data[rows, 1]).astype(int)
-        order = np.argsort(frames_obs, kind="stable")
-        rows, frames_obs = rows[order], frames_obs[order]
-        frames = np.arange(frames_obs[0], frames_obs[-1] + 1)
-        alpha = np.full(frames.size, np.nan)
-        alpha[frames_obs - frames[0]] = layer.features["step_alpha"].to_numpy(float)[rows]
-        if not np.isfinite(alpha).any():
-            return None
-        return frames, alpha
+        return found[0], alpha
 
     def segment_data(self, track_id=None):
         """(frames, segment_d, change-point frames) of a track, or None without ``segment_d``.
 
         Change points come from the layer's segments table; without one (e.g. a file read
         back) from the frames where ``segment_d`` jumps between consecutive frames."""
-        layer, tid = self._layer, self._track if track_id is None else track_id
-        if layer is None or tid is None or "segment_d" not in layer.features.columns:
+        found = self._track_rows(track_id)
+        seg_d = None if found is None else self._track_feature(found, "segment_d")
+        if seg_d is None or not np.isfinite(seg_d).any():
             return None
-        data = np.asarray(layer.data)
-        rows = np.flatnonzero(np.round(data[:, 0]) == tid)
-        if rows.size == 0:
-            return None
-        frames_obs = np.round(data[rows, 1]).astype(int)
-        order = np.argsort(frames_obs, kind="stable")
-        rows, frames_obs = rows[order], frames_obs[order]
-        frames = np.arange(frames_obs[0], frames_obs[-1] + 1)
-        seg_d = np.full(frames.size, np.nan)
-        seg_d[frames_obs - frames[0]] = layer.features["segment_d"].to_numpy(float)[rows]
-        if not np.isfinite(seg_d).any():
-            return None
+        layer, tid, frames = self._layer, self._track if track_id is None else track_id, found[0]
         table = layer_segments(layer)
         if table is not None:
             mine = table[(table["track_id"] == tid) & table["changepoint"].astype(bool)]
