@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 
@@ -117,3 +118,35 @@ def test_training_runs_and_resumes(tmp_path):
     assert rec2["validation"][-1]["val_l1_log10"] < first_loss + 0.5
     assert path.with_suffix(".best.pt").exists()
     load_checkpoint(path)  # a training checkpoint is a valid, safe checkpoint
+
+
+def test_fine_tuning_starts_from_the_given_weights_and_trains_on_drifting_d(tmp_path):
+    from napari_step.train import TrainConfig, make_batch, train
+
+    cfg = ModelConfig(stem=[8], blocks=[16, 16], blocks_per_stage=[1, 1], n_heads=2,
+                      dim_ff=32, n_encoder_layers=1)
+    tc = TrainConfig(batch_size=16, total_steps=10, val_tracks=40, val_every=10,
+                     length_range=[20, 60])
+    base = tmp_path / "base.pt"
+    train(base, cfg, tc, progress=False, device="cpu")
+    source, _ = load_checkpoint(base)
+
+    # drifting-D batches: labels change smoothly inside segments, positions follow them
+    drift_cfg = TrainConfig(batch_size=64, p_drift=1.0, p_noise=0.0)
+    pos, logd = make_batch(drift_cfg, 2, np.random.default_rng(0), n_frames=200)
+    assert np.median([np.unique(row).size for row in logd]) > 100
+    var_early = (np.diff(pos[:, :40], axis=1) ** 2).sum(-1) / 4
+    np.testing.assert_allclose(np.log10(var_early.mean(1)),
+                               np.log10((10 ** logd[:, 1:40]).mean(1)), atol=0.6)
+
+    tuned = tmp_path / "tuned.pt"
+    ft = TrainConfig(batch_size=16, total_steps=2, lr=1e-12, val_tracks=40, val_every=10,
+                     length_range=[20, 60], p_drift=0.5)
+    rec = train(tuned, ModelConfig(dim=1), ft, progress=False, device="cpu", init_weights=base)
+    assert rec["init_from"]["file"] == "base.pt" and rec["init_from"]["step"] == 10
+    assert rec["train_config"]["p_drift"] == 0.5 and rec["step"] == 2
+    model, ckpt = load_checkpoint(tuned)
+    assert model.config == source.config  # the source architecture, not the argument
+    tuned_params = dict(model.named_parameters())  # (batch-norm statistics move in any case)
+    for name, w in source.named_parameters():
+        torch.testing.assert_close(tuned_params[name], w, atol=1e-6, rtol=0)

@@ -2,6 +2,8 @@ import numpy as np
 import pytest
 
 from napari_step.simulate import (
+    brownian_from_d,
+    smooth_log_d_drift,
     add_localisation_noise,
     attm,
     brownian_changepoints,
@@ -109,3 +111,29 @@ def test_render_movie_spots_at_positions():
     # total photons above background are conserved (within shot noise)
     excess = movie[0].astype(float).sum() - 50 * 64 * 64
     assert abs(excess - 10000) < 6 * np.sqrt(50 * 64 * 64 + 10000)
+
+
+def test_smooth_drift_is_bounded_zero_mean_and_varied():
+    drift = smooth_log_d_drift(3000, 200, max_decades=2.0, rng=7)
+    assert drift.shape == (3000, 200) and np.isfinite(drift).all()
+    np.testing.assert_allclose(drift.mean(1), 0, atol=1e-9)
+    span = np.ptp(drift, axis=1)
+    assert span.max() <= 2.0 + 1e-9 and np.median(span) > 0.3
+    # smooth: frame-to-frame changes are small next to the total change (no jumps)
+    assert np.abs(np.diff(drift, axis=1)).max(1).mean() < 0.1 * span.mean()
+    # both directions, and both ends of the track carry the fastest change in some tracks
+    slope = drift[:, -1] - drift[:, 0]
+    assert (slope > 0.3).mean() > 0.25 and (slope < -0.3).mean() > 0.25
+    fastest = np.abs(np.diff(drift, axis=1)).argmax(1)
+    assert (fastest < 20).mean() > 0.1 and (fastest > 179).mean() > 0.1
+    with pytest.raises(ValueError):
+        smooth_log_d_drift(2, 200, max_decades=-1)
+
+
+def test_brownian_from_d_has_the_given_per_frame_variance():
+    rng = np.random.default_rng(3)
+    d = np.tile(np.geomspace(0.01, 10, 50), (20000, 1))
+    pos = brownian_from_d(d, dim=2, rng=rng)
+    assert pos.shape == (20000, 50, 2) and (pos[:, 0] == 0).all()
+    var = (np.diff(pos, axis=1) ** 2).mean(axis=(0, 2)) / 2  # per axis, / 2 = D
+    np.testing.assert_allclose(var, d[0, 1:], rtol=0.05)

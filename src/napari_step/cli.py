@@ -15,7 +15,8 @@ def _cmd_train(args):
     if getattr(args, "target", "d") == "alpha":  # scale-free inputs, alpha in [0, 2]
         model_config = type(base)(**{**model_config.__dict__, "target": "alpha",
                                      "y_range": [0.0, 2.0], "normalise": True})
-    tc = TrainConfig(batch_size=args.batch_size, lr=args.lr, total_steps=args.steps, seed=args.seed)
+    tc = TrainConfig(batch_size=args.batch_size, lr=args.lr, total_steps=args.steps, seed=args.seed,
+                     p_drift=args.p_drift)
     record = train(
         args.out,
         model_config,
@@ -25,6 +26,7 @@ def _cmd_train(args):
         device=args.device,
         fit_schedule=args.fit_schedule,
         workers=args.workers,
+        init_weights=args.init_from,
     )
     last = record["validation"][-1]
     if "val_mae_alpha" in last:
@@ -188,6 +190,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--target", choices=["d", "alpha"], default="d",
                    help="d: log10 D on Brownian tracks; alpha: per-frame anomalous exponent on "
                    "AnDi-model tracks (output range [0, 2], scale-free inputs)")
+    t.add_argument("--p-drift", type=float, default=0.0,
+                   help="D models: share of tracks whose D also drifts smoothly (power law, "
+                   "ramp, gradual transition) besides jumping at change points")
+    t.add_argument("--init-from", default=None,
+                   help="fine-tune: start a fresh run from this checkpoint's weights")
     t.set_defaults(func=_cmd_train)
 
     d = sub.add_parser("demo", help="run the whole pipeline on the bundled sample movie")

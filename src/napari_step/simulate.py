@@ -18,6 +18,8 @@ __all__ = [
     "BrownianChangepoints",
     "brownian_changepoints",
     "scaled_brownian",
+    "smooth_log_d_drift",
+    "brownian_from_d",
     "attm",
     "add_localisation_noise",
     "render_movie",
@@ -100,6 +102,44 @@ def brownian_changepoints(
         for row, i in enumerate(idx):
             cps[i] = frames[row]
     return BrownianChangepoints(_integrate(d, dim, rng), d, cps)
+
+
+def smooth_log_d_drift(n_tracks: int, n_frames: int, max_decades: float = 2.0, rng=None):
+    """Smooth per-frame changes of log10 D (N, T), zero-mean per track.
+
+    Real D does not only jump: it drifts (ageing, SBM's D ~ t^(alpha-1)) or changes gradually.
+    Each track gets one of three shapes, in equal shares: a power law in time
+    ``beta log10(t + t0)`` (beta in [-1, 1], t0 log-uniform in [0.5, T], randomly time-reversed),
+    a linear ramp, or a logistic transition 3..60 frames wide at a random frame. Total change is
+    at most ``max_decades``.
+    """
+    if not max_decades >= 0:
+        raise ValueError(f"max_decades must be >= 0, not {max_decades}")
+    rng = _rng(rng)
+    t = np.arange(n_frames, dtype=float)[None, :]
+    kind = rng.integers(0, 3, size=n_tracks)[:, None]
+    beta = rng.uniform(-1.0, 1.0, size=(n_tracks, 1))
+    t0 = 10 ** rng.uniform(np.log10(0.5), np.log10(max(n_frames, 1)), size=(n_tracks, 1))
+    power = beta * np.log10(t + t0)
+    reverse = rng.uniform(size=(n_tracks, 1)) < 0.5
+    power = np.where(reverse, power[:, ::-1], power)
+    amp = rng.uniform(-max_decades, max_decades, size=(n_tracks, 1))
+    ramp = amp * t / max(n_frames - 1, 1)
+    centre = rng.uniform(0, n_frames, size=(n_tracks, 1))
+    width = rng.uniform(3, 60, size=(n_tracks, 1)) / 4.4  # 10-90 % rise over the drawn width
+    logistic = amp / (1 + np.exp(-(t - centre) / width))
+    drift = np.where(kind == 0, power, np.where(kind == 1, ramp, logistic))
+    span = drift.max(1, keepdims=True) - drift.min(1, keepdims=True)
+    drift = drift * np.minimum(1.0, max_decades / np.maximum(span, 1e-12))
+    return drift - drift.mean(1, keepdims=True)
+
+
+def brownian_from_d(d: np.ndarray, dim: int = 2, rng=None) -> np.ndarray:
+    """Positions (N, T, dim) of Brownian tracks with the given per-frame D (N, T), px^2/frame.
+
+    Frame t's step (from t-1 to t) has variance 2 D[t] per axis; D[0] is unused.
+    """
+    return _integrate(np.asarray(d, float), dim, _rng(rng))
 
 
 def scaled_brownian(

@@ -24,7 +24,8 @@ import numpy as np
 import torch
 
 from .model import ModelConfig, XResAttn, read_checkpoint, save_checkpoint
-from .simulate import add_localisation_noise, brownian_changepoints
+from .simulate import (add_localisation_noise, brownian_changepoints, brownian_from_d,
+                       smooth_log_d_drift)
 from .simulate_anomalous import MODELS as ANOMALOUS_MODELS
 from .simulate_anomalous import anomalous_changepoints
 
@@ -64,6 +65,10 @@ class TrainConfig:
     val_tracks: int = 1000
     val_every: int = 500
     seed: int = 0
+    # D models: share of tracks whose log10 D also drifts smoothly (power law, ramp, gradual
+    # transition; see simulate.smooth_log_d_drift) on top of the change points
+    p_drift: float = 0.0
+    drift_decades: float = 2.0
     # alpha models only: which AnDi models to simulate, and an optional per-segment D range
     # (log-uniform factor on the step variance) so the step size also changes at change points
     anomalous_models: list = field(default_factory=lambda: list(ANOMALOUS_MODELS))
@@ -97,15 +102,24 @@ def make_batch(cfg: TrainConfig, dim: int, rng: np.random.Generator, n_frames: i
         d_range=cfg.d_range,
         rng=rng,
     )
-    pos = sim.positions
+    pos, d = sim.positions, sim.d
+    drifting = rng.uniform(size=cfg.batch_size) < cfg.p_drift
+    if drifting.any():
+        lo, hi = np.log10(cfg.d_range)
+        logd = np.log10(d[drifting]) + smooth_log_d_drift(drifting.sum(), n_frames,
+                                                          cfg.drift_decades, rng)
+        d = d.copy()
+        d[drifting] = 10 ** np.clip(logd, lo, hi)
+        pos = pos.copy()
+        pos[drifting] = brownian_from_d(d[drifting], dim, rng)
     noisy = rng.uniform(size=cfg.batch_size) < cfg.p_noise
     if noisy.any():
         lo, hi = np.log10(cfg.noise_rel_range)
         rel = 10 ** rng.uniform(lo, hi, size=noisy.sum())
-        sigma = rel * np.sqrt(2 * sim.d[noisy].min(axis=1))
+        sigma = rel * np.sqrt(2 * d[noisy].min(axis=1))
         pos = pos.copy()
         pos[noisy] = add_localisation_noise(pos[noisy], sigma, rng)
-    return pos, np.log10(sim.d)
+    return pos, np.log10(d)
 
 
 def _alpha_batch(cfg: TrainConfig, dim: int, rng, n_frames: int, n_changepoints):
@@ -209,6 +223,7 @@ def train(
     card: dict | None = None,
     workers: int | None = None,
     fit_schedule: bool = False,
+    init_weights=None,
 ) -> dict:
     """Train (or resume) a model, saving a checkpoint at every validation; returns the record.
 
@@ -222,6 +237,8 @@ def train(
     ``fit_schedule`` (fresh runs only) times the first batches and sizes the cosine schedule so it
     ends within ``max_minutes``. ``workers`` simulate data in parallel processes (default: none on
     the CPU, where they would compete with training, and 6 on a GPU).
+    ``init_weights`` (fresh runs only) starts from another checkpoint's weights and architecture:
+    fine-tuning, e.g. a shipped model on a wider training distribution.
     """
     out_path = Path(out_path)
     device = _pick_device(device)
@@ -230,6 +247,10 @@ def train(
         state = read_checkpoint(out_path)
         model_config = ModelConfig.from_dict(state["config"])
         train_config = TrainConfig(**state["record"]["train_config"])
+    init_state = None
+    if state is None and init_weights is not None:
+        init_state = read_checkpoint(init_weights)
+        model_config = ModelConfig.from_dict(init_state["config"])
     model_config = model_config or ModelConfig()
     tc = train_config or TrainConfig()
     if model_config.target not in TARGETS:
@@ -250,7 +271,17 @@ def train(
         "sessions": [],
         "validation": [],
         best_key: None,
+        "init_from": None,
     }
+    if init_state is not None:
+        model.load_state_dict(init_state["state_dict"])
+        prev = init_state["record"]
+        record["init_from"] = {
+            "file": Path(init_weights).name,
+            "step": prev.get("step"),
+            "samples_seen": prev.get("samples_seen"),
+            "train_config": prev.get("train_config"),
+        }
     if state is not None:
         model.load_state_dict(state["state_dict"])
         if "optimizer" in state:

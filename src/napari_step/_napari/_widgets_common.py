@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from magicgui.widgets import FloatSpinBox
 
-__all__ = ["float_box", "layer_choices", "connect_layer_list", "is_alive", "unwrap_viewer"]
+__all__ = [
+    "BackgroundJob",
+    "float_box",
+    "layer_choices",
+    "connect_layer_list",
+    "is_alive",
+    "unwrap_viewer",
+]
 
 
 def unwrap_viewer(viewer):
@@ -69,3 +76,34 @@ def is_alive(qobject) -> bool:
             return shiboken6.isValid(qobject)
         except ImportError:
             return True
+
+
+class BackgroundJob:
+    """Mixin for a dock widget that runs one long job at a time in a napari ``thread_worker``.
+
+    The widget supplies ``_on_error(exc)``, ``_on_aborted()`` and ``_on_finished()``; the job
+    reports progress through napari's progress bar and can be cancelled.
+    """
+
+    _worker = None
+
+    @property
+    def running(self) -> bool:
+        return self._worker is not None
+
+    def cancel(self, *_):
+        if self._worker is not None:
+            self._worker.quit()
+
+    def _start_job(self, job, *args, total: int, desc: str, on_returned):
+        """Create (not start) the worker for ``job(*args)`` wired to this widget's handlers."""
+        from napari.qt.threading import create_worker
+
+        worker = create_worker(job, *args, _progress={"total": total, "desc": desc},
+                               _ignore_errors=True)
+        worker.returned.connect(on_returned)
+        worker.errored.connect(self._on_error)
+        worker.aborted.connect(self._on_aborted)
+        worker.finished.connect(self._on_finished)
+        self._worker = worker
+        return worker

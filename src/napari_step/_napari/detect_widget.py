@@ -27,6 +27,7 @@ from ..tracks import locate_frame, to_napari
 from ._layers import layer_in_viewer
 from ._pipeline import JobError, detect_job, link_detections
 from ._widgets_common import (
+    BackgroundJob,
     connect_layer_list,
     float_box,
     is_alive,
@@ -39,7 +40,7 @@ __all__ = ["DetectLinkWidget"]
 PREVIEW_DELAY_MS = 250
 
 
-class DetectLinkWidget(Container):
+class DetectLinkWidget(BackgroundJob, Container):
     """Detect particles with trackpy and link them into a Tracks layer."""
 
     tracks_added = Signal(object)  # the new Tracks layer
@@ -97,10 +98,6 @@ class DetectLinkWidget(Container):
         self.reset_choices()
 
     # ----------------------------------------------------------------- parameters
-    @property
-    def running(self) -> bool:
-        return self._worker is not None
-
     def detection_params(self) -> DetectionParams:
         return DetectionParams(
             diameter=int(self.diameter.value),
@@ -221,29 +218,18 @@ class DetectLinkWidget(Container):
         layer = self._checked_image()
         if layer is None:
             return None
-        from napari.qt.threading import create_worker
-
         movie = self._movie(layer)
         det, lnk = self.detection_params(), self.linking_params()
         n = int(movie.shape[0])
-        worker = create_worker(detect_job, movie, det, lnk,
-                               _progress={"total": n, "desc": f"Detecting in {layer.name}"},
-                               _ignore_errors=True)
-        worker.returned.connect(partial(self._on_detected, layer, det, lnk))
-        worker.errored.connect(self._on_error)
-        worker.aborted.connect(self._on_aborted)
-        worker.finished.connect(self._on_finished)
-        self._worker = worker
+        worker = self._start_job(detect_job, movie, det, lnk, total=n,
+                                 desc=f"Detecting in {layer.name}",
+                                 on_returned=partial(self._on_detected, layer, det, lnk))
         self.detect_button.enabled = False
         self.relink_button.enabled = False
         self.cancel_button.enabled = True
         self.status.value = f"detecting in {n} frame(s)..."
         worker.start()
         return worker
-
-    def cancel(self, *_):
-        if self._worker is not None:
-            self._worker.quit()
 
     def _on_error(self, exc):
         notifications.show_error(f"Detect & link failed: {exc}")

@@ -74,6 +74,7 @@ from ._pipeline import (
 )
 from ._selection import format_ids, nearest_track, tracks_by_length, tracks_in_shapes
 from ._widgets_common import (
+    BackgroundJob,
     connect_layer_list,
     float_box,
     is_alive,
@@ -108,7 +109,7 @@ def changepoints_layer(viewer, tracks_layer):
     return None
 
 
-class StepAnalysisWidget(Container):
+class StepAnalysisWidget(BackgroundJob, Container):
     """Analyse tracks with STEP (and TA-MSD) and colour them by their time-resolved D."""
 
     analysis_done = Signal(object)  # the Tracks layer that got new results
@@ -201,10 +202,6 @@ class StepAnalysisWidget(Container):
         self._update_colour_info()
 
     # ------------------------------------------------------------------ state
-    @property
-    def running(self) -> bool:
-        return self._worker is not None
-
     @property
     def clicked_tracks(self) -> list[int]:
         return list(self._clicked)
@@ -483,28 +480,17 @@ class StepAnalysisWidget(Container):
             alpha=bool(self.alpha.value),
         )
         min_length = int(self.min_length.value) if self.mode.value == "all" else 1
-        from napari.qt.threading import create_worker
-
         n_chunks = len(analysis_chunks(ids, table))
-        worker = create_worker(analyse_job, table, ids, params, min_length,
-                               _progress={"total": n_chunks, "desc": "STEP analysis"},
-                               _ignore_errors=True)
-        worker.returned.connect(partial(self._on_result, layer, tracks_signature(layer), ids,
-                                        params))
-        worker.errored.connect(self._on_error)
-        worker.aborted.connect(self._on_aborted)
-        worker.finished.connect(self._on_finished)
-        self._worker = worker
+        worker = self._start_job(
+            analyse_job, table, ids, params, min_length, total=n_chunks, desc="STEP analysis",
+            on_returned=partial(self._on_result, layer, tracks_signature(layer), ids, params),
+        )
         self._run_layer = layer
         self.run_button.enabled = False
         self.cancel_button.enabled = True
         self.status.value = f"analysing {len(ids)} track(s) of '{layer.name}'..."
         worker.start()
         return worker
-
-    def cancel(self, *_):
-        if self._worker is not None:
-            self._worker.quit()
 
     def _on_error(self, exc):
         notifications.show_error(f"STEP analysis failed: {exc}")
