@@ -175,9 +175,9 @@ def predict_alpha(tracks, model="default", device=None, batch_size=None, progres
 
     ``tracks``: an (N, T, dim) array or a list of (T_i, dim) arrays of positions (any unit: alpha
     is scale-free), one row per frame, no gaps. ``model``: a checkpoint path of a model trained
-    with ``target="alpha"`` or a built-in name ("default": ``weights/step_alpha_2d.pt``, which does
-    not ship yet; asking for it raises :class:`napari_step.model.CheckpointError`, a ValueError,
-    that says how to train one). 3-D tracks with a 2-D model get the mean over the three planar
+    with ``target="alpha"`` or a built-in name ("default": the shipped 2-D model
+    ``weights/step_alpha_2d.pt``; other dimensions have no built-in model and raise
+    :class:`napari_step.model.CheckpointError`, a ValueError, that says how to train one). 3-D tracks with a 2-D model get the mean over the three planar
     projections. Tracks shorter than the model's minimum get NaN with a warning, tracks that never
     move get NaN; non-finite positions raise ``ValueError``. Batching, devices and progress work
     as in :func:`napari_step.predict.predict_d`.

@@ -16,7 +16,7 @@ def _cmd_train(args):
         model_config = type(base)(**{**model_config.__dict__, "target": "alpha",
                                      "y_range": [0.0, 2.0], "normalise": True})
     tc = TrainConfig(batch_size=args.batch_size, lr=args.lr, total_steps=args.steps, seed=args.seed,
-                     p_drift=args.p_drift)
+                     p_drift=args.p_drift, drift_decades=args.drift_decades)
     record = train(
         args.out,
         model_config,
@@ -193,6 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--p-drift", type=float, default=0.0,
                    help="D models: share of tracks whose D also drifts smoothly (power law, "
                    "ramp, gradual transition) besides jumping at change points")
+    t.add_argument("--drift-decades", type=float, default=2.0,
+                   help="largest total change of log10 D of a drifting track")
     t.add_argument("--init-from", default=None,
                    help="fine-tune: start a fresh run from this checkpoint's weights")
     t.set_defaults(func=_cmd_train)
