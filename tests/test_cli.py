@@ -44,9 +44,11 @@ def test_analyze_cli_reports_failures_with_exit_code(tmp_path, capsys):
 
 def test_reproduce_sbm_slopes(tmp_path):
     """The seed tutorial's analysis on fewer tracks: slopes of mean D(t) follow alpha - 1."""
-    assert main(["reproduce", "sbm", "--out", str(tmp_path), "--n-tracks", "200"]) == 0
+    assert main(["reproduce", "sbm", "--out", str(tmp_path), "--n-tracks", "400"]) == 0
     slopes = pd.read_csv(tmp_path / "sbm_slopes.csv")
     assert slopes.alpha.tolist() == [0.1, 0.5]
     assert (np.abs(slopes.tamsd_slope - slopes.expected_slope) < 0.15).all()
-    assert (np.abs(slopes.step_slope - slopes.expected_slope) < 0.25).all()
+    # 400 tracks per alpha (3000 in the full analysis) leave about +-0.03 of sampling noise; the
+    # model trained on piecewise-constant D only gave -1.07 here for alpha = 0.1
+    assert (np.abs(slopes.step_slope - slopes.expected_slope) < 0.14).all()
     assert (tmp_path / "sbm_mean_d.png").stat().st_size > 10000
