@@ -16,7 +16,8 @@ Methods: (a) KCPD (linear kernel) on STEP log10 D; (b) KCPD on log10 |dx|^2; (c)
 napari_step.segment (STEP KCPD proposals, raw-step likelihood-ratio pruning, ML refinement), the
 package default; (d) KCPD on the two stacked (STEP, w * log step size); (e) a reference without
 STEP: the exact penalised maximum-likelihood segmentation of the raw steps (optimal partitioning,
-Brownian likelihood, penalty per change point 2.5 log T), i.e. what the data alone support.
+Brownian likelihood, penalty per change point 2.5 log T; napari_step.segment.exact_changepoints),
+i.e. what the data alone support.
 
 The segmented-D section also splits the excess error of the default over the true-segment floor by
 track: tracks where the detector found fewer change points than there are (changes too small to
@@ -43,7 +44,6 @@ N_FRAMES = 200
 STEPSIZE_PENALTY = 1.1  # KCPD on log10 step sizes, per log T (tuned with --tune)
 STACK_WEIGHT = 0.35  # weight of the log step sizes stacked with STEP (tuned with --tune)
 STACK_PENALTY = 0.3  # per log T for the stacked signal (tuned with --tune)
-EXACT_PENALTY = 2.5  # per log T, the exact ML segmentation (tuned on the tuning seed: 2.0-3.0 flat)
 ABS_SIGMA = 0.05  # px, the fixed-noise condition
 
 
@@ -133,31 +133,8 @@ def det_hybrid(data, **kw):
     return [sg.find_changepoints(p, x, **kw) for p, x in zip(data["pred"], data["pos"])]
 
 
-def exact_ml_changepoints(pos, penalty, min_size=sg.DEFAULT_MIN_SIZE):
-    """Optimal partitioning of the steps: minimum of 2 x NLL (one D per segment) + penalty each."""
-    r = (np.diff(pos, axis=0) ** 2).sum(-1)
-    dim, n = pos.shape[1], len(r)
-    cs = np.concatenate([[0.0], np.cumsum(r)])
-    floor = max(r.mean(), 1e-300) * 1e-12
-    best = np.full(n + 1, np.inf)
-    best[0] = -penalty
-    last = np.zeros(n + 1, int)
-    for b in range(min_size, n + 1):
-        a = np.arange(0, b - min_size + 1)
-        a = a[(a == 0) | (a >= min_size)]
-        cost = best[a] + dim * (b - a) * np.log(np.maximum((cs[b] - cs[a]) / (b - a), floor)) + penalty
-        k = int(np.argmin(cost))
-        best[b], last[b] = cost[k], a[k]
-    cps, b = [], n
-    while b > 0:
-        b = last[b]
-        if b > 0:
-            cps.append(b + 1)  # steps index a.. start at frame a + 1
-    return np.array(sorted(cps), int)
-
-
-def det_exact(data, penalty=EXACT_PENALTY):
-    return [exact_ml_changepoints(x, penalty * np.log(len(x))) for x in data["pos"]]
+def det_exact(data, penalty=sg.EXACT_PENALTY):
+    return [sg.exact_changepoints(x, penalty) for x in data["pos"]]
 
 
 METHODS = {

@@ -7,6 +7,7 @@ import pytest
 from napari_step.segment import (
     TrackSegments,
     cve_d,
+    exact_changepoints,
     find_changepoints,
     log_step_sizes,
     mle_d,
@@ -203,3 +204,42 @@ def test_segments_table():
     assert isinstance(segments_table([], []), pd.DataFrame) and len(segments_table([], [])) == 0
     with pytest.raises(ValueError):
         segments_table([1], res)
+
+
+def _nll_plus_penalty(pos, cps, pen):
+    """The objective exact_changepoints minimises, evaluated for given change points."""
+    r = (np.diff(pos, axis=0) ** 2).sum(-1)
+    edges = [1] + list(cps) + [len(pos)]
+    cost = pen * len(cps)
+    for a, b in zip(edges[:-1], edges[1:]):
+        cost += pos.shape[1] * (b - a) * np.log(r[a - 1 : b - 1].mean())
+    return cost
+
+
+def test_exact_changepoints_frame_convention_and_optimality():
+    pos = _step_track(1e-3, 1e3, 80, rng=5)
+    assert exact_changepoints(pos).tolist() == [80]  # frames >= c are the new segment
+    sim = brownian_changepoints(40, 200, 2, (1, 4), 10, (1e-3, 1e3), rng=np.random.default_rng(8))
+    pen = 2.5 * np.log(200)
+    hits = 0
+    for pos, true in zip(sim.positions, sim.changepoints):
+        found = exact_changepoints(pos)
+        assert np.all(np.diff(np.r_[0, found, 200]) >= 5)  # min_size respected
+        # it is the optimum: never worse than the truth (or the empty segmentation) on its objective
+        best = _nll_plus_penalty(pos, found, pen)
+        assert best <= _nll_plus_penalty(pos, true, pen) + 1e-6
+        assert best <= _nll_plus_penalty(pos, [], pen) + 1e-6
+        hits += sum(np.abs(found - c).min() <= 5 for c in true if len(found))
+    assert hits >= 0.75 * sum(len(c) for c in sim.changepoints)
+
+
+def test_exact_changepoints_constant_d_and_bad_input():
+    rng = np.random.default_rng(2)
+    n_false = sum(len(exact_changepoints(_bm(200, 10 ** rng.uniform(-3, 3), rng=i)))
+                  for i in range(30))
+    assert n_false <= 2
+    assert exact_changepoints(_bm(8, 1.0)).size == 0  # too short for two segments
+    bad = _bm(50, 1.0)
+    bad[10] = np.nan
+    with pytest.raises(ValueError, match="finite"):
+        exact_changepoints(bad)
