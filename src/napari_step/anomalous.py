@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .predict import predict_d
+from .predict import predict_d, predict_per_frame
 from .simulate import scaled_brownian
 from .tamsd import tamsd_d
 
@@ -182,16 +183,8 @@ def predict_alpha(tracks, model="default", device=None, batch_size=None, progres
     move get NaN; non-finite positions raise ``ValueError``. Batching, devices and progress work
     as in :func:`napari_step.predict.predict_d`.
     """
-    from ._input import as_track_list
-    from .predict import resolve_device, run_per_frame
-
-    tracks = as_track_list(tracks, allow_nan=False)
-    if not tracks:
-        return []
-    dim = tracks[0].shape[1]
-    dev = resolve_device(device)
-    net = _load_alpha_model(model, dim if dim != 3 else 2, dev)
-    return run_per_frame(tracks, net, dev, batch_size, progress, _predict_alpha_block, "alpha")
+    return predict_per_frame(tracks, partial(_load_alpha_model, model), _predict_alpha_block,
+                             "alpha", device, batch_size, progress)
 
 
 # ------------------------------------------------------------------------------------------------

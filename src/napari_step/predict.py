@@ -158,7 +158,7 @@ def run_per_frame(tracks, net: XResAttn, dev, batch_size, progress, block, what:
         warnings.warn(
             f"{short} track(s) shorter than {min_len} frames cannot be analysed by the model: "
             f"their {what} is NaN",
-            stacklevel=3,
+            stacklevel=4,
         )
     total, done = len(tracks), short
     report, bar = _progress_callback(progress, total)
@@ -185,17 +185,30 @@ def run_per_frame(tracks, net: XResAttn, dev, batch_size, progress, block, what:
     return out
 
 
-def predict_log10_d(tracks, model="default", device=None, batch_size=None, progress=None):
-    """Like :func:`predict_d` but returns log10 D (px^2/frame); -inf where a track does not move."""
+def predict_per_frame(tracks, load, block, what: str, device=None, batch_size=None, progress=None):
+    """Validate ``tracks``, load the model with ``load(model_dim, device)`` (3-D tracks use the
+    2-D model) and run :func:`run_per_frame`: the common body of predict_log10_d and
+    predict_alpha."""
     tracks = as_track_list(tracks, allow_nan=False)
     if not tracks:
         return []
     dim = tracks[0].shape[1]
     dev = resolve_device(device)
-    net = load_model(model, dim if dim != 3 else 2, dev)
+    net = load(dim if dim != 3 else 2, dev)
+    return run_per_frame(tracks, net, dev, batch_size, progress, block, what)
+
+
+def _load_d_model(model, dim: int, dev) -> XResAttn:
+    net = load_model(model, dim, dev)
     if net.config.target != "log10_d":
         raise ValueError(f"the model predicts {net.config.target!r}, not D: give a D model")
-    return run_per_frame(tracks, net, dev, batch_size, progress, _predict_block, "D")
+    return net
+
+
+def predict_log10_d(tracks, model="default", device=None, batch_size=None, progress=None):
+    """Like :func:`predict_d` but returns log10 D (px^2/frame); -inf where a track does not move."""
+    return predict_per_frame(tracks, functools.partial(_load_d_model, model), _predict_block, "D",
+                             device, batch_size, progress)
 
 
 def _predict_block(net, pos, dev) -> np.ndarray:

@@ -68,18 +68,24 @@ def colour_values(log10_d, lo: float, hi: float) -> np.ndarray:
     return out
 
 
-def d_colormap(name: str = CMAP_NAME):
-    """napari Colormap for :data:`COLOUR_FEATURE`: ``name`` over (0, 1], grey at or below 0."""
+def _grey_below(name: str, label: str):
+    """napari's colormap ``name`` over (0, 1] as a new Colormap ``label``, grey at or below 0
+    (the sentinel of unanalysed points) and for NaN."""
     from napari.utils.colormaps import Colormap, ensure_colormap
 
     base = ensure_colormap(name)
     return Colormap(
         colors=np.asarray(base.colors),
         controls=np.asarray(base.controls),
-        name=f"step_{name}_grey",
+        name=label,
         low_color=GREY,
         nan_color=GREY,
     )
+
+
+def d_colormap(name: str = CMAP_NAME):
+    """napari Colormap for :data:`COLOUR_FEATURE`: ``name`` over (0, 1], grey at or below 0."""
+    return _grey_below(name, f"step_{name}_grey")
 
 
 def mpl_colormap(name: str = CMAP_NAME):
@@ -95,16 +101,7 @@ def mpl_colormap(name: str = CMAP_NAME):
 def alpha_colormap():
     """napari Colormap for :data:`ALPHA_COLOUR_FEATURE`: diverging over (0, 1] (alpha 0..2),
     grey at or below 0 (the sentinel)."""
-    from napari.utils.colormaps import Colormap, ensure_colormap
-
-    base = ensure_colormap(ALPHA_CMAP_NAME)
-    return Colormap(
-        colors=np.asarray(base.colors),
-        controls=np.asarray(base.controls),
-        name=f"step_alpha_{ALPHA_CMAP_NAME}_grey",
-        low_color=GREY,
-        nan_color=GREY,
-    )
+    return _grey_below(ALPHA_CMAP_NAME, f"step_alpha_{ALPHA_CMAP_NAME}_grey")
 
 
 def mpl_alpha_colormap():
