@@ -17,19 +17,13 @@ import numpy as np
 import pandas as pd
 
 from ..analysis import RESULT_COLUMNS, AnalysisSummary, analyse_tracks, d_units
-from ..pipeline import DetectionParams, LinkingParams
-from ..tracks import TrackTableError, link, locate_frame, validate_table
+from ..tracks import TrackTableError, validate_table
 
 __all__ = [
     "JobError",
-    "DetectionParams",
-    "LinkingParams",
     "AnalysisParams",
-    "detect_job",
     "analyse_job",
     "analysis_chunks",
-    "link_detections",
-    "detection_kwargs",
     "run_job",
     "parse_track_ids",
     "ESTIMATORS",
@@ -150,44 +144,6 @@ def alpha_rows(table: pd.DataFrame, model=ALPHA_MODEL, device=None,
             col[rows] = np.asarray(al, dtype=float)
     out[ALPHA_FEATURE] = col
     return out
-
-
-def _frame(movie, t: int) -> np.ndarray:
-    return np.asarray(movie[t])
-
-
-def detection_kwargs(p: DetectionParams) -> dict:
-    return {"diameter": int(p.diameter), "minmass": p.minmass, "separation": p.separation,
-            "invert": bool(p.invert)}
-
-
-def detect_job(movie, detection: DetectionParams, linking: LinkingParams | None):
-    """Generator: detect every frame (yields the number of frames done), then link.
-
-    Returns ``(detections, tracks)`` (``tracks`` is None when ``linking`` is None) or a
-    :class:`JobError`. ``movie`` is any (T, Y, X) array-like (numpy, dask, zarr); frames are read
-    one at a time and never modified.
-    """
-    try:
-        n = int(movie.shape[0])
-        frames = []
-        for t in range(n):
-            frames.append(locate_frame(_frame(movie, t), t, **detection_kwargs(detection)))
-            yield t + 1
-        cols = ["frame", "y", "x"]
-        detections = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cols)
-        detections = detections[cols + [c for c in detections.columns if c not in cols]]
-        if linking is None:
-            return detections, None
-        return detections, link_detections(detections, linking)
-    except (ValueError, TypeError, MemoryError, RuntimeError) as e:  # bad parameters, bad data
-        return JobError(f"detection failed: {e}")
-
-
-def link_detections(detections: pd.DataFrame, linking: LinkingParams) -> pd.DataFrame:
-    """trackpy linking with the widget's parameters; frames skipped by ``memory`` stay absent."""
-    return link(detections, float(linking.search_range), int(linking.memory),
-                max(1, int(linking.min_length)))
 
 
 def analysis_chunks(track_ids, table: pd.DataFrame, n_chunks: int = 20, min_chunk: int = 8):
