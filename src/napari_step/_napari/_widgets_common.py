@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 from magicgui.widgets import FloatSpinBox
 
 __all__ = [
@@ -11,6 +12,9 @@ __all__ = [
     "connect_layer_list",
     "is_alive",
     "unwrap_viewer",
+    "wrap_labels",
+    "scroll_content",
+    "make_scrollable",
 ]
 
 
@@ -29,8 +33,15 @@ def unwrap_viewer(viewer):
     return viewer
 
 
-def float_box(label: str, value: float, min: float, max: float, step: float,
-              decimals: int = 4, tooltip: str | None = None) -> FloatSpinBox:
+def float_box(
+    label: str,
+    value: float,
+    min: float,
+    max: float,
+    step: float,
+    decimals: int = 4,
+    tooltip: str | None = None,
+) -> FloatSpinBox:
     """A FloatSpinBox that shows enough decimals for pixel sizes like 0.065 um."""
     box = FloatSpinBox(label=label, min=min, max=max, step=step, tooltip=tooltip)
     try:
@@ -81,29 +92,148 @@ def is_alive(qobject) -> bool:
 class BackgroundJob:
     """Mixin for a dock widget that runs one long job at a time in a napari ``thread_worker``.
 
-    The widget supplies ``_on_error(exc)``, ``_on_aborted()`` and ``_on_finished()``; the job
-    reports progress through napari's progress bar and can be cancelled.
+    It owns the job controls: :meth:`_init_job_controls` makes ``run_button``, ``cancel_button``
+    and a ``progress`` bar (shown in the dock while a job runs: determinate when the job's total
+    is known, "busy" otherwise) and wires Run/Cancel. :meth:`_start_job` disables the Run button
+    (and any ``also_disable`` widgets) until the job ends, then re-enables them and calls the
+    widget's hooks. The widget supplies ``_on_error(exc)``, ``_on_aborted()`` and
+    ``_on_finished()`` (optional). A job is a generator: each ``yield`` is a progress step
+    (yield the number of steps done, or ``(done, total)`` when the total changes, or anything
+    else to count one step) and a point where Cancel stops it.
     """
 
     _worker = None
+    _job_disabled: tuple = ()
 
     @property
     def running(self) -> bool:
+        """True while a job runs."""
         return self._worker is not None
 
+    def _init_job_controls(self, run_text: str = "Run", run_tooltip: str = "", on_run=None) -> list:
+        """Create ``run_button``, ``cancel_button`` and ``progress``; returns them (in that
+        order) for the widget to place. ``on_run`` (default ``self.run``) is called by Run."""
+        from magicgui.widgets import ProgressBar, PushButton
+
+        self.run_button = PushButton(text=run_text, tooltip=run_tooltip or None)
+        self.cancel_button = PushButton(
+            text="Cancel",
+            enabled=False,
+            tooltip="stop the running job at its next step; nothing is changed",
+        )
+        self.progress = ProgressBar(
+            min=0, max=1, value=0, visible=False, tooltip="progress of the running job"
+        )
+        self.progress.label = ""
+        self.run_button.changed.connect(on_run if on_run is not None else self.run)
+        self.cancel_button.changed.connect(self.cancel)
+        return [self.run_button, self.cancel_button, self.progress]
+
     def cancel(self, *_):
+        """Ask the running job to stop (at its next step)."""
         if self._worker is not None:
             self._worker.quit()
 
-    def _start_job(self, job, *args, total: int, desc: str, on_returned):
-        """Create (not start) the worker for ``job(*args)`` wired to this widget's handlers."""
+    def _start_job(self, job, *args, total: int, desc: str, on_returned, also_disable=()):
+        """Create (not start) the worker for ``job(*args)`` wired to this widget's handlers.
+
+        ``total``: the number of steps (yields) the job will make (0 or None: unknown, the bar
+        shows "busy"); ``desc`` is shown in the progress bar.
+        """
         from napari.qt.threading import create_worker
 
-        worker = create_worker(job, *args, _progress={"total": total, "desc": desc},
-                               _ignore_errors=True)
+        worker = create_worker(job, *args, _ignore_errors=True)
         worker.returned.connect(on_returned)
         worker.errored.connect(self._on_error)
         worker.aborted.connect(self._on_aborted)
-        worker.finished.connect(self._on_finished)
+        worker.yielded.connect(self._on_job_step)
+        worker.finished.connect(self._job_finished)
         self._worker = worker
+        self._job_done = 0
+        self._job_disabled = tuple(
+            w for w in (getattr(self, "run_button", None), *also_disable) if w is not None
+        )
+        for w in self._job_disabled:
+            w.enabled = False
+        if getattr(self, "cancel_button", None) is not None:
+            self.cancel_button.enabled = True
+        self._set_progress(0, total, desc)
         return worker
+
+    def _set_progress(self, done: int, total: int | None, desc: str | None = None):
+        bar = getattr(self, "progress", None)
+        if bar is None or not is_alive(bar.native):
+            return
+        native = bar.native
+        total = int(total or 0)
+        self._job_total = total
+        native.setRange(0, max(total, 0))  # (0, 0): Qt's "busy" bar
+        if total > 0:
+            native.setValue(min(int(done), total))
+        if desc is not None:
+            self._job_desc = desc
+        fmt = getattr(self, "_job_desc", "")
+        native.setFormat(f"{fmt}: %v / %m" if total > 0 else fmt)
+        native.setTextVisible(True)
+        bar.visible = True
+
+    def _on_job_step(self, value=None):
+        """A job's ``yield``: advance the dock's progress bar."""
+        if isinstance(value, tuple) and len(value) == 2:
+            done, total = int(value[0]), int(value[1])
+        elif isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+            done, total = int(value), getattr(self, "_job_total", 0)
+        else:
+            done, total = getattr(self, "_job_done", 0) + 1, getattr(self, "_job_total", 0)
+        self._job_done = done
+        self._set_progress(done, total)
+
+    def _job_finished(self, *_):
+        self._worker = None
+        if is_alive(self.native):
+            for w in self._job_disabled:
+                w.enabled = True
+            if getattr(self, "cancel_button", None) is not None:
+                self.cancel_button.enabled = False
+            if getattr(self, "progress", None) is not None:
+                self.progress.visible = False
+        self._job_disabled = ()
+        hook = getattr(self, "_on_finished", None)
+        if hook is not None:
+            hook()
+
+
+def wrap_labels(container) -> None:
+    """Word-wrap every :class:`magicgui.widgets.Label` in ``container`` (recursively), so a
+    long status text grows the dock in height, never in width."""
+    from magicgui.widgets import Container, Label
+
+    for w in container:
+        if isinstance(w, Label):
+            w.native.setWordWrap(True)
+            w.native.setMinimumWidth(40)
+        elif isinstance(w, Container):
+            wrap_labels(w)
+
+
+def scroll_content(container):
+    """The QWidget holding a ``Container(scrollable=True)``'s widgets (``container.native`` is
+    then the scroll area), to add plain Qt widgets to it; the native widget otherwise."""
+    from qtpy.QtWidgets import QScrollArea
+
+    native = container.native
+    return native.widget() if isinstance(native, QScrollArea) else native
+
+
+def make_scrollable(container) -> None:
+    """Finish a dock: word-wrap its labels and let its scroll area (``scrollable=True``) never
+    ask for more than a modest size, so the main window does not grow past the screen; the
+    vertical scroll bar appears when the dock is shorter than its content."""
+    from qtpy.QtWidgets import QScrollArea, QSizePolicy
+
+    wrap_labels(container)
+    native = container.native
+    if isinstance(native, QScrollArea):
+        native.setFrameShape(native.Shape.NoFrame)
+        native.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Expanding)
+        native.setMinimumHeight(120)
