@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .io import read_tracks, write_table, write_tracks
 from .pipeline import DetectionParams, LinkingParams
 
 __all__ = ["BatchParams", "analyze", "expand_inputs", "analyze_file", "read_movie"]
@@ -54,8 +55,13 @@ def expand_inputs(paths) -> list[Path]:
                 raise FileNotFoundError(f"no file matches {p!r}")
             out.extend(Path(h) for h in hits if Path(h).is_file())
         elif Path(p).is_dir():
-            out.extend(sorted(q for q in Path(p).iterdir()
-                              if q.suffix.lower() in TRACK_SUFFIXES | MOVIE_SUFFIXES))
+            out.extend(
+                sorted(
+                    q
+                    for q in Path(p).iterdir()
+                    if q.suffix.lower() in TRACK_SUFFIXES | MOVIE_SUFFIXES
+                )
+            )
         elif Path(p).is_file():
             out.append(Path(p))
         else:
@@ -102,24 +108,42 @@ def _output_path(src: Path, out_dir: Path, fmt: str) -> Path:
 def analyze_file(src, dst, params: BatchParams) -> dict:
     """Analyse one file and write its results atomically; never raises (errors are recorded)."""
     from .analysis import analyse_tracks
-    from .io import read_tracks, write_tracks
     from .pipeline import run_movie
 
     src, dst = Path(src), Path(dst)
     t0 = time.time()
-    row = {"input": str(src), "output": str(dst), "status": "done", "n_tracks": 0,
-           "n_points": 0, "seconds": 0.0, "error": ""}
+    row = {
+        "input": str(src),
+        "output": str(dst),
+        "status": "done",
+        "n_tracks": 0,
+        "n_points": 0,
+        "seconds": 0.0,
+        "error": "",
+    }
     try:
         if src.suffix.lower() in MOVIE_SUFFIXES:
             results, summary, _ = run_movie(
-                read_movie(src), params.pixel_size, params.frame_interval,
-                DetectionParams(**params.detection), LinkingParams(**params.linking),
-                params.model, params.device, params.window)
+                read_movie(src),
+                params.pixel_size,
+                params.frame_interval,
+                DetectionParams(**params.detection),
+                LinkingParams(**params.linking),
+                params.model,
+                params.device,
+                params.window,
+            )
         else:
             results, summary = analyse_tracks(
-                read_tracks(src), params.pixel_size, params.frame_interval, model=params.model,
-                device=params.device, window=params.window, min_length=params.min_length,
-                segments=params.segments)
+                read_tracks(src),
+                params.pixel_size,
+                params.frame_interval,
+                model=params.model,
+                device=params.device,
+                window=params.window,
+                min_length=params.min_length,
+                segments=params.segments,
+            )
         meta = dict(results.attrs.get("napari_step", {}), source=str(src))
         if params.segments and summary.segments is not None:
             seg_path = dst.with_name(dst.name.replace(".results.", ".segments."))
@@ -134,23 +158,26 @@ def analyze_file(src, dst, params: BatchParams) -> dict:
     return row
 
 
-def write_segments(segments: pd.DataFrame, path, metadata=None):
-    """The segments table (track_id, segment, start/stop frame, n_frames, d) as CSV or Parquet,
-    written atomically with a JSON sidecar like the results."""
-    import json
+def write_segments(
+    segments: pd.DataFrame, path: str | os.PathLike, metadata: dict | None = None
+) -> Path:
+    """Write a segments table (track_id, segment, start/stop frame, n_frames, d) atomically.
 
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    if path.suffix == ".parquet":
-        segments.to_parquet(tmp, index=False)
-    else:
-        segments.to_csv(tmp, index=False)
-    os.replace(tmp, path)
-    if metadata:
-        side = path.with_name(path.name + ".json.tmp")
-        side.write_text(json.dumps(metadata, indent=1, default=str))
-        os.replace(side, path.with_name(path.name + ".json"))
-    return path
+    Parameters
+    ----------
+    segments : pandas.DataFrame
+        One row per segment, ``d`` in the units of the analysis (um^2/s when calibrated).
+    path : str or path-like
+        ``.csv`` or ``.parquet``.
+    metadata : dict, optional
+        Written to the JSON sidecar ``<path>.json``.
+
+    Returns
+    -------
+    pathlib.Path
+        The path written (by :func:`napari_step.io.write_table`).
+    """
+    return write_table(segments, path, metadata)
 
 
 def _worker_setup():
@@ -160,10 +187,24 @@ def _worker_setup():
     torch.set_num_threads(1)
 
 
-def analyze(paths, out_dir, pixel_size=1.0, frame_interval=1.0, model="default", device=None,
-            window=20, min_length=1, output_format="csv", scheduler=None, workers=None,
-            overwrite=False, progress=False, detection=None, linking=None,
-            segments=False) -> pd.DataFrame:
+def analyze(
+    paths,
+    out_dir,
+    pixel_size=1.0,
+    frame_interval=1.0,
+    model="default",
+    device=None,
+    window=20,
+    min_length=1,
+    output_format="csv",
+    scheduler=None,
+    workers=None,
+    overwrite=False,
+    progress=False,
+    detection=None,
+    linking=None,
+    segments=False,
+) -> pd.DataFrame:
     """Analyse many files; returns (and writes to ``out_dir/summary.csv``) one row per input.
 
     ``scheduler``: None (default) starts a local Dask cluster of ``workers`` processes (default:
@@ -175,16 +216,34 @@ def analyze(paths, out_dir, pixel_size=1.0, frame_interval=1.0, model="default",
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    params = BatchParams(pixel_size, frame_interval, str(model), device, window, min_length,
-                         output_format, segments,
-                         asdict(detection or DetectionParams()), asdict(linking or LinkingParams()))
+    params = BatchParams(
+        pixel_size,
+        frame_interval,
+        str(model),
+        device,
+        window,
+        min_length,
+        output_format,
+        segments,
+        asdict(detection or DetectionParams()),
+        asdict(linking or LinkingParams()),
+    )
     inputs = expand_inputs(paths)
     rows, todo = [], []
     for src in inputs:
         dst = _output_path(src, out_dir, output_format)
         if dst.exists() and not overwrite:
-            rows.append({"input": str(src), "output": str(dst), "status": "skipped",
-                         "n_tracks": np.nan, "n_points": np.nan, "seconds": 0.0, "error": ""})
+            rows.append(
+                {
+                    "input": str(src),
+                    "output": str(dst),
+                    "status": "skipped",
+                    "n_tracks": np.nan,
+                    "n_points": np.nan,
+                    "seconds": 0.0,
+                    "error": "",
+                }
+            )
         else:
             todo.append((src, dst))
     bar = None
@@ -209,9 +268,7 @@ def analyze(paths, out_dir, pixel_size=1.0, frame_interval=1.0, model="default",
     if bar is not None:
         bar.close()
     summary = pd.DataFrame(rows).sort_values("input", kind="stable").reset_index(drop=True)
-    tmp = out_dir / "summary.csv.tmp"
-    summary.to_csv(tmp, index=False)
-    os.replace(tmp, out_dir / "summary.csv")
+    write_table(summary, out_dir / "summary.csv")
     return summary
 
 
@@ -219,28 +276,44 @@ def _run_dask(todo, params, scheduler, workers, bar):
     try:
         from distributed import Client, LocalCluster, as_completed
     except ImportError:
-        raise ValueError("parallel batch runs need Dask: pip install 'napari-step[batch]'") from None
+        raise ValueError(
+            "parallel batch runs need Dask: pip install 'napari-step[batch]'"
+        ) from None
     cluster = None
     if scheduler in ("processes", "local", "threads"):
         n = workers or os.cpu_count() or 1
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1,
-                               processes=scheduler != "threads", dashboard_address=None)
+        cluster = LocalCluster(
+            n_workers=n,
+            threads_per_worker=1,
+            processes=scheduler != "threads",
+            dashboard_address=None,
+        )
         client = Client(cluster)
     else:
         client = Client(scheduler)
     try:
         client.register_plugin(_TorchThreads())
-        futures = {client.submit(analyze_file, src, dst, params, pure=False, retries=2): (src, dst)
-                   for src, dst in todo}
+        futures = {
+            client.submit(analyze_file, src, dst, params, pure=False, retries=2): (src, dst)
+            for src, dst in todo
+        }
         rows = []
         for fut in as_completed(futures):
             src, dst = futures[fut]
             try:
                 rows.append(fut.result())
             except Exception as e:  # noqa: BLE001 - e.g. a worker died on every retry
-                rows.append({"input": str(src), "output": str(dst), "status": "failed",
-                             "n_tracks": np.nan, "n_points": np.nan, "seconds": np.nan,
-                             "error": f"{type(e).__name__}: {e}"})
+                rows.append(
+                    {
+                        "input": str(src),
+                        "output": str(dst),
+                        "status": "failed",
+                        "n_tracks": np.nan,
+                        "n_points": np.nan,
+                        "seconds": np.nan,
+                        "error": f"{type(e).__name__}: {e}",
+                    }
+                )
             if bar is not None:
                 bar.update(1)
         return rows

@@ -13,10 +13,17 @@ def _cmd_train(args):
     base = PAPER_D_CONFIG if args.config == "paper" else DEFAULT_D_CONFIG
     model_config = type(base)(**{**base.__dict__, "dim": args.dim})
     if getattr(args, "target", "d") == "alpha":  # scale-free inputs, alpha in [0, 2]
-        model_config = type(base)(**{**model_config.__dict__, "target": "alpha",
-                                     "y_range": [0.0, 2.0], "normalise": True})
-    tc = TrainConfig(batch_size=args.batch_size, lr=args.lr, total_steps=args.steps, seed=args.seed,
-                     p_drift=args.p_drift, drift_decades=args.drift_decades)
+        model_config = type(base)(
+            **{**model_config.__dict__, "target": "alpha", "y_range": [0.0, 2.0], "normalise": True}
+        )
+    tc = TrainConfig(
+        batch_size=args.batch_size,
+        lr=args.lr,
+        total_steps=args.steps,
+        seed=args.seed,
+        p_drift=args.p_drift,
+        drift_decades=args.drift_decades,
+    )
     record = train(
         args.out,
         model_config,
@@ -30,22 +37,16 @@ def _cmd_train(args):
     )
     last = record["validation"][-1]
     if "val_mae_alpha" in last:
-        print(f"step {record['step']}, {record['samples_seen']} tracks seen, "
-              f"val MAE(alpha) {last['val_mae_alpha']:.4f} -> {args.out}")
+        print(
+            f"step {record['step']}, {record['samples_seen']} tracks seen, "
+            f"val MAE(alpha) {last['val_mae_alpha']:.4f} -> {args.out}"
+        )
         return
     print(
         f"step {record['step']}, {record['samples_seen']} tracks seen, "
-        f"val rel err {last['val_rel_err']:.4f}, L1(log10 D) {last['val_l1_log10']:.4f} -> {args.out}"
+        f"val rel err {last['val_rel_err']:.4f}, L1(log10 D) {last['val_l1_log10']:.4f} "
+        f"-> {args.out}"
     )
-
-
-def _write_table(table, path, metadata=None):
-    try:
-        from .io import write_tracks
-    except ImportError:  # pragma: no cover - io is part of the package
-        table.to_csv(path, index=False)
-    else:
-        write_tracks(table, path, metadata)
 
 
 def _cmd_demo(args):
@@ -65,14 +66,17 @@ def _cmd_demo(args):
 
     import numpy as np
 
+    from .io import write_tracks
     from .pipeline import run_movie
     from .plotting import save_tracks_png
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     movie, truth = make_sample(seed=args.seed)
-    print(f"sample movie {movie.shape}, {truth.track_id.nunique()} particles; "
-          f"pixel {SAMPLE_PIXEL_SIZE_UM} um, frame {SAMPLE_FRAME_INTERVAL_S} s")
+    print(
+        f"sample movie {movie.shape}, {truth.track_id.nunique()} particles; "
+        f"pixel {SAMPLE_PIXEL_SIZE_UM} um, frame {SAMPLE_FRAME_INTERVAL_S} s"
+    )
     bars = {}
 
     def progress(stage, done, total):
@@ -81,20 +85,28 @@ def _cmd_demo(args):
         bar = bars.setdefault(stage, tqdm(total=total, desc=stage, unit="item"))
         bar.update(done - bar.n)
 
-    results, summary, det = run_movie(movie, SAMPLE_PIXEL_SIZE_UM, SAMPLE_FRAME_INTERVAL_S,
-                                      device=args.device, progress=progress)
+    results, summary, det = run_movie(
+        movie, SAMPLE_PIXEL_SIZE_UM, SAMPLE_FRAME_INTERVAL_S, device=args.device, progress=progress
+    )
     for bar in bars.values():
         bar.close()
     table_path = out / "sample_results.csv"
-    _write_table(results, table_path)
-    png = save_tracks_png(results, out / "sample_tracks.png",
-                          title="sample movie: tracks coloured by STEP log10 D (um^2/s)")
+    write_tracks(results, table_path)
+    png = save_tracks_png(
+        results,
+        out / "sample_tracks.png",
+        title="sample movie: tracks coloured by STEP log10 D (um^2/s)",
+    )
     factor = SAMPLE_PIXEL_SIZE_UM**2 / SAMPLE_FRAME_INTERVAL_S
-    print(f"{len(det)} detections, {results.track_id.nunique()} tracks, "
-          f"{summary.n_points} points analysed; " + "; ".join(summary.messages))
+    print(
+        f"{len(det)} detections, {results.track_id.nunique()} tracks, "
+        f"{summary.n_points} points analysed; " + "; ".join(summary.messages)
+    )
     d = results.step_d.to_numpy()
-    print(f"STEP D: median {np.nanmedian(d):.3g} um^2/s (sample truth: slow {0.05 * factor:.3g}, "
-          f"fast {0.8 * factor:.3g} um^2/s)")
+    print(
+        f"STEP D: median {np.nanmedian(d):.3g} um^2/s (sample truth: slow {0.05 * factor:.3g}, "
+        f"fast {0.8 * factor:.3g} um^2/s)"
+    )
     print(f"wrote {table_path} and {png}")
     return 0
 
@@ -107,15 +119,28 @@ def _cmd_analyze(args):
     linking = LinkingParams(args.search_range, args.memory, args.link_min_length)
 
     summary = analyze(
-        args.paths, args.out, pixel_size=args.pixel_size, frame_interval=args.frame_interval,
-        model=args.model, device=args.device, window=args.window, min_length=args.min_length,
-        output_format=args.format, scheduler=args.scheduler, workers=args.workers,
-        overwrite=args.overwrite, progress=True, segments=args.segments,
-        detection=detection, linking=linking,
+        args.paths,
+        args.out,
+        pixel_size=args.pixel_size,
+        frame_interval=args.frame_interval,
+        model=args.model,
+        device=args.device,
+        window=args.window,
+        min_length=args.min_length,
+        output_format=args.format,
+        scheduler=args.scheduler,
+        workers=args.workers,
+        overwrite=args.overwrite,
+        progress=True,
+        segments=args.segments,
+        detection=detection,
+        linking=linking,
     )
     failed = summary[summary.status == "failed"]
-    print(f"{(summary.status == 'done').sum()} done, {(summary.status == 'skipped').sum()} "
-          f"skipped, {len(failed)} failed -> {args.out}")
+    print(
+        f"{(summary.status == 'done').sum()} done, {(summary.status == 'skipped').sum()} "
+        f"skipped, {len(failed)} failed -> {args.out}"
+    )
     for _, row in failed.iterrows():
         print(f"  failed: {row.input}: {row.error}", file=sys.stderr)
     return 1 if len(failed) else 0
@@ -128,8 +153,12 @@ def _reproduce_attm(args, out):
 
     n_tracks = args.n_tracks or 1000
     bar = tqdm(total=n_tracks, desc="STEP", unit="track")
-    res = attm_analysis(n_tracks=n_tracks, device=args.device, seed=args.seed,
-                        progress=lambda d, total: bar.update(d - bar.n))
+    res = attm_analysis(
+        n_tracks=n_tracks,
+        device=args.device,
+        seed=args.seed,
+        progress=lambda d, total: bar.update(d - bar.n),
+    )
     bar.close()
     res.summary.to_csv(out / "attm_summary.csv", index=False)
     res.per_track.to_csv(out / "attm_per_track.csv", index=False)
@@ -159,8 +188,13 @@ def _cmd_reproduce(args):
         if d == total:
             done["n"] += total
 
-    res = sbm_analysis(alphas=(0.1, 0.5), n_tracks=args.n_tracks, device=args.device,
-                       seed=args.seed, progress=progress)
+    res = sbm_analysis(
+        alphas=(0.1, 0.5),
+        n_tracks=args.n_tracks,
+        device=args.device,
+        seed=args.seed,
+        progress=progress,
+    )
     bar.close()
     res.slopes.to_csv(out / "sbm_slopes.csv", index=False)
     plot_sbm(res, out / "sbm_mean_d.png")
@@ -173,8 +207,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="napari-step", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
 
-    t = sub.add_parser("train",
-                       help="train or resume a STEP model (D or alpha) on simulated tracks")
+    t = sub.add_parser(
+        "train", help="train or resume a STEP model (D or alpha) on simulated tracks"
+    )
     t.add_argument("--out", required=True, help="checkpoint path (resumed if it exists)")
     t.add_argument("--config", choices=["default", "paper"], default="default")
     t.add_argument("--dim", type=int, default=2, choices=[1, 2, 3])
@@ -187,29 +222,50 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", default=None, help="cpu, cuda (default: cuda if available)")
     t.add_argument("--workers", type=int, default=None, help="data simulation processes")
     t.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
-    t.add_argument("--target", choices=["d", "alpha"], default="d",
-                   help="d: log10 D on Brownian tracks; alpha: per-frame anomalous exponent on "
-                   "AnDi-model tracks (output range [0, 2], scale-free inputs)")
-    t.add_argument("--p-drift", type=float, default=0.0,
-                   help="D models: share of tracks whose D also drifts smoothly (power law, "
-                   "ramp, gradual transition) besides jumping at change points")
-    t.add_argument("--drift-decades", type=float, default=2.0,
-                   help="largest total change of log10 D of a drifting track")
-    t.add_argument("--init-from", default=None,
-                   help="fine-tune: start a fresh run from this checkpoint's weights")
+    t.add_argument(
+        "--target",
+        choices=["d", "alpha"],
+        default="d",
+        help="d: log10 D on Brownian tracks; alpha: per-frame anomalous exponent on "
+        "AnDi-model tracks (output range [0, 2], scale-free inputs)",
+    )
+    t.add_argument(
+        "--p-drift",
+        type=float,
+        default=0.0,
+        help="D models: share of tracks whose D also drifts smoothly (power law, "
+        "ramp, gradual transition) besides jumping at change points",
+    )
+    t.add_argument(
+        "--drift-decades",
+        type=float,
+        default=2.0,
+        help="largest total change of log10 D of a drifting track",
+    )
+    t.add_argument(
+        "--init-from",
+        default=None,
+        help="fine-tune: start a fresh run from this checkpoint's weights",
+    )
     t.set_defaults(func=_cmd_train)
 
     d = sub.add_parser("demo", help="run the whole pipeline on the bundled sample movie")
-    d.add_argument("--headless", action="store_true",
-                   help="no GUI: write the results table and a PNG of the coloured tracks")
+    d.add_argument(
+        "--headless",
+        action="store_true",
+        help="no GUI: write the results table and a PNG of the coloured tracks",
+    )
     d.add_argument("--out", default="napari-step-demo", help="output folder (headless)")
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--device", default=None)
     d.set_defaults(func=_cmd_demo)
 
     a = sub.add_parser("analyze", help="analyse track files or movies in batch")
-    a.add_argument("paths", nargs="+", help="files or glob patterns (CSV/XML/Parquet tracks, "
-                   "TIFF/NPY/NPZ/video movies)")
+    a.add_argument(
+        "paths",
+        nargs="+",
+        help="files or glob patterns (CSV/XML/Parquet tracks, TIFF/NPY/NPZ/video movies)",
+    )
     a.add_argument("--out", required=True, help="output folder")
     a.add_argument("--pixel-size", type=float, default=1.0, help="um per pixel")
     a.add_argument("--frame-interval", type=float, default=1.0, help="s per frame")
@@ -218,14 +274,20 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--window", type=int, default=20, help="TA-MSD window (frames)")
     a.add_argument("--min-length", type=int, default=1, help="shortest track analysed")
     a.add_argument("--format", choices=["csv", "parquet"], default="csv")
-    a.add_argument("--scheduler", default=None,
-                   help="default: a local Dask cluster sized to the machine when there are "
-                   "several files; 'sync' (this process), 'processes', or a Dask scheduler "
-                   "address such as tcp://host:8786")
+    a.add_argument(
+        "--scheduler",
+        default=None,
+        help="default: a local Dask cluster sized to the machine when there are "
+        "several files; 'sync' (this process), 'processes', or a Dask scheduler "
+        "address such as tcp://host:8786",
+    )
     a.add_argument("--workers", type=int, default=None)
     a.add_argument("--overwrite", action="store_true", help="redo finished outputs")
-    a.add_argument("--segments", action="store_true",
-                   help="also find change points and write <name>.segments.csv per input")
+    a.add_argument(
+        "--segments",
+        action="store_true",
+        help="also find change points and write <name>.segments.csv per input",
+    )
     g = a.add_argument_group("movies", "trackpy detection and linking for movie inputs")
     g.add_argument("--diameter", type=int, default=7, help="spot diameter (odd, px)")
     g.add_argument("--minmass", type=float, default=400.0)
@@ -237,12 +299,19 @@ def build_parser() -> argparse.ArgumentParser:
     a.set_defaults(func=_cmd_analyze)
 
     r = sub.add_parser("reproduce", help="reproduce an analysis of the STEP tutorials")
-    r.add_argument("analysis", choices=["sbm", "attm"],
-                   help="sbm: D(t) of scaled Brownian motion; attm: D(t), D distribution and "
-                   "waiting times of annealed transit time motion")
+    r.add_argument(
+        "analysis",
+        choices=["sbm", "attm"],
+        help="sbm: D(t) of scaled Brownian motion; attm: D(t), D distribution and "
+        "waiting times of annealed transit time motion",
+    )
     r.add_argument("--out", default=None, help="output folder (default: napari-step-<analysis>)")
-    r.add_argument("--n-tracks", type=int, default=None,
-                   help="tracks per alpha for sbm (default 3000), tracks for attm (default 1000)")
+    r.add_argument(
+        "--n-tracks",
+        type=int,
+        default=None,
+        help="tracks per alpha for sbm (default 3000), tracks for attm (default 1000)",
+    )
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--device", default=None)
     r.set_defaults(func=_cmd_reproduce)

@@ -12,8 +12,6 @@ from napari.layers import Tracks
 from napari_step._napari._colour import COLOUR_FEATURE
 from napari_step.analysis import RESULT_COLUMNS
 
-pytest.importorskip("napari_step.io")
-
 DATA = Path(__file__).parents[1] / "data"
 PX, DT = 0.1, 0.05
 
@@ -24,8 +22,13 @@ def analysed(viewer, truth_tracks, wait_worker):
     from napari_step._napari.step_widget import StepAnalysisWidget
 
     data, feats = truth_tracks
-    layer = viewer.add_tracks(data, features=feats.copy(), name="truth", scale=(DT, PX, PX),
-                              metadata={"pixel_size_um": PX, "frame_interval_s": DT})
+    layer = viewer.add_tracks(
+        data,
+        features=feats.copy(),
+        name="truth",
+        scale=(DT, PX, PX),
+        metadata={"pixel_size_um": PX, "frame_interval_s": DT},
+    )
     step = StepAnalysisWidget(viewer)
     step.tracks.value = layer
     step.mode.value = "ids"
@@ -50,8 +53,9 @@ def test_writer_reader_round_trip_through_the_manifest(suffix, viewer, analysed,
     np.testing.assert_allclose(back.data, layer.data)
     np.testing.assert_allclose(back.scale, layer.scale)  # lies where it was
     for c in RESULT_COLUMNS + ["d_true"]:
-        np.testing.assert_allclose(back.features[c].to_numpy(float),
-                                   layer.features[c].to_numpy(float), equal_nan=True)
+        np.testing.assert_allclose(
+            back.features[c].to_numpy(float), layer.features[c].to_numpy(float), equal_nan=True
+        )
     assert back.metadata["napari_step"]["units"] == "um^2/s"
     assert back.metadata["napari_step"]["model"] == "default (2-D)"
     assert back.metadata["pixel_size_um"] == PX
@@ -91,19 +95,16 @@ def test_export_results_table(analysed, tmp_path, notes):
 def test_reader_opens_trackpy_and_trackmate_files(viewer):
     from napari_step._napari._io import get_reader
 
-    csv = DATA / "trackpy_linked.csv"
-    if not csv.exists():
-        pytest.skip("tests/data/trackpy_linked.csv missing")
+    csv = DATA / "trackpy_linked.csv"  # committed fixtures: a missing one is a failure
     layers = viewer.open(str(csv), plugin="napari-step")
     assert len(layers) == 1 and isinstance(layers[0], Tracks)
     assert {"mass", "ecc", "signal"} <= set(layers[0].features.columns)
     assert COLOUR_FEATURE not in layers[0].features.columns  # no results, no D colouring
     for name in ("trackmate_session.xml", "trackmate_spots.csv", "trackmate_tracks.xml"):
         path = DATA / name
-        if path.exists():
-            assert get_reader(str(path)) is not None, name
-            out = viewer.open(str(path), plugin="napari-step")
-            assert isinstance(out[0], Tracks) and len(out[0].data) > 0, name
+        assert get_reader(str(path)) is not None, name
+        out = viewer.open(str(path), plugin="napari-step")
+        assert isinstance(out[0], Tracks) and len(out[0].data) > 0, name
 
 
 def test_reader_declines_other_files_and_reports_broken_ones(viewer, tmp_path, notes):

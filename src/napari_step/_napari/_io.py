@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from napari.utils import notifications
 
+from ..io import TrackFileError, read_tracks, write_tracks
 from ..tracks import TrackTableError, from_napari, to_napari
 from ._colour import ALPHA_COLOUR_FEATURE, COLOUR_FEATURE, DEFAULT_RANGE, colour_values, d_colormap
 from ._layers import layer_table, results_metadata
@@ -33,19 +34,12 @@ TRACK_EXTENSIONS = (".csv", ".xml", ".parquet")
 WRITE_EXTENSIONS = (".csv", ".parquet")
 
 
-def _io():
-    from .. import io  # written alongside; imported late so the manifest loads without it
-
-    return io
+FILE_ERRORS = (TrackFileError, TrackTableError, ValueError, OSError, KeyError)
 
 
 def _file_errors() -> tuple:
-    errs = [TrackTableError, ValueError, OSError, KeyError]
-    try:
-        errs.append(_io().TrackFileError)
-    except ImportError:
-        pass
-    return tuple(errs)
+    """The exceptions a bad track file or a failed write can raise (see :data:`FILE_ERRORS`)."""
+    return FILE_ERRORS
 
 
 def _looks_like_tracks(path: Path) -> bool:
@@ -82,17 +76,23 @@ def read_tracks_file(path):
         path = path[0]
     p = Path(str(path))
     try:
-        table = _io().read_tracks(p)
+        table = read_tracks(p)
         return [tracks_layer_data(table, name=p.stem)]
-    except ImportError as e:
-        notifications.show_error(f"napari-step cannot read track files here: {e}")
-    except _file_errors() as e:
+    except FILE_ERRORS as e:
         notifications.show_error(f"napari-step could not read {p.name}: {e}")
     return [(None,)]  # napari's "nothing to add" sentinel
 
 
-_RESULT_KEYS = ("units", "pixel_size_um", "frame_interval_s", "model", "tamsd_window",
-                "colour_range", "segment_estimator", "alpha_model")
+_RESULT_KEYS = (
+    "units",
+    "pixel_size_um",
+    "frame_interval_s",
+    "model",
+    "tamsd_window",
+    "colour_range",
+    "segment_estimator",
+    "alpha_model",
+)
 _SECONDS = {"s", "sec", "second", "seconds"}
 _MICRONS = {"um", "micron", "microns", "µm", "μm", "micrometer", "micrometre", "micrometers"}
 
@@ -156,16 +156,26 @@ def export_metadata(layer_metadata: dict, name=None, scale=None, translate=None)
     column_units = {"track_id": "", "frame": "frame", "x": "px", "y": "px", "z": "px"}
     if "units" in res:
         u = res["units"]
-        column_units.update({"step_d": u, "tamsd_d": u, "step_log10_d": f"log10({u})",
-                             "tamsd_log10_d": f"log10({u})", "segment_d": u,
-                             "segment_log10_d": f"log10({u})", "step_alpha": ""})
+        column_units.update(
+            {
+                "step_d": u,
+                "tamsd_d": u,
+                "step_log10_d": f"log10({u})",
+                "tamsd_log10_d": f"log10({u})",
+                "segment_d": u,
+                "segment_log10_d": f"log10({u})",
+                "step_alpha": "",
+            }
+        )
     md["column_units"] = column_units
-    md["layer"] = {"name": name,
-                   "scale": None if scale is None else [float(v) for v in np.asarray(scale)],
-                   "translate": None if translate is None
-                   else [float(v) for v in np.asarray(translate)]}
-    return json.loads(json.dumps(md, default=lambda o: o.tolist() if hasattr(o, "tolist")
-                                 else str(o)))
+    md["layer"] = {
+        "name": name,
+        "scale": None if scale is None else [float(v) for v in np.asarray(scale)],
+        "translate": None if translate is None else [float(v) for v in np.asarray(translate)],
+    }
+    return json.loads(
+        json.dumps(md, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))
+    )
 
 
 def _write(table: pd.DataFrame, path, metadata: dict) -> list[str]:
@@ -173,18 +183,19 @@ def _write(table: pd.DataFrame, path, metadata: dict) -> list[str]:
     if p.suffix.lower() not in WRITE_EXTENSIONS:
         raise ValueError(f"tracks can be saved as {', '.join(WRITE_EXTENSIONS)}, not {p.name!r}")
     table = table.drop(columns=[COLOUR_FEATURE, ALPHA_COLOUR_FEATURE], errors="ignore")
-    written = _io().write_tracks(table, p, metadata=metadata)
+    written = write_tracks(table, p, metadata=metadata)
     return [str(written or p)]
 
 
 def write_tracks_layer(path: str, data, meta: dict) -> list[str]:
     """npe2 single-layer writer: a Tracks layer (positions + features) -> CSV/Parquet + sidecar."""
     table = from_napari(np.asarray(data), meta.get("features"))
-    md = export_metadata(meta.get("metadata", {}), meta.get("name"), meta.get("scale"),
-                         meta.get("translate"))
+    md = export_metadata(
+        meta.get("metadata", {}), meta.get("name"), meta.get("scale"), meta.get("translate")
+    )
     try:
         return _write(table, path, md)
-    except _file_errors() as e:
+    except FILE_ERRORS as e:
         notifications.show_error(f"napari-step could not save {Path(str(path)).name}: {e}")
         return []
 
