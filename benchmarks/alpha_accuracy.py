@@ -11,7 +11,7 @@ import argparse
 
 import numpy as np
 
-from napari_step.simulate_anomalous import anomalous_changepoints
+from napari_step.simulate import anomalous_changepoints
 from napari_step.tamsd import fit_alpha, tamsd
 
 

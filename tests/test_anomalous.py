@@ -186,7 +186,7 @@ def test_reproduce_attm_cli(tmp_path, capsys):
 def test_shipped_alpha_model_on_fbm_of_known_alpha():
     """The shipped alpha model separates sub- from superdiffusive FBM and reads alpha within
     0.3 (median over frames and tracks) for alpha 0.4, 1.0 and 1.6."""
-    from napari_step.simulate_anomalous import fbm
+    from napari_step.simulate import fbm
 
     rng = np.random.default_rng(11)
     medians = {}

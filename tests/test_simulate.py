@@ -2,13 +2,13 @@ import numpy as np
 import pytest
 
 from napari_step.simulate import (
-    brownian_from_d,
-    smooth_log_d_drift,
     add_localisation_noise,
     attm,
     brownian_changepoints,
+    brownian_from_d,
     render_movie,
     scaled_brownian,
+    smooth_log_d_drift,
 )
 from napari_step.tamsd import tamsd
 
@@ -67,8 +67,9 @@ def test_sbm_recovers_alpha(alpha):
     msd = (pos[:, t] ** 2).sum(-1).mean(0)
     slope = np.polyfit(np.log(t), np.log(msd), 1)[0]
     assert abs(slope - alpha) < 0.05
-    # per-frame D follows K (t^a - (t-1)^a)
-    assert np.allclose(d[0, 1:], np.arange(1, 200) ** alpha - np.arange(0, 199) ** alpha)
+    # per-frame D follows K ((t+1)^a - t^a) (forward: the step t -> t+1), last frame repeated
+    assert np.allclose(d[0, :-1], np.arange(1, 200) ** alpha - np.arange(0, 199) ** alpha)
+    assert d[0, -1] == d[0, -2]
 
 
 def test_attm_d_is_piecewise_constant_with_heavy_tailed_waiting_times():
@@ -80,15 +81,16 @@ def test_attm_d_is_piecewise_constant_with_heavy_tailed_waiting_times():
     # waiting time tau = ceil(D^-gamma): slow episodes last longer
     durations, values = [], []
     for i in range(500):
-        bounds = np.concatenate([[0], jumps[i], [300]])
+        bounds = np.concatenate([[0], jumps[i], [299]])
         for a, b in zip(bounds[:-2], bounds[1:-1]):  # complete episodes only
             durations.append(b - a)
             values.append(d[i, a])
     durations, values = np.array(durations), np.array(values)
-    assert np.array_equal(durations, np.minimum(np.ceil(values ** -1.0), 300).astype(int))
+    assert np.array_equal(durations, np.minimum(np.ceil(values**-1.0), 299).astype(int))
     # step variance follows the per-frame D
     steps = np.diff(pos, axis=1)
-    assert np.allclose(((steps**2).sum(-1) / 4).mean(), d[:, 1:].mean(), rtol=0.05)
+    assert np.allclose(((steps**2).sum(-1) / 4).mean(), d[:, :-1].mean(), rtol=0.05)
+    assert (d[:, -1] == d[:, -2]).all()
 
 
 def test_localisation_noise_adds_known_variance():
@@ -103,8 +105,9 @@ def test_localisation_noise_adds_known_variance():
 
 def test_render_movie_spots_at_positions():
     pos = np.array([[[20.0, 30.0], [21.0, 31.0]], [[40.5, 10.0], [np.nan, np.nan]]])
-    movie = render_movie(pos, (64, 64), psf_sigma=1.2, photons=5000, background=50,
-                         rng=np.random.default_rng(0))
+    movie = render_movie(
+        pos, (64, 64), psf_sigma=1.2, photons=5000, background=50, rng=np.random.default_rng(0)
+    )
     assert movie.dtype == np.uint16 and movie.shape == (2, 64, 64)
     assert np.unravel_index(movie[0, :32].argmax(), (32, 64)) == (20, 30)
     assert movie[1, 40:42, 9:12].max() < 120  # the second particle is absent in frame 1
@@ -136,4 +139,4 @@ def test_brownian_from_d_has_the_given_per_frame_variance():
     pos = brownian_from_d(d, dim=2, rng=rng)
     assert pos.shape == (20000, 50, 2) and (pos[:, 0] == 0).all()
     var = (np.diff(pos, axis=1) ** 2).mean(axis=(0, 2)) / 2  # per axis, / 2 = D
-    np.testing.assert_allclose(var, d[0, 1:], rtol=0.05)
+    np.testing.assert_allclose(var, d[0, :-1], rtol=0.05)  # forward: d[t] is the step t -> t+1

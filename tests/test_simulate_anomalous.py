@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from napari_step.simulate_anomalous import (
+from napari_step.simulate import (
     ALPHA_RANGES,
     MODELS,
     anomalous_changepoints,
@@ -125,10 +125,11 @@ def test_changepoints_are_continuous():
     """A segment starts where the previous one ended: the step across a change point is a step of
     the new segment's process, not a jump between unrelated positions."""
     rng = np.random.default_rng(8)
-    sim = anomalous_changepoints(2000, 100, 2, 3, min_segment=10, models=("fbm",),
-                                 normalise=False, rng=rng)
-    steps = (np.diff(sim.positions, axis=1) ** 2).sum(-1)  # steps[:, t - 1] arrives at frame t
-    at_cp = np.concatenate([steps[i, c - 1] for i, c in enumerate(sim.changepoints)])
+    sim = anomalous_changepoints(
+        2000, 100, 2, 3, min_segment=10, models=("fbm",), normalise=False, rng=rng
+    )
+    steps = (np.diff(sim.positions, axis=1) ** 2).sum(-1)  # steps[:, t] is the motion t -> t+1
+    at_cp = np.concatenate([steps[i, c] for i, c in enumerate(sim.changepoints)])
     assert abs(at_cp.mean() / 2 - 1) < 0.1  # unit per-axis variance, like every FBM step
     assert abs(steps.mean() / 2 - 1) < 0.02
     # positions are the cumulative sum of those steps: no frame is skipped or duplicated
@@ -136,10 +137,26 @@ def test_changepoints_are_continuous():
 
 
 def test_changepoints_options_and_reproducibility():
-    a = anomalous_changepoints(50, 80, 2, (0, 2), 10, models=("ctrw", "lw"), min_alpha_diff=0.3,
-                               rng=np.random.default_rng(9))
-    b = anomalous_changepoints(50, 80, 2, (0, 2), 10, models=("ctrw", "lw"), min_alpha_diff=0.3,
-                               rng=np.random.default_rng(9))
+    a = anomalous_changepoints(
+        50,
+        80,
+        2,
+        (0, 2),
+        10,
+        models=("ctrw", "lw"),
+        min_alpha_diff=0.3,
+        rng=np.random.default_rng(9),
+    )
+    b = anomalous_changepoints(
+        50,
+        80,
+        2,
+        (0, 2),
+        10,
+        models=("ctrw", "lw"),
+        min_alpha_diff=0.3,
+        rng=np.random.default_rng(9),
+    )
     assert np.array_equal(a.positions, b.positions) and np.array_equal(a.alpha, b.alpha)
     assert set(np.unique(a.model)) <= {MODELS.index("ctrw"), MODELS.index("lw")}
     assert {len(c) for c in a.changepoints} == {0, 1, 2}
@@ -147,13 +164,23 @@ def test_changepoints_options_and_reproducibility():
         for c in cps:
             assert abs(a.alpha[i, c] - a.alpha[i, c - 1]) >= 0.3
     # a custom alpha range and a per-segment D range (steps then change size at change points)
-    c = anomalous_changepoints(200, 60, 2, 1, 20, models="fbm",
-                               alpha_ranges={"fbm": (1.0, 1.0 + 1e-9)}, d_range=(0.01, 100),
-                               normalise=False, rng=np.random.default_rng(10))
+    c = anomalous_changepoints(
+        200,
+        60,
+        2,
+        1,
+        20,
+        models="fbm",
+        alpha_ranges={"fbm": (1.0, 1.0 + 1e-9)},
+        d_range=(0.01, 100),
+        normalise=False,
+        rng=np.random.default_rng(10),
+    )
     assert np.allclose(c.alpha, 1.0)
     steps = (np.diff(c.positions, axis=1) ** 2).sum(-1)
-    ratio = np.log10([steps[i, cp[0]:].mean() / steps[i, : cp[0] - 1].mean()
-                      for i, cp in enumerate(c.changepoints)])
+    ratio = np.log10(
+        [steps[i, cp[0] :].mean() / steps[i, : cp[0]].mean() for i, cp in enumerate(c.changepoints)]
+    )
     assert ratio.std() > 1  # D of consecutive segments differs by decades
 
 

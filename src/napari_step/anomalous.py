@@ -9,7 +9,7 @@
   the jumps found in the STEP output.
 * :func:`predict_alpha`: per-frame anomalous exponent from a STEP model trained with
   ``target="alpha"`` (``napari-step train --target alpha``) on the AnDi models of
-  :mod:`napari_step.simulate_anomalous`.
+  :mod:`napari_step.simulate.anomalous`.
 """
 
 from __future__ import annotations

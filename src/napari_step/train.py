@@ -8,7 +8,7 @@ cannot overfit; validation uses a fixed seeded set. What is simulated follows th
   localisation noise at random levels including none; L1 loss on log10 D.
 * ``"alpha"``: tracks whose anomalous-diffusion model (ATTM, CTRW, FBM, Lévy walk, SBM) and
   exponent change at 0-4 change points
-  (:func:`napari_step.simulate_anomalous.anomalous_changepoints`), with the same noise
+  (:func:`napari_step.simulate.anomalous_changepoints`), with the same noise
   augmentation relative to the typical step; L1 loss on the per-frame alpha, validation reports
   the mean absolute error of alpha.
 """
@@ -26,8 +26,8 @@ import torch
 from .model import ModelConfig, XResAttn, read_checkpoint, save_checkpoint
 from .simulate import (add_localisation_noise, brownian_changepoints, brownian_from_d,
                        smooth_log_d_drift)
-from .simulate_anomalous import MODELS as ANOMALOUS_MODELS
-from .simulate_anomalous import anomalous_changepoints
+from .simulate import MODELS as ANOMALOUS_MODELS
+from .simulate import anomalous_changepoints
 
 __all__ = [
     "TrainConfig",

@@ -30,7 +30,7 @@ def step(viewer):
 @pytest.fixture
 def fbm_layer(viewer, step):
     """3 subdiffusive (alpha 0.4) and 3 superdiffusive (alpha 1.6) fBm tracks, 120 frames."""
-    from napari_step.simulate_anomalous import fbm
+    from napari_step.simulate import fbm
 
     rng = np.random.default_rng(7)
     pos = np.concatenate([fbm(3, 120, alpha=0.4, rng=rng), fbm(3, 120, alpha=1.6, rng=rng)])

@@ -1,0 +1,63 @@
+"""Simulators of single-particle tracks with per-frame ground truth, by family.
+
+* :mod:`.brownian`: Brownian motion with jumps of D (change points), smooth drifts, scaled
+  Brownian motion, Brownian motion from any per-frame D.
+* :mod:`.anomalous`: the AnDi-1 anomalous models (ATTM, CTRW, FBM, Lévy walk, SBM) and tracks
+  whose model and alpha change at change points.
+* :mod:`.acquisition`: what the camera adds: motion blur, localisation noise, movie rendering.
+
+Everything is vectorised over tracks and seeded through ``numpy.random.Generator``. Units are px
+and frames (D in px^2/frame). Per-frame convention (forward, as andi-datasets and the STEP
+reference): the label at frame t describes the motion from t to t+1, the last frame repeats the
+one before it, and a change point c means frame c is the first frame of the new segment.
+"""
+
+from .acquisition import (
+    add_localisation_noise,
+    blur_coefficient,
+    blur_path,
+    brownian_acquired,
+    localisation_sigma,
+    render_movie,
+)
+from .anomalous import (
+    ALPHA_RANGES,
+    MODELS,
+    AnomalousChangepoints,
+    anomalous_changepoints,
+    attm,
+    ctrw,
+    fbm,
+    levy_walk,
+    simulate_model,
+)
+from .brownian import (
+    BrownianChangepoints,
+    brownian_changepoints,
+    brownian_from_d,
+    scaled_brownian,
+    smooth_log_d_drift,
+)
+
+__all__ = [
+    "BrownianChangepoints",
+    "brownian_changepoints",
+    "scaled_brownian",
+    "smooth_log_d_drift",
+    "brownian_from_d",
+    "MODELS",
+    "ALPHA_RANGES",
+    "AnomalousChangepoints",
+    "anomalous_changepoints",
+    "simulate_model",
+    "attm",
+    "fbm",
+    "ctrw",
+    "levy_walk",
+    "blur_coefficient",
+    "blur_path",
+    "brownian_acquired",
+    "localisation_sigma",
+    "add_localisation_noise",
+    "render_movie",
+]
