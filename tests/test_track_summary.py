@@ -23,8 +23,16 @@ def brownian_table(d_px, n_frames=200, seed=0, noise=0.0):
     for i, d in enumerate(d_px):
         steps = rng.normal(0, np.sqrt(2 * d), (n_frames, 2))
         pos = steps.cumsum(0) + 50 + rng.normal(0, noise, (n_frames, 2))
-        rows.append(pd.DataFrame({"track_id": i, "frame": np.arange(n_frames) + 3 * i,
-                                  "y": pos[:, 0], "x": pos[:, 1]}))
+        rows.append(
+            pd.DataFrame(
+                {
+                    "track_id": i,
+                    "frame": np.arange(n_frames) + 3 * i,
+                    "y": pos[:, 0],
+                    "x": pos[:, 1],
+                }
+            )
+        )
     return pd.concat(rows, ignore_index=True)
 
 
@@ -58,10 +66,12 @@ def test_msd_alpha_of_directed_and_confined_motion():
     rng = np.random.default_rng(1)
     directed = np.c_[2.0 * t, 0.5 * t] + rng.normal(0, 0.05, (n, 2))
     confined = rng.normal(0, 0.5, (n, 2))  # a particle rattling in place: MSD flat
-    table = pd.concat([
-        pd.DataFrame({"track_id": 0, "frame": t, "y": directed[:, 0], "x": directed[:, 1]}),
-        pd.DataFrame({"track_id": 1, "frame": t, "y": confined[:, 0], "x": confined[:, 1]}),
-    ])
+    table = pd.concat(
+        [
+            pd.DataFrame({"track_id": 0, "frame": t, "y": directed[:, 0], "x": directed[:, 1]}),
+            pd.DataFrame({"track_id": 1, "frame": t, "y": confined[:, 0], "x": confined[:, 1]}),
+        ]
+    )
     table["step_d"] = 1.0
     s = track_summary(table)
     assert s.msd_alpha[0] == pytest.approx(2.0, abs=0.05)
@@ -92,20 +102,36 @@ def test_tamsd_honours_gaps_and_matches_the_per_track_estimator():
 
 def test_segments_states_and_immobile_fraction():
     frames = np.arange(10)
-    t0 = pd.DataFrame({"track_id": 7, "frame": frames, "y": frames * 1.0, "x": 0.0,
-                       "step_d": [0.001] * 4 + [1.0] * 6,
-                       "segment_d": [0.001] * 4 + [1.0] * 6,
-                       "changepoint": [False] * 4 + [True] + [False] * 5,
-                       "state": [0] * 4 + [2] * 6})
+    t0 = pd.DataFrame(
+        {
+            "track_id": 7,
+            "frame": frames,
+            "y": frames * 1.0,
+            "x": 0.0,
+            "step_d": [0.001] * 4 + [1.0] * 6,
+            "segment_d": [0.001] * 4 + [1.0] * 6,
+            "changepoint": [False] * 4 + [True] + [False] * 5,
+            "state": [0] * 4 + [2] * 6,
+        }
+    )
     # track 9: a gap (frame 5 missing) splits it into two analysed pieces, no change point
     f9 = np.array([0, 1, 2, 3, 4, 6, 7, 8])
-    t9 = pd.DataFrame({"track_id": 9, "frame": f9, "y": 0.0, "x": f9 * 2.0, "step_d": 0.5,
-                       "segment_d": 0.5, "changepoint": False, "state": [1] * 3 + [3] * 5})
+    t9 = pd.DataFrame(
+        {
+            "track_id": 9,
+            "frame": f9,
+            "y": 0.0,
+            "x": f9 * 2.0,
+            "step_d": 0.5,
+            "segment_d": 0.5,
+            "changepoint": False,
+            "state": [1] * 3 + [3] * 5,
+        }
+    )
     # track 11: never analysed
     t11 = t9.assign(track_id=11, step_d=np.nan, segment_d=np.nan, state=np.nan)
     table = pd.concat([t0, t9, t11], ignore_index=True)
-    table.attrs["napari_step"] = {"units": "um^2/s", "pixel_size_um": 0.2,
-                                  "frame_interval_s": 0.1}
+    table.attrs["napari_step"] = {"units": "um^2/s", "pixel_size_um": 0.2, "frame_interval_s": 0.1}
     s = track_summary(table)
     assert list(s.track_id) == [7, 9]
     assert list(s.n_segments) == [2, 2]

@@ -86,7 +86,8 @@ def _msd_fit(msd, lags, max_lags, dim: int) -> tuple[np.ndarray, np.ndarray]:
     """Per-track least-squares line log MSD = log(2 dim K) + alpha log lag over lags 1..max_lag.
 
     ``max_lags`` (per track) limits the fit to the lags a track can measure well. Returns
-    (K in px^2/frame, the coefficient at a one-frame lag, and alpha); NaN where fewer than two lags are usable.
+    (K in px^2/frame, the coefficient at a one-frame lag, and alpha); NaN where fewer than two
+    lags are usable.
     """
     lag = np.asarray(lags, dtype=float)[None, :]
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -111,8 +112,11 @@ def _segment_counts(table: pd.DataFrame, codes, n_tracks: int) -> np.ndarray:
         return np.full(n_tracks, np.nan)
     seg = np.isfinite(table["segment_d"].to_numpy(dtype=float))
     frames = table["frame"].to_numpy()
-    cp = (table["changepoint"].to_numpy(dtype=bool) if "changepoint" in table.columns
-          else np.zeros(len(table), dtype=bool))
+    cp = (
+        table["changepoint"].to_numpy(dtype=bool)
+        if "changepoint" in table.columns
+        else np.zeros(len(table), dtype=bool)
+    )
     new_track = np.r_[True, codes[1:] != codes[:-1]]
     gap = np.r_[True, frames[1:] != frames[:-1] + 1]
     prev_seg = np.r_[False, seg[:-1]]
@@ -210,8 +214,10 @@ def track_summary(
     if max_lag < 2:
         raise ValueError(f"track_summary: max_lag must be at least 2, got {max_lag}")
     if d_column not in results.columns:
-        raise ValueError(f"track_summary: the table has no {d_column!r} column (analyse it "
-                         f"first); it has {list(results.columns)}")
+        raise ValueError(
+            f"track_summary: the table has no {d_column!r} column (analyse it "
+            f"first); it has {list(results.columns)}"
+        )
     px, dt, units = _calibration(results, pixel_size, frame_interval)
     table = validate_table(results, "results table")
     pos_cols = position_columns(table)
@@ -227,29 +233,38 @@ def track_summary(
     lags = np.arange(1, max_lag + 1)
     msd, _ = _tamsd_by_track(codes, frames, positions, n_tracks, lags)
     k, alpha = _msd_fit(msd, lags, np.maximum(2, (last - first + 1) // 4), dim)
-    out = pd.DataFrame({
-        "track_id": np.asarray(ids, dtype=np.int64),
-        "n_points": np.bincount(codes, minlength=n_tracks),
-        "first_frame": first, "last_frame": last, "duration": (last - first) * dt,
-        "n_analysed": np.bincount(codes[np.isfinite(d)], minlength=n_tracks),
-    })
+    out = pd.DataFrame(
+        {
+            "track_id": np.asarray(ids, dtype=np.int64),
+            "n_points": np.bincount(codes, minlength=n_tracks),
+            "first_frame": first,
+            "last_frame": last,
+            "duration": (last - first) * dt,
+            "n_analysed": np.bincount(codes[np.isfinite(d)], minlength=n_tracks),
+        }
+    )
     out = pd.concat([out, _d_statistics(d, codes, n_tracks).reset_index(drop=True)], axis=1)
     out["tamsd_d"] = (msd[:, 1] - msd[:, 0]) / (2.0 * dim) * px**2 / dt
     out["msd_d"] = k * px**2 / dt  # K referred to the frame interval: MSD(dt) = 2 dim K dt
     out["msd_alpha"] = alpha
     if "step_alpha" in table.columns:
-        out["median_alpha"] = pd.Series(table["step_alpha"].to_numpy(float)).groupby(
-            codes).median().reindex(np.arange(n_tracks)).to_numpy()
+        out["median_alpha"] = (
+            pd.Series(table["step_alpha"].to_numpy(float))
+            .groupby(codes)
+            .median()
+            .reindex(np.arange(n_tracks))
+            .to_numpy()
+        )
     out["n_segments"] = _segment_counts(table, codes, n_tracks)
-    out["immobile_fraction"] = _immobile_fraction(table, codes, n_tracks, d, state_col,
-                                                  immobile_d)
+    out["immobile_fraction"] = _immobile_fraction(table, codes, n_tracks, d, state_col, immobile_d)
     if state_col is not None:
         for name, values in _state_times(table, codes, n_tracks, state_col, dt).items():
             out[name] = values
     if analysed_only:
         out = out[out["n_analysed"] > 0].reset_index(drop=True)
-    out.attrs[_META] = _summary_metadata(units, px, dt, d_column, immobile_d, state_col,
-                                         max_lag, list(out.columns))
+    out.attrs[_META] = _summary_metadata(
+        units, px, dt, d_column, immobile_d, state_col, max_lag, list(out.columns)
+    )
     return out
 
 
@@ -258,13 +273,33 @@ def _summary_metadata(units, px, dt, d_column, immobile_d, state_col, max_lag, c
     calibrated = units != "px^2/frame"
     t_unit = "s" if calibrated else "frame"
     col_units = {c: "" for c in columns}
-    col_units.update({"first_frame": "frame", "last_frame": "frame", "duration": t_unit,
-                      "n_points": "points", "n_analysed": "frames", "median_d": units,
-                      "d_p16": units, "d_p84": units, "tamsd_d": units, "msd_d": units})
+    col_units.update(
+        {
+            "first_frame": "frame",
+            "last_frame": "frame",
+            "duration": t_unit,
+            "n_points": "points",
+            "n_analysed": "frames",
+            "median_d": units,
+            "d_p16": units,
+            "d_p84": units,
+            "tamsd_d": units,
+            "msd_d": units,
+        }
+    )
     col_units.update({c: t_unit for c in columns if c.startswith("time_")})
-    rule = (f"state 0 ({state_col})" if state_col is not None
-            else f"{d_column} < {immobile_d} {units}")
-    return {"table": "track summary", "units": units, "pixel_size_um": px,
-            "frame_interval_s": dt, "d_column": d_column, "immobile_rule": rule,
-            "immobile_d": immobile_d, "msd_max_lag": max_lag, "tamsd_lags": [1, 2],
-            "column_units": {c: col_units[c] for c in columns}}
+    rule = (
+        f"state 0 ({state_col})" if state_col is not None else f"{d_column} < {immobile_d} {units}"
+    )
+    return {
+        "table": "track summary",
+        "units": units,
+        "pixel_size_um": px,
+        "frame_interval_s": dt,
+        "d_column": d_column,
+        "immobile_rule": rule,
+        "immobile_d": immobile_d,
+        "msd_max_lag": max_lag,
+        "tamsd_lags": [1, 2],
+        "column_units": {c: col_units[c] for c in columns},
+    }
