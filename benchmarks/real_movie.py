@@ -1,0 +1,139 @@
+"""STEP on a real movie: trackpy's bulk-water colloids (issue 13's real-data benchmark).
+
+The workflow of a new user: decode ``bulk-water.mov`` (first 300 frames), detect the dark particles
+with trackpy (diameter 11, inverted), link them, subtract the ensemble drift and keep gap-free
+tracks. Particles in water diffuse freely, so D is constant in time and the same for all of them.
+Three readings of D on the same tracks (um^2/s):
+
+* the ensemble MSD slope over lags 1..10 (trackpy ``emsd``, fitted with an intercept, which absorbs
+  blur and noise): the reference;
+* STEP: median over tracks of the per-track median of the per-frame D;
+* TA-MSD: the same for the sliding TA-MSD (window 20, lags 1 and 2), as the D(t) plot shows it.
+
+Flatness in time: per track, median D over its second half / over its first half, median over
+tracks. Targets (issue 13): STEP within 10 % of the ensemble MSD D, flatness within 5 %.
+
+Usage: ``python benchmarks/real_movie.py [--model PATH] [--frames 300] [--movie PATH]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import trackpy as tp
+
+from napari_step.predict import predict_d
+from napari_step.tamsd import tamsd_d
+from napari_step.tracks import detect, link
+
+MOVIE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "bulk-water.mov"
+PIXEL_SIZE = 100 / 285  # um per px
+FPS = 24.0
+
+
+def read_movie(path: Path, n_frames: int) -> np.ndarray:
+    """The first ``n_frames`` frames of a video as a (T, Y, X) uint8 grey array (PyAV)."""
+    import av
+
+    frames = []
+    with av.open(str(path)) as container:
+        for frame in container.decode(video=0):
+            frames.append(frame.to_ndarray(format="gray"))
+            if len(frames) == n_frames:
+                break
+    return np.stack(frames)
+
+
+def gap_free_tracks(movie: np.ndarray, min_length: int = 25) -> pd.DataFrame:
+    """Detect, link without memory (so tracks have no gaps), subtract the ensemble drift."""
+    det = detect(movie, 11, minmass=100, invert=True)
+    tracks = link(det, 5, memory=0, min_length=min_length)
+    traj = tracks.rename(columns={"track_id": "particle"})
+    drift = tp.compute_drift(traj, smoothing=15)
+    return tp.subtract_drift(traj, drift).reset_index(drop=True)
+
+
+def ensemble_msd_d(traj: pd.DataFrame, max_lag: int = 10) -> float:
+    """D (um^2/s): straight-line fit (with intercept) of trackpy's emsd over lags 1..max_lag."""
+    em = tp.emsd(traj, PIXEL_SIZE, FPS, max_lagtime=max_lag)
+    slope, _ = np.polyfit(em.index.to_numpy(), em.to_numpy(), 1)
+    return float(slope / 4)
+
+
+def per_track_summary(traj: pd.DataFrame, per_frame: list[np.ndarray]) -> tuple[float, float]:
+    """(median over tracks of the per-track median D, median over tracks of second/first half)."""
+    meds, halves = [], []
+    for d in per_frame:
+        d = d[np.isfinite(d)]
+        if d.size < 10:
+            continue
+        h = d.size // 2
+        meds.append(np.median(d))
+        halves.append(np.median(d[h:]) / np.median(d[:h]))
+    return float(np.median(meds)), float(np.median(halves))
+
+
+def positions_of(traj: pd.DataFrame) -> list[np.ndarray]:
+    """Per-track (T, 2) positions in px, frame order."""
+    traj = traj.sort_values(["particle", "frame"])
+    return [g[["y", "x"]].to_numpy(float) for _, g in traj.groupby("particle")]
+
+
+def run(movie_path: Path = MOVIE, n_frames: int = 300, model="default") -> dict:
+    """Every figure of the benchmark as a dict (D in um^2/s)."""
+    t0 = time.time()
+    traj = gap_free_tracks(read_movie(movie_path, n_frames))
+    pos = positions_of(traj)
+    to_um2_s = PIXEL_SIZE**2 * FPS
+    d_msd = ensemble_msd_d(traj)
+    step = [d * to_um2_s for d in predict_d(pos, model=model)]
+    ta = [d * to_um2_s for d in tamsd_d(pos)]
+    d_step, flat_step = per_track_summary(traj, step)
+    d_ta, flat_ta = per_track_summary(traj, ta)
+    return {
+        "tracks": len(pos),
+        "median_length": float(np.median([len(p) for p in pos])),
+        "d_emsd": d_msd,
+        "d_step": d_step,
+        "ratio_step": d_step / d_msd,
+        "flat_step": flat_step,
+        "d_tamsd": d_ta,
+        "ratio_tamsd": d_ta / d_msd,
+        "flat_tamsd": flat_ta,
+        "seconds": time.time() - t0,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="default", help="built-in name or checkpoint path")
+    ap.add_argument("--frames", type=int, default=300)
+    ap.add_argument("--movie", type=Path, default=MOVIE)
+    args = ap.parse_args()
+    r = run(args.movie, args.frames, args.model)
+    print(
+        f"bulk-water.mov, first {args.frames} frames: {r['tracks']} gap-free tracks "
+        f"(median length {r['median_length']:.0f} frames), model {args.model}"
+    )
+    print(f"  ensemble MSD slope, lags 1..10 : D = {r['d_emsd']:.3f} um^2/s")
+    print(
+        f"  STEP   median of track medians : D = {r['d_step']:.3f} um^2/s "
+        f"(ratio {r['ratio_step']:.3f}), second/first half {r['flat_step']:.3f}"
+    )
+    print(
+        f"  TA-MSD median of track medians : D = {r['d_tamsd']:.3f} um^2/s "
+        f"(ratio {r['ratio_tamsd']:.3f}), second/first half {r['flat_tamsd']:.3f}"
+    )
+    ok = abs(r["ratio_step"] - 1) <= 0.10 and abs(r["flat_step"] - 1) <= 0.05
+    print(
+        f"  target (STEP within 10 %, flat within 5 %): {'met' if ok else 'NOT met'}"
+        f"  [{r['seconds']:.0f} s]"
+    )
+
+
+if __name__ == "__main__":
+    main()
