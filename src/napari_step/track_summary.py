@@ -163,6 +163,36 @@ def _immobile_fraction(table, codes, n_tracks, d, state_col, immobile_d) -> np.n
         return np.where(n_known > 0, n_still / n_known, np.nan)
 
 
+def _motion_columns(table, codes, ids, pos_cols, d, max_lag: int, px: float, dt: float):
+    """Length, D statistics, whole-track TA-MSD D and the MSD fit of every track."""
+    n_tracks, dim = len(ids), len(pos_cols)
+    frames = table["frame"].to_numpy(dtype=np.int64)
+    bounds = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1], True])
+    first, last = frames[bounds[:-1]], frames[bounds[1:] - 1]  # rows sorted by track, frame
+    lags = np.arange(1, max_lag + 1)
+    positions = table[pos_cols].to_numpy(dtype=float)
+    msd, _ = _tamsd_by_track(codes, frames, positions, n_tracks, lags)
+    k, alpha = _msd_fit(msd, lags, np.maximum(2, (last - first + 1) // 4), dim)
+    out = pd.DataFrame(
+        {
+            "track_id": np.asarray(ids, dtype=np.int64),
+            "n_points": np.bincount(codes, minlength=n_tracks),
+            "first_frame": first,
+            "last_frame": last,
+            "duration": (last - first) * dt,
+            "n_analysed": np.bincount(codes[np.isfinite(d)], minlength=n_tracks),
+        }
+    )
+    out = pd.concat([out, _d_statistics(d, codes, n_tracks).reset_index(drop=True)], axis=1)
+    out["tamsd_d"] = (msd[:, 1] - msd[:, 0]) / (2.0 * dim) * px**2 / dt
+    out["msd_d"] = k * px**2 / dt  # K referred to the frame interval: MSD(dt) = 2 dim K dt
+    out["msd_alpha"] = alpha
+    if "step_alpha" in table.columns:
+        per_track = pd.Series(table["step_alpha"].to_numpy(float)).groupby(codes).median()
+        out["median_alpha"] = per_track.reindex(np.arange(n_tracks)).to_numpy()
+    return out
+
+
 def track_summary(
     results: pd.DataFrame,
     *,
@@ -222,39 +252,11 @@ def track_summary(
     table = validate_table(results, "results table")
     pos_cols = position_columns(table)
     codes, ids = pd.factorize(table["track_id"], sort=True)
-    n_tracks, dim = len(ids), len(pos_cols)
-    frames = table["frame"].to_numpy(dtype=np.int64)
-    positions = table[pos_cols].to_numpy(dtype=float)
+    n_tracks = len(ids)
     d = table[d_column].to_numpy(dtype=float)
     state_col = _state_column(table)
 
-    bounds = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1], True])
-    first, last = frames[bounds[:-1]], frames[bounds[1:] - 1]  # rows sorted by track, frame
-    lags = np.arange(1, max_lag + 1)
-    msd, _ = _tamsd_by_track(codes, frames, positions, n_tracks, lags)
-    k, alpha = _msd_fit(msd, lags, np.maximum(2, (last - first + 1) // 4), dim)
-    out = pd.DataFrame(
-        {
-            "track_id": np.asarray(ids, dtype=np.int64),
-            "n_points": np.bincount(codes, minlength=n_tracks),
-            "first_frame": first,
-            "last_frame": last,
-            "duration": (last - first) * dt,
-            "n_analysed": np.bincount(codes[np.isfinite(d)], minlength=n_tracks),
-        }
-    )
-    out = pd.concat([out, _d_statistics(d, codes, n_tracks).reset_index(drop=True)], axis=1)
-    out["tamsd_d"] = (msd[:, 1] - msd[:, 0]) / (2.0 * dim) * px**2 / dt
-    out["msd_d"] = k * px**2 / dt  # K referred to the frame interval: MSD(dt) = 2 dim K dt
-    out["msd_alpha"] = alpha
-    if "step_alpha" in table.columns:
-        out["median_alpha"] = (
-            pd.Series(table["step_alpha"].to_numpy(float))
-            .groupby(codes)
-            .median()
-            .reindex(np.arange(n_tracks))
-            .to_numpy()
-        )
+    out = _motion_columns(table, codes, ids, pos_cols, d, max_lag, px, dt)
     out["n_segments"] = _segment_counts(table, codes, n_tracks)
     out["immobile_fraction"] = _immobile_fraction(table, codes, n_tracks, d, state_col, immobile_d)
     if state_col is not None:
