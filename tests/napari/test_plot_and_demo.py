@@ -58,8 +58,9 @@ def test_plot_dock_shows_the_selected_track(viewer, truth_tracks, wait_worker):
     assert n_hist == np.isfinite(layer.features["step_log10_d"]).sum()
     assert "log10 D (um^2/s)" in plot.ax_hist.get_xlabel()
     label = plot.colorbar.ax.get_xlabel()
-    assert "um^2/s" in label and "-3 to 1" in label and "grey" in label
-    assert plot.colorbar.norm.vmin == -3 and plot.colorbar.norm.vmax == 1
+    lo, hi = layer.metadata["napari_step"]["colour_range"]  # chosen from the data
+    assert "um^2/s" in label and f"{lo:g} to {hi:g}" in label and "grey" in label
+    assert plot.colorbar.norm.vmin == lo and plot.colorbar.norm.vmax == hi
 
     # the dock's own track box works as well
     plot.track_choice.value = 2

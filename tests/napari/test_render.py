@@ -31,7 +31,7 @@ def _head_colour(shot, rc, half=4):
 @pytest.mark.render
 def test_slow_and_fast_tracks_are_drawn_in_different_colours(make_napari_viewer, wait_worker):
     from napari_step._napari._colour import colour_values, d_colormap
-    from napari_step._napari._sample import sample_data
+    from napari_step._napari._sample_data import sample_data
     from napari_step._napari.step_widget import StepAnalysisWidget
 
     viewer = make_napari_viewer(show=True)

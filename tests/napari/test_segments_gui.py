@@ -119,9 +119,13 @@ def test_segments_run_table_export_merge_and_plot(viewer, step, layer, wait_work
     tid = np.round(layer.data[:, 0]).astype(int)
     assert layer.features["segment_d"][tid >= 10].isna().all()
     assert layer.metadata["napari_step"]["segment_estimator"] == "mle"
-    # no other layer was touched: the tracks layer is unchanged, one new Points layer
+    # no other layer was touched: the tracks layer is unchanged, one new Points layer (and
+    # the outline of the picked track)
+    from napari_step._napari._layers import HIGHLIGHT_KEY
+
     assert all(lyr in viewer.layers for lyr in other_layers)
-    assert len(viewer.layers) == len(other_layers) + 1
+    new = [lyr for lyr in viewer.layers if lyr not in other_layers]
+    assert [type(lyr).__name__ for lyr in new if HIGHLIGHT_KEY not in lyr.metadata] == ["Points"]
 
     # the widget's table: 2 rows per track (track, start, end, D, length)
     table = step.segments_table
@@ -161,7 +165,8 @@ def test_segments_run_table_export_merge_and_plot(viewer, step, layer, wait_work
     assert set(analysed_track_ids(layer)) == {0, 1, 2, 3, 10, 11, 12, 13}
     _check_segments(layer, viewer, [0, 1, 2, 3, 10, 11, 12, 13])
     assert step.segments_table.rowCount() == 16
-    assert len(viewer.layers) == len(other_layers) + 1
+    assert len([lyr for lyr in viewer.layers if HIGHLIGHT_KEY not in lyr.metadata]) == len(
+        other_layers) + 1
 
     # a run without segments drops the re-analysed track's segments only
     step.segments.value = False
@@ -194,7 +199,7 @@ def test_estimator_choice_follows_checkbox(step):
 
 def test_analyse_job_threads_the_estimator():
     """The widget's estimator reaches the core: cve_pooled and mle give other segment D."""
-    from napari_step._napari._pipeline import AnalysisParams, analyse_job, run_job
+    from napari_step._napari._analysis_jobs import AnalysisParams, analyse_job, run_job
 
     data, _ = _simulate([0, 1], seed=5)
     table = pd.DataFrame(data, columns=["track_id", "frame", "y", "x"])

@@ -238,21 +238,34 @@ def test_gpu_without_cuda_falls_back_to_cpu(monkeypatch, step, layer, wait_worke
 
 
 def test_colour_range_is_stated_and_changeable(step, layer, wait_worker):
-    assert "from -3 to 1 (um^2/s)" in step.colour_info.value
+    from napari_step._napari._colour import auto_range
+
+    assert "from -3 to 1 (um^2/s, from the data)" in step.colour_info.value
     step.mode.value = "ids"
     step.track_ids.value = "4, 5"
     _run(step, wait_worker)
-    assert layer.metadata["napari_step"]["colour_range"] == [-3.0, 1.0]
-    before = np.asarray(layer._track_colors).copy()
-    step.colour_hi.value = -1.0
-    assert layer.metadata["napari_step"]["colour_range"] == [-3.0, -1.0]
-    assert "from -3 to -1" in step.colour_info.value
+    # the range follows the data: 2-98 % of the analysed log10 D, rounded out to ticks
     v = layer.features["step_log10_d"].to_numpy(float)
     ok = np.isfinite(v)
+    lo, hi = layer.metadata["napari_step"]["colour_range"]
+    assert (lo, hi) == auto_range(v) != (-3.0, 1.0)
+    assert lo <= np.percentile(v[ok], 2) and hi >= np.percentile(v[ok], 98)
+    assert hi - lo < 3  # much tighter than the old fixed -3..1 on these tracks
+    assert step.colour_lo.value == pytest.approx(lo) and step.colour_hi.value == pytest.approx(hi)
+    before = np.asarray(layer._track_colors).copy()
+    # a typed value overrides the automatic range, and is remembered on the layer
+    step.colour_lo.value = lo - 1.0
+    assert not step.colour_auto.value
+    assert layer.metadata["napari_step"]["colour_range"] == [lo - 1.0, hi]
+    assert layer.metadata["napari_step"]["colour_auto"] is False
+    assert f"from {lo - 1.0:g} to {hi:g}" in step.colour_info.value
     np.testing.assert_allclose(layer.features[COLOUR_FEATURE][ok],
-                               np.clip((v[ok] + 3) / 2, 1e-6, 1))
+                               np.clip((v[ok] - (lo - 1.0)) / (hi - lo + 1.0), 1e-6, 1))
     assert not np.allclose(before, layer._track_colors)
     _check_colours(layer, {4, 5})
+    # back to automatic
+    step.colour_auto.value = True
+    assert layer.metadata["napari_step"]["colour_range"] == [lo, hi]
 
 
 def test_unsorted_layer_data_keeps_features_aligned(viewer, step, truth_tracks, wait_worker):

@@ -1,9 +1,7 @@
-"""The jobs behind the widgets, as plain generators (no Qt): the widgets run them in napari
-``thread_worker`` threads (every ``yield`` is one progress step and a point where Cancel can stop
-the job); :func:`run_job` drives one to the end without any GUI (the demo and tests use it too).
-Detection, linking and analysis are the core's functions (``tracks.locate_frame``, ``tracks.link``,
-``analysis.analyse_tracks``) with the core's parameter classes (``pipeline.DetectionParams``,
-``pipeline.LinkingParams``), so the GUI computes exactly what ``pipeline.run_movie`` computes.
+"""The STEP widget's analysis job, as a plain generator (no Qt): the widget runs it in a napari
+``thread_worker`` thread (every ``yield`` is one progress step and a point where Cancel can stop
+the job); :func:`._jobs.run_job` drives it to the end without any GUI. The analysis is the
+core's :func:`napari_step.analysis.analyse_tracks`, so the GUI computes what the CLI computes.
 
 Errors never escape a job: a job *returns* a :class:`JobError` (with a message for the user)
 instead of raising, so a worker thread never turns a bad parameter into a traceback.
@@ -18,6 +16,7 @@ import pandas as pd
 
 from ..analysis import RESULT_COLUMNS, AnalysisSummary, analyse_tracks, d_units
 from ..tracks import TrackTableError, validate_table
+from ._jobs import JobError, run_job
 
 __all__ = [
     "JobError",
@@ -42,15 +41,15 @@ SEGMENT_FEATURES = ["segment_d", "segment_log10_d"]  # per-point features of a s
 # a track or of a gap-free piece)
 ALPHA_FEATURE = "step_alpha"  # per-point anomalous exponent alpha(t) (scale-free, no units)
 ALPHA_MODEL = "default"  # the shipped 2-D STEP alpha model
-SEGMENTS_COLUMNS = ["track_id", "segment", "start_frame", "stop_frame", "n_frames", "d",
-                    "changepoint"]
-
-
-@dataclass
-class JobError:
-    """A job's failure, to be shown to the user as a notification."""
-
-    message: str
+SEGMENTS_COLUMNS = [
+    "track_id",
+    "segment",
+    "start_frame",
+    "stop_frame",
+    "n_frames",
+    "d",
+    "changepoint",
+]
 
 
 @dataclass
@@ -65,6 +64,11 @@ class AnalysisParams:
     estimator: str = "mle"  # per-segment D estimator (see napari_step.segment.segment_track)
     alpha: bool = False  # also predict the per-frame anomalous exponent alpha(t)
     alpha_model: str = ALPHA_MODEL
+    units: str = ""  # the D units label ("um^2/s", "px^2/frame"); "" = from the numbers
+
+    def d_units(self) -> str:
+        """The D units of the results: the explicit label, else from the numbers."""
+        return self.units or d_units(self.pixel_size_um, self.frame_interval_s)
 
     def metadata(self) -> dict:
         md = {
@@ -72,7 +76,7 @@ class AnalysisParams:
             "frame_interval_s": self.frame_interval_s,
             "model": self.model_name,
             "tamsd_window": self.tamsd_window,
-            "units": d_units(self.pixel_size_um, self.frame_interval_s),
+            "units": self.d_units(),
         }
         if self.segments:
             md["segment_estimator"] = self.estimator
@@ -100,22 +104,36 @@ def tidy_segments(parts) -> pd.DataFrame:
     out = out.sort_values(["track_id", "start_frame"], kind="stable").reset_index(drop=True)
     out["segment"] = out.groupby("track_id").cumcount()
     out = out[SEGMENTS_COLUMNS]
-    return out.astype({"track_id": np.int64, "segment": int, "start_frame": int,
-                       "stop_frame": int, "n_frames": int, "d": float, "changepoint": bool})
+    return out.astype(
+        {
+            "track_id": np.int64,
+            "segment": int,
+            "start_frame": int,
+            "stop_frame": int,
+            "n_frames": int,
+            "d": float,
+            "changepoint": bool,
+        }
+    )
 
 
 def empty_segments() -> pd.DataFrame:
-    return pd.DataFrame({"track_id": pd.Series(dtype=np.int64),
-                         "segment": pd.Series(dtype=int),
-                         "start_frame": pd.Series(dtype=int),
-                         "stop_frame": pd.Series(dtype=int),
-                         "n_frames": pd.Series(dtype=int),
-                         "d": pd.Series(dtype=float),
-                         "changepoint": pd.Series(dtype=bool)})
+    return pd.DataFrame(
+        {
+            "track_id": pd.Series(dtype=np.int64),
+            "segment": pd.Series(dtype=int),
+            "start_frame": pd.Series(dtype=int),
+            "stop_frame": pd.Series(dtype=int),
+            "n_frames": pd.Series(dtype=int),
+            "d": pd.Series(dtype=float),
+            "changepoint": pd.Series(dtype=bool),
+        }
+    )
 
 
-def alpha_rows(table: pd.DataFrame, model=ALPHA_MODEL, device=None,
-               min_length: int = 1) -> pd.DataFrame:
+def alpha_rows(
+    table: pd.DataFrame, model=ALPHA_MODEL, device=None, min_length: int = 1
+) -> pd.DataFrame:
     """Per-frame alpha of every track in a validated ``table`` with >= ``min_length`` points,
     predicted gap-free piece by gap-free piece (like D in :func:`napari_step.analysis.
     analyse_tracks`): a table of track_id, frame and :data:`ALPHA_FEATURE` for the table's rows
@@ -125,8 +143,12 @@ def alpha_rows(table: pd.DataFrame, model=ALPHA_MODEL, device=None,
     from ..anomalous import predict_alpha
     from ..tracks import contiguous_runs, split_tracks
 
-    out = pd.DataFrame({"track_id": table["track_id"].to_numpy(np.int64),
-                        "frame": table["frame"].to_numpy(np.int64)})
+    out = pd.DataFrame(
+        {
+            "track_id": table["track_id"].to_numpy(np.int64),
+            "frame": table["frame"].to_numpy(np.int64),
+        }
+    )
     col = np.full(len(table), np.nan)
     counts = table.groupby("track_id").size()
     eligible = counts.index[counts >= max(1, int(min_length))]
@@ -206,37 +228,32 @@ def analyse_job(table: pd.DataFrame, track_ids, params: AnalysisParams, min_leng
                 with np.errstate(divide="ignore", invalid="ignore"):
                     part["segment_log10_d"] = np.log10(np.where(seg > 0, seg, np.nan))
             if params.alpha:
-                al = alpha_rows(validate_table(sub[sub["track_id"].isin(chunk)]),
-                                params.alpha_model, params.device, min_length)
-                index = pd.MultiIndex.from_arrays([al["track_id"].to_numpy(np.int64),
-                                                   al["frame"].to_numpy(np.int64)])
-                pos = index.get_indexer(pd.MultiIndex.from_arrays(
-                    [part["track_id"].to_numpy(np.int64), part["frame"].to_numpy(np.int64)]))
+                al = alpha_rows(
+                    validate_table(sub[sub["track_id"].isin(chunk)]),
+                    params.alpha_model,
+                    params.device,
+                    min_length,
+                )
+                index = pd.MultiIndex.from_arrays(
+                    [al["track_id"].to_numpy(np.int64), al["frame"].to_numpy(np.int64)]
+                )
+                pos = index.get_indexer(
+                    pd.MultiIndex.from_arrays(
+                        [part["track_id"].to_numpy(np.int64), part["frame"].to_numpy(np.int64)]
+                    )
+                )
                 vals = al[ALPHA_FEATURE].to_numpy(float)
                 part[ALPHA_FEATURE] = np.where(pos >= 0, vals[np.clip(pos, 0, None)], np.nan)
             parts.append(part[columns])
             summaries.append(summary)
             yield len(parts)
-        results = (pd.concat(parts, ignore_index=True) if parts
-                   else pd.DataFrame(columns=columns))
-        units = d_units(params.pixel_size_um, params.frame_interval_s)
-        summary = _combine(summaries, units)
+        results = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
+        summary = _combine(summaries, params.d_units())
         if params.segments:
             summary.segments = tidy_segments([s.segments for s in summaries])
         return results, summary
     except (ValueError, TypeError, TrackTableError, RuntimeError, MemoryError, OSError) as e:
         return JobError(f"STEP analysis failed: {e}")
-
-
-def run_job(gen, progress=None):
-    """Drive a job generator to the end (``progress(done)`` after each step); returns its value."""
-    while True:
-        try:
-            done = next(gen)
-        except StopIteration as stop:
-            return stop.value
-        if progress is not None:
-            progress(done)
 
 
 def parse_track_ids(text: str) -> list[int]:

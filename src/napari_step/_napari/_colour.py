@@ -1,4 +1,9 @@
-"""Colouring Tracks layers by log10 D over a fixed, stated range, with unanalysed tracks in grey.
+"""Colouring Tracks layers by log10 D over a stated range, with unanalysed tracks in grey.
+
+The range is chosen from the data (:func:`auto_range`: 2-98 % percentiles of the analysed
+log10 D, rounded out to readable ticks) unless the user sets one; the choice is stored in the
+layer's metadata and in saved files. The layer is drawn translucent over bright images
+(:func:`choose_blending`), where additive blending washes colours out.
 
 napari 0.9.2 (issue #5901) normalises the ``color_by`` feature with ``np.min``/``np.ptp``, so a
 single NaN in it makes every track transparent. We therefore never colour by a feature that may
@@ -38,6 +43,14 @@ __all__ = [
     "alpha_colormap",
     "mpl_alpha_colormap",
     "colour_by",
+    "nice_range",
+    "auto_range",
+    "colour_features",
+    "registered_colormap",
+    "show_colouring",
+    "choose_blending",
+    "bright_background",
+    "colouring_kwargs",
 ]
 
 COLOUR_FEATURE = "step_log10_d_color"
@@ -91,7 +104,6 @@ def d_colormap(name: str = CMAP_NAME):
 def mpl_colormap(name: str = CMAP_NAME):
     """The matplotlib twin of :func:`d_colormap` (for the colour bar and the histogram)."""
     from matplotlib.colors import ListedColormap
-
     from napari.utils.colormaps import ensure_colormap
 
     cmap = ListedColormap(np.asarray(ensure_colormap(name).colors)[:, :3], name=f"step_{name}")
@@ -107,13 +119,12 @@ def alpha_colormap():
 def mpl_alpha_colormap():
     """The matplotlib twin of :func:`alpha_colormap` (for the colour bar)."""
     from matplotlib.colors import LinearSegmentedColormap
-
     from napari.utils.colormaps import ensure_colormap
 
     base = ensure_colormap(ALPHA_CMAP_NAME)
     cmap = LinearSegmentedColormap.from_list(
-        "step_alpha", list(zip(np.asarray(base.controls, float),
-                               np.asarray(base.colors)[:, :3])))
+        "step_alpha", list(zip(np.asarray(base.controls, float), np.asarray(base.colors)[:, :3]))
+    )
     return cmap.with_extremes(bad=GREY, under=GREY)
 
 
@@ -125,43 +136,176 @@ def colour_by(layer) -> str:
     return by if by in COLOUR_BY else COLOUR_BY[0]
 
 
-def apply_colouring(layer, lo: float | None = None, hi: float | None = None,
-                    by: str | None = None) -> None:
-    """(Re)compute :data:`COLOUR_FEATURE` of a Tracks layer from ``step_log10_d`` and colour by it.
+def nice_range(lo: float, hi: float, max_ticks: int = 8) -> tuple[float, float]:
+    """``lo``..``hi`` widened to multiples of a readable tick step (0.1, 0.2, 0.25, 0.5, 1, 2,
+    5), the smallest step that gives at most ``max_ticks`` intervals."""
+    lo, hi = float(lo), float(hi)
+    if not hi > lo:
+        lo, hi = lo - 0.5, lo + 0.5
+    for step in (0.1, 0.2, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0):
+        a, b = np.floor(lo / step + 1e-9) * step, np.ceil(hi / step - 1e-9) * step
+        if (b - a) / step <= max_ticks:
+            break
+    return round(float(a), 6), round(float(b), 6)
 
-    ``lo``/``hi`` default to the range stored in the layer's metadata, else :data:`DEFAULT_RANGE`.
-    The range used is stored in ``layer.metadata['napari_step']['colour_range']``. ``by``
-    ("log10 D" or "alpha", default: the stored choice, else "log10 D") picks the colouring; with
-    "alpha" the layer is coloured by :data:`ALPHA_COLOUR_FEATURE` (from ``step_alpha``, fixed
-    range :data:`ALPHA_RANGE`); the choice is stored as ``colour_by`` in the same metadata.
+
+def auto_range(log10_d, percentiles=(2.0, 98.0), min_span: float = 0.5) -> tuple[float, float]:
+    """A colour range for log10 D from the data: robust percentiles (2-98 % by default) of the
+    finite values, at least ``min_span`` decades wide, rounded out to readable ticks
+    (:func:`nice_range`); :data:`DEFAULT_RANGE` when there is no finite value."""
+    v = np.asarray(log10_d, dtype=float)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return tuple(float(x) for x in DEFAULT_RANGE)
+    lo, hi = np.percentile(v, percentiles)
+    if hi - lo < min_span:
+        mid = 0.5 * (lo + hi)
+        lo, hi = mid - min_span / 2, mid + min_span / 2
+    return nice_range(lo, hi)
+
+
+def colour_features(feats, lo: float, hi: float, alpha: bool = False):
+    """A copy of a Tracks layer's features with the NaN-free colour columns (re)computed:
+    :data:`COLOUR_FEATURE` from ``step_log10_d`` over ``lo``..``hi`` and, when the features
+    hold ``step_alpha`` (or ``alpha`` is asked for), :data:`ALPHA_COLOUR_FEATURE` over
+    :data:`ALPHA_RANGE`. The result columns themselves keep their NaN."""
+    feats = feats.copy()
+    n = len(feats)
+    if "step_log10_d" in feats.columns:
+        feats[COLOUR_FEATURE] = colour_values(feats["step_log10_d"].to_numpy(float), lo, hi)
+    else:
+        feats[COLOUR_FEATURE] = np.full(n, SENTINEL)
+    if "step_alpha" in feats.columns:
+        feats[ALPHA_COLOUR_FEATURE] = colour_values(
+            feats["step_alpha"].to_numpy(float), *ALPHA_RANGE
+        )
+    elif alpha:
+        feats[ALPHA_COLOUR_FEATURE] = np.full(n, SENTINEL)
+    return feats
+
+
+def registered_colormap(by: str):
+    """The grey-below napari Colormap of a colouring, registered with napari under its own
+    name so the layer controls show the colormap that is really drawn."""
+    from napari.utils.colormaps import ensure_colormap
+
+    cmap = alpha_colormap() if by == "alpha" else d_colormap()
+    ensure_colormap(cmap)
+    return cmap
+
+
+def show_colouring(layer, lo: float, hi: float, by: str, auto: bool | None = None) -> None:
+    """Colour a Tracks layer whose features already hold the colour columns
+    (:func:`colour_features`): napari's per-feature colormap for the colour column, the layer's
+    colormap set to that same (registered) colormap, and the choice stored in
+    ``layer.metadata['napari_step']`` (``colour_range``, ``colour_by``, ``colour_auto``)."""
+    from ._layers import results_metadata
+
+    if by not in COLOUR_BY:
+        raise ValueError(f"tracks are coloured by one of {COLOUR_BY}, not {by!r}")
+    feature = ALPHA_COLOUR_FEATURE if by == "alpha" else COLOUR_FEATURE
+    if feature not in layer.features.columns:
+        raise ValueError(f"the layer '{layer.name}' has no {feature!r} feature")
+    cmaps = {**layer.colormaps_dict, COLOUR_FEATURE: registered_colormap(COLOUR_BY[0])}
+    if ALPHA_COLOUR_FEATURE in layer.features.columns:
+        cmaps[ALPHA_COLOUR_FEATURE] = registered_colormap("alpha")
+    layer.colormaps_dict = cmaps
+    layer.color_by = feature  # recolours the tracks
+    layer.colormap = cmaps[feature].name  # what the layer controls show
+    meta = results_metadata(layer)
+    meta["colour_range"] = [float(lo), float(hi)]
+    meta["colour_by"] = by
+    if auto is not None:
+        meta["colour_auto"] = bool(auto)
+    layer.metadata = {**layer.metadata, "napari_step": meta}
+
+
+def apply_colouring(
+    layer,
+    lo: float | None = None,
+    hi: float | None = None,
+    by: str | None = None,
+    auto: bool | None = None,
+) -> None:
+    """(Re)compute the colour columns of a Tracks layer and colour it (one features update).
+
+    ``lo``/``hi`` default to the range stored in the layer's metadata, else (``auto``, or no
+    stored range) the range chosen from the data by :func:`auto_range`. ``by`` ("log10 D" or
+    "alpha", default: the stored choice, else "log10 D"). Used by the STEP widget and by the
+    reader, so a saved file opens coloured as it was.
     """
     from ._layers import results_metadata, set_layer_features
 
     meta = results_metadata(layer)
-    stored = meta.get("colour_range", DEFAULT_RANGE)
-    lo = float(stored[0] if lo is None else lo)
-    hi = float(stored[1] if hi is None else hi)
-    feats = layer.features.copy()
-    if "step_log10_d" in feats.columns:
-        feats[COLOUR_FEATURE] = colour_values(feats["step_log10_d"].to_numpy(float), lo, hi)
-    else:
-        feats[COLOUR_FEATURE] = np.full(len(layer.data), SENTINEL)
+    if auto is None:
+        auto = bool(meta.get("colour_auto", "colour_range" not in meta))
+    if lo is None or hi is None:
+        if auto and "step_log10_d" in layer.features.columns:
+            rng = auto_range(layer.features["step_log10_d"].to_numpy(float))
+        else:
+            rng = meta.get("colour_range", DEFAULT_RANGE)
+        lo = float(rng[0]) if lo is None else lo
+        hi = float(rng[1]) if hi is None else hi
     by = meta.get("colour_by", COLOUR_BY[0]) if by is None else by
     if by not in COLOUR_BY:
         raise ValueError(f"tracks are coloured by one of {COLOUR_BY}, not {by!r}")
-    if by == "alpha" or "step_alpha" in feats.columns:
-        if "step_alpha" in feats.columns:
-            feats[ALPHA_COLOUR_FEATURE] = colour_values(feats["step_alpha"].to_numpy(float),
-                                                        *ALPHA_RANGE)
-        else:
-            feats[ALPHA_COLOUR_FEATURE] = np.full(len(layer.data), SENTINEL)
-    set_layer_features(layer, feats)
-    cmaps = {**layer.colormaps_dict, COLOUR_FEATURE: d_colormap()}
+    set_layer_features(layer, colour_features(layer.features, lo, hi, alpha=by == "alpha"))
+    show_colouring(layer, lo, hi, by, auto)
+
+
+def bright_background(viewer, layer, threshold: float = 0.4) -> bool:
+    """True when a visible image under ``layer`` is bright (its current frame's median sits
+    above ``threshold`` of its contrast range): additive blending would wash the colours out."""
+    from napari.layers import Image
+
+    layers = list(viewer.layers)
+    below = layers[: layers.index(layer)] if layer in layers else layers
+    for img in reversed(below):
+        if not isinstance(img, Image) or not img.visible or img.rgb:
+            continue
+        data = img.data
+        step = viewer.dims.current_step
+        idx = tuple(
+            min(max(int(step[i]) if i < len(step) else 0, 0), data.shape[i] - 1)
+            for i in range(data.ndim - 2)
+        )
+        frame = np.asarray(data[idx][::4, ::4], dtype=float)
+        lo, hi = (float(c) for c in img.contrast_limits)
+        if hi > lo and frame.size:
+            return bool((np.median(frame) - lo) / (hi - lo) > threshold)
+    return False
+
+
+def choose_blending(viewer, layer) -> str:
+    """Blending for a coloured Tracks layer: translucent over a bright image, else additive."""
+    blending = "translucent" if bright_background(viewer, layer) else "additive"
+    layer.blending = blending
+    return blending
+
+
+def colouring_kwargs(feats, meta: dict) -> dict:
+    """Tracks-layer keyword arguments that colour a file's results as they were saved.
+
+    ``feats`` (the layer's features, result columns included) gets its colour columns added
+    in place; ``meta`` is the saved ``napari_step`` metadata (``colour_range``, ``colour_by``,
+    ``colour_auto``). The reader calls this, the widget :func:`apply_colouring`: both colour
+    with :func:`colour_features` and the same registered colormaps.
+    """
+    by = meta.get("colour_by", COLOUR_BY[0])
+    by = by if by in COLOUR_BY else COLOUR_BY[0]
+    if "colour_range" in meta and not meta.get("colour_auto", False):
+        lo, hi = (float(v) for v in meta["colour_range"])
+    else:
+        lo, hi = auto_range(feats["step_log10_d"].to_numpy(float))
+    if by == "alpha" and "step_alpha" not in feats.columns:
+        by = COLOUR_BY[0]
+    coloured = colour_features(feats, lo, hi)
+    for c in (COLOUR_FEATURE, ALPHA_COLOUR_FEATURE):
+        if c in coloured.columns:
+            feats[c] = coloured[c].to_numpy()
+    cmaps = {COLOUR_FEATURE: registered_colormap(COLOUR_BY[0])}
     if ALPHA_COLOUR_FEATURE in feats.columns:
-        cmaps[ALPHA_COLOUR_FEATURE] = alpha_colormap()
-    layer.colormaps_dict = cmaps
-    # recolours the tracks
-    layer.color_by = ALPHA_COLOUR_FEATURE if by == "alpha" else COLOUR_FEATURE
-    meta["colour_range"] = [lo, hi]
-    meta["colour_by"] = by
-    layer.metadata = {**layer.metadata, "napari_step": meta}
+        cmaps[ALPHA_COLOUR_FEATURE] = registered_colormap("alpha")
+    feature = ALPHA_COLOUR_FEATURE if by == "alpha" else COLOUR_FEATURE
+    meta.update({"colour_range": [lo, hi], "colour_by": by})
+    return {"color_by": feature, "colormaps_dict": cmaps, "colormap": cmaps[feature].name}

@@ -1,7 +1,7 @@
 """The detection jobs behind the "Detect & link" widget, as plain generators (no Qt).
 
 The widget runs them in napari ``thread_worker`` threads (every ``yield`` is one progress step
-and a point where Cancel can stop the job); :func:`._pipeline.run_job` drives one to the end
+and a point where Cancel can stop the job); :func:`._jobs.run_job` drives one to the end
 without any GUI. Detection and linking are the core's functions (``tracks.locate_frame``,
 ``tracks.link``) with the core's parameter classes (``pipeline.DetectionParams``,
 ``pipeline.LinkingParams``), so the GUI computes exactly what ``pipeline.run_movie`` computes.
@@ -14,7 +14,7 @@ import pandas as pd
 
 from ..pipeline import DetectionParams, LinkingParams
 from ..tracks import link, locate_frame
-from ._pipeline import JobError
+from ._jobs import JobError
 
 __all__ = ["detect_job", "detection_kwargs", "link_detections"]
 

@@ -16,7 +16,7 @@ from napari.utils import notifications
 
 from ..io import TrackFileError, read_tracks, write_tracks
 from ..tracks import TrackTableError, from_napari, to_napari
-from ._colour import ALPHA_COLOUR_FEATURE, COLOUR_FEATURE, DEFAULT_RANGE, colour_values, d_colormap
+from ._colour import ALPHA_COLOUR_FEATURE, COLOUR_FEATURE, colouring_kwargs
 from ._layers import layer_table, results_metadata
 
 __all__ = [
@@ -90,6 +90,8 @@ _RESULT_KEYS = (
     "model",
     "tamsd_window",
     "colour_range",
+    "colour_by",
+    "colour_auto",
     "segment_estimator",
     "alpha_model",
 )
@@ -134,11 +136,8 @@ def tracks_layer_data(table: pd.DataFrame, name: str = "tracks", metadata: dict 
         val = layer_info.get(key)
         if val is not None and len(val) == ndim:
             kwargs[key] = [float(v) for v in val]
-    if has_results:
-        lo, hi = layer_md.get("napari_step", {}).get("colour_range", DEFAULT_RANGE)
-        feats[COLOUR_FEATURE] = colour_values(feats["step_log10_d"].to_numpy(float), lo, hi)
-        kwargs["color_by"] = COLOUR_FEATURE
-        kwargs["colormaps_dict"] = {COLOUR_FEATURE: d_colormap()}
+    if has_results:  # the STEP widget's colouring, as saved (D or alpha, range)
+        kwargs.update(colouring_kwargs(feats, layer_md.setdefault("napari_step", {})))
     return data, kwargs, "tracks"
 
 

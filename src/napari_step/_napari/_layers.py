@@ -12,8 +12,8 @@ Metadata conventions on a Tracks layer:
   ``pixel_size_um``, ``frame_interval_s``, ``model``, ``tamsd_window``, ``colour_range``
   (and ``segment_estimator`` once a run found change points).
 - ``layer.metadata['napari_step_segments']``: the segments table (a DataFrame with
-  :data:`._pipeline.SEGMENTS_COLUMNS`, ``d`` in the results' units), merged per track across runs
-  like the features ``segment_d`` / ``segment_log10_d``.
+  :data:`._analysis_jobs.SEGMENTS_COLUMNS`, ``d`` in the results' units), merged per track
+  across runs like the features ``segment_d`` / ``segment_log10_d``.
 """
 
 from __future__ import annotations
@@ -64,8 +64,10 @@ def set_layer_features(layer, features: pd.DataFrame) -> None:
     """Set features given in the layer's (sorted) data order, undoing napari's reordering."""
     features = pd.DataFrame(features).reset_index(drop=True)
     order = getattr(getattr(layer, "_manager", None), "_order", None)
-    if order is not None and len(order) == len(features) and not np.array_equal(
-        order, np.arange(len(order))
+    if (
+        order is not None
+        and len(order) == len(features)
+        and not np.array_equal(order, np.arange(len(order)))
     ):
         # napari applies features.iloc[order]; hand over the inverse permutation
         features = features.iloc[np.argsort(order)].reset_index(drop=True)
@@ -106,16 +108,29 @@ def layer_in_viewer(viewer, layer) -> bool:
     return any(lyr is layer for lyr in viewer.layers)
 
 
-def merge_results(layer, results: pd.DataFrame, track_ids, params: dict,
-                  segments: pd.DataFrame | None = None) -> dict:
+def merge_results(
+    layer, results: pd.DataFrame, track_ids, params: dict, segments: pd.DataFrame | None = None
+) -> dict:
+    """Merge a run's results into the layer's features and metadata (see
+    :func:`merged_results`, which computes them); returns the new ``napari_step`` metadata."""
+    feats, new_md = merged_results(layer, results, track_ids, params, segments)
+    set_layer_features(layer, feats)
+    layer.metadata = new_md
+    return new_md["napari_step"]
+
+
+def merged_results(
+    layer, results: pd.DataFrame, track_ids, params: dict, segments: pd.DataFrame | None = None
+) -> tuple[pd.DataFrame, dict]:
     """Write the result columns of ``results`` for ``track_ids`` into the layer's features.
 
     Rows of the analysed tracks get this run's values (NaN where it produced none); every other
     track keeps its earlier values. When the earlier values were computed with other units
     (pixel size, frame interval) they are converted exactly to the new ones (D scales with
     pixel_size^2 / frame_interval), so one layer never mixes units. ``params`` holds
-    ``pixel_size_um``, ``frame_interval_s``, ``model``, ``tamsd_window``. Returns the new
-    ``napari_step`` metadata (also stored on the layer). Colouring is left to the caller.
+    ``pixel_size_um``, ``frame_interval_s``, ``model``, ``tamsd_window`` and ``units`` (the D
+    units label; default from the pixel size and frame interval). Returns the new features (in
+    the layer's data order) and the new layer metadata; nothing is set on the layer.
 
     The segment features (``segment_d``, ``segment_log10_d``) and the segments table
     (``segments``, stored under :data:`SEGMENTS_KEY`) merge the same way: the analysed tracks'
@@ -139,21 +154,9 @@ def merge_results(layer, results: pd.DataFrame, track_ids, params: dict,
         if c not in feats.columns:
             feats[c] = np.nan
         feats[c] = feats[c].astype(float)
-    converted = False
-    ratio = 1.0
-    if "pixel_size_um" in old and "frame_interval_s" in old:
-        ratio = (px**2 / dt) / (float(old["pixel_size_um"]) ** 2 / float(old["frame_interval_s"]))
-        if not np.isclose(ratio, 1.0):
-            for c in _D_COLUMNS:
-                if c in feats.columns:
-                    feats[c] = feats[c] * ratio
-            for c in _LOG_COLUMNS:
-                if c in feats.columns:
-                    feats[c] = feats[c] + np.log10(ratio)
-            converted = True
-        else:
-            ratio = 1.0
-
+    ratio = _unit_ratio(old, px, dt)
+    if ratio != 1.0:
+        _rescale_d(feats, ratio)
     in_run = np.isin(tid, np.asarray(list(track_ids), dtype=np.int64))
     res_index = pd.MultiIndex.from_arrays(
         [results["track_id"].to_numpy(np.int64), results["frame"].to_numpy(np.int64)]
@@ -167,30 +170,51 @@ def merge_results(layer, results: pd.DataFrame, track_ids, params: dict,
         else:  # a run without segments (alpha): the analysed tracks lose their old ones
             col[in_run] = np.nan
         feats[c] = col
-    set_layer_features(layer, feats)
 
     seg_table = _merge_segments(layer_segments(layer), segments, track_ids, ratio)
 
+    meta = _run_metadata(old, params, px, dt, converted=ratio != 1.0)
+    new_md = {**layer.metadata, "napari_step": meta}
+    if seg_table is not None:
+        new_md[SEGMENTS_KEY] = seg_table
+    return feats, new_md
+
+
+def _unit_ratio(old: dict, px: float, dt: float) -> float:
+    """Factor from the earlier results' D units to the new ones (1.0 when they agree)."""
+    if "pixel_size_um" not in old or "frame_interval_s" not in old:
+        return 1.0
+    ratio = (px**2 / dt) / (float(old["pixel_size_um"]) ** 2 / float(old["frame_interval_s"]))
+    return 1.0 if np.isclose(ratio, 1.0) else float(ratio)
+
+
+def _rescale_d(feats: pd.DataFrame, ratio: float) -> None:
+    """Convert the D columns (and their log10) of ``feats`` in place by ``ratio``."""
+    for c in _D_COLUMNS:
+        if c in feats.columns:
+            feats[c] = feats[c] * ratio
+    for c in _LOG_COLUMNS:
+        if c in feats.columns:
+            feats[c] = feats[c] + np.log10(ratio)
+
+
+def _run_metadata(old: dict, params: dict, px: float, dt: float, converted: bool) -> dict:
+    """The ``napari_step`` metadata after a run with ``params`` over earlier ``old`` ones."""
     models = [m for m in str(old.get("model", "")).split(" + ") if m]
     if params.get("model") and params["model"] not in models:
         models.append(str(params["model"]))
     meta = {
         **old,
-        "units": d_units(px, dt),
+        "units": str(params.get("units") or d_units(px, dt)),
         "pixel_size_um": px,
         "frame_interval_s": dt,
         "model": " + ".join(models),
         "tamsd_window": int(params.get("tamsd_window", old.get("tamsd_window", 20))),
         "converted_earlier_results": converted,
     }
-    if params.get("segment_estimator"):
-        meta["segment_estimator"] = str(params["segment_estimator"])
-    if params.get("alpha_model"):
-        meta["alpha_model"] = str(params["alpha_model"])
-    new_md = {**layer.metadata, "napari_step": meta}
-    if seg_table is not None:
-        new_md[SEGMENTS_KEY] = seg_table
-    layer.metadata = new_md
+    for key in ("segment_estimator", "alpha_model"):
+        if params.get(key):
+            meta[key] = str(params[key])
     return meta
 
 
@@ -199,7 +223,7 @@ def _merge_segments(old, new, track_ids, ratio: float):
     plus this run's segments; None when neither exists."""
     if old is None and new is None:
         return None
-    from ._pipeline import SEGMENTS_COLUMNS, empty_segments, tidy_segments
+    from ._analysis_jobs import SEGMENTS_COLUMNS, empty_segments, tidy_segments
 
     keep = empty_segments() if old is None else old
     keep = keep[~keep["track_id"].isin([int(i) for i in track_ids])].copy()
@@ -207,3 +231,182 @@ def _merge_segments(old, new, track_ids, ratio: float):
         keep["d"] = keep["d"].astype(float) * ratio
     parts = [keep] + ([] if new is None else [new])
     return tidy_segments(parts)[SEGMENTS_COLUMNS]
+
+
+# ------------------------------------------------------------------ building layers (one place)
+CHANGEPOINTS_KEY = "napari_step_changepoints_of"  # Points metadata: unique_id of its Tracks
+HIGHLIGHT_KEY = "napari_step_highlight_of"  # Shapes metadata: unique_id of its Tracks
+
+
+def _uid(layer) -> str:
+    return str(getattr(layer, "unique_id", id(layer)))
+
+
+def _companion(viewer, layer, key: str, kind):
+    """The layer of type ``kind`` this plugin made for ``layer`` under metadata ``key``."""
+    uid = _uid(layer)
+    for lyr in viewer.layers:
+        if isinstance(lyr, kind) and str((lyr.metadata or {}).get(key)) == uid:
+            return lyr
+    return None
+
+
+def changepoints_layer(viewer, tracks_layer):
+    """The Points layer of change points made for ``tracks_layer`` (or None)."""
+    from napari.layers import Points
+
+    return _companion(viewer, tracks_layer, CHANGEPOINTS_KEY, Points)
+
+
+def _add_keeping_focus(viewer, new_layer) -> None:
+    """Add a layer without taking the user's active layer away."""
+    selection = viewer.layers.selection
+    active = selection.active
+    viewer.add_layer(new_layer)
+    if active is not None and layer_in_viewer(viewer, active):
+        selection.active = active
+
+
+def apply_results(
+    viewer,
+    layer,
+    results: pd.DataFrame,
+    track_ids,
+    params: dict,
+    segments: pd.DataFrame | None,
+    colour: dict,
+) -> dict:
+    """Put one analysis run into a Tracks layer: merged results, colour columns, colouring,
+    change points, blending; the layer's features are set once.
+
+    Parameters
+    ----------
+    viewer : napari.Viewer
+        The viewer holding ``layer`` (for the change-point layer and the blending choice).
+    layer : napari.layers.Tracks
+        The analysed layer.
+    results, track_ids, params, segments
+        As for :func:`merged_results`.
+    colour : dict
+        ``by`` ("log10 D" or "alpha"), ``auto`` (bool: range from the data) and, without
+        ``auto``, ``lo``/``hi`` (log10 D in the results' units).
+
+    Returns
+    -------
+    dict
+        The new ``napari_step`` metadata of the layer.
+    """
+    from ._colour import auto_range, choose_blending, colour_features, show_colouring
+
+    feats, new_md = merged_results(layer, results, track_ids, params, segments)
+    auto = bool(colour.get("auto", True))
+    if auto:
+        lo, hi = auto_range(feats["step_log10_d"].to_numpy(float))
+    else:
+        lo, hi = float(colour["lo"]), float(colour["hi"])
+    by = str(colour.get("by", "log10 D"))
+    set_layer_features(layer, colour_features(feats, lo, hi, alpha=by == "alpha"))
+    layer.metadata = new_md
+    show_colouring(layer, lo, hi, by, auto)
+    update_changepoints(viewer, layer)
+    choose_blending(viewer, layer)
+    return results_metadata(layer)
+
+
+def _changepoint_positions(layer, seg: pd.DataFrame):
+    """(positions, features) of the change points in a segments table, on the track points."""
+    data = np.asarray(layer.data)
+    seg = seg.sort_values(["track_id", "start_frame"]).reset_index(drop=True)
+    prev_d = seg.groupby("track_id")["d"].shift(1)
+    cps = seg[seg["changepoint"].astype(bool)]
+    index = pd.MultiIndex.from_arrays(
+        [np.round(data[:, 0]).astype(np.int64), np.round(data[:, 1]).astype(np.int64)]
+    )
+    rows = index.get_indexer(
+        pd.MultiIndex.from_arrays(
+            [cps["track_id"].to_numpy(np.int64), cps["start_frame"].to_numpy(np.int64)]
+        )
+    )
+    ok = rows >= 0
+    feats = pd.DataFrame(
+        {
+            "track_id": cps["track_id"].to_numpy(np.int64)[ok],
+            "frame": cps["start_frame"].to_numpy(np.int64)[ok],
+            "d_before": prev_d.loc[cps.index].to_numpy(float)[ok],
+            "d_after": cps["d"].to_numpy(float)[ok],
+        }
+    )
+    return data[rows[ok], 1:], feats
+
+
+def update_changepoints(viewer, layer) -> int:
+    """Create or update the Points layer of ``layer``'s change points from its segments table;
+    returns the number of points. Nothing is created for a layer that never had segments."""
+    from napari.layers import Points
+
+    seg = layer_segments(layer)
+    pts = changepoints_layer(viewer, layer)
+    if seg is None and pts is None:
+        return 0
+    ndim = np.asarray(layer.data).shape[1] - 1
+    if seg is not None and len(seg):
+        positions, feats = _changepoint_positions(layer, seg)
+    else:
+        positions, feats = np.empty((0, ndim)), None
+    if pts is None:
+        if not len(positions):
+            return 0
+        pts = Points(
+            positions,
+            ndim=ndim,
+            features=feats,
+            name=f"{layer.name} change points",
+            scale=layer.scale,
+            translate=layer.translate,
+            size=6,
+            symbol="x",
+            face_color="red",
+            border_color="red",
+            metadata={CHANGEPOINTS_KEY: _uid(layer)},
+        )
+        _add_keeping_focus(viewer, pts)
+    else:
+        pts.data = positions
+        if feats is not None:
+            pts.features = feats
+    return len(positions)
+
+
+def highlight_track(viewer, layer, track_id) -> object:
+    """Outline one track of ``layer`` in the canvas (a 2-D path over all its frames, in a
+    Shapes layer "<tracks> selected track" kept for that layer); ``None`` clears it. Returns
+    the Shapes layer (or None when there is nothing to show)."""
+    from napari.layers import Shapes
+
+    shapes = _companion(viewer, layer, HIGHLIGHT_KEY, Shapes)
+    data = np.asarray(layer.data)
+    rows = (
+        np.flatnonzero(np.round(data[:, 0]) == int(track_id))
+        if track_id is not None
+        else np.array([], int)
+    )
+    if rows.size < 2:
+        if shapes is not None:
+            shapes.data = []
+        return shapes
+    rows = rows[np.argsort(data[rows, 1], kind="stable")]
+    path = data[rows, -2:]
+    if shapes is None:
+        shapes = Shapes(
+            ndim=2,
+            name=f"{layer.name} selected track",
+            scale=np.asarray(layer.scale)[-2:],
+            translate=np.asarray(layer.translate)[-2:],
+            metadata={HIGHLIGHT_KEY: _uid(layer)},
+            opacity=0.9,
+        )
+        _add_keeping_focus(viewer, shapes)
+    shapes.data = []
+    shapes.add_paths([path], edge_width=2.5, edge_color="#ff00ff")
+    shapes.metadata = {**shapes.metadata, "track_id": int(track_id)}
+    return shapes

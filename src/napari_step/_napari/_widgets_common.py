@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 from magicgui.widgets import FloatSpinBox
 
@@ -237,3 +239,115 @@ def make_scrollable(container) -> None:
         native.setFrameShape(native.Shape.NoFrame)
         native.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Expanding)
         native.setMinimumHeight(120)
+
+
+def default_tracks_layer(viewer):
+    """The Tracks layer a widget should work on: the selected one, else the newest."""
+    from napari.layers import Tracks
+
+    active = viewer.layers.selection.active
+    if isinstance(active, Tracks):
+        return active
+    tracks = [lyr for lyr in viewer.layers if isinstance(lyr, Tracks)]
+    return tracks[-1] if tracks else None
+
+
+class FollowsTracks:
+    """Mixin: keep a Tracks-layer ComboBox on what the user just did.
+
+    A Tracks layer added to the viewer (a new linking, a file opened) or selected in the layer
+    list becomes the choice; when the chosen layer is removed the newest remaining one is
+    chosen; renamed layers show their new names. The widget calls :meth:`_follow_tracks` once
+    and may override :meth:`_tracks_followed` (called after the choice changed by itself).
+    """
+
+    _follow_combo = None
+
+    def _follow_tracks(self, viewer, combo) -> None:
+        self._follow_viewer = viewer
+        self._follow_combo = combo
+        ev = viewer.layers.events
+        ev.inserted.connect(self._on_tracks_inserted)
+        ev.removed.connect(self._on_tracks_removed)
+        ev.moved.connect(self._refresh_tracks_choices)
+        viewer.layers.selection.events.active.connect(self._on_tracks_active)
+        for lyr in viewer.layers:
+            lyr.events.name.connect(self._refresh_tracks_choices)
+        self._choose_tracks(default_tracks_layer(viewer))
+
+    def _follow_alive(self) -> bool:
+        native = getattr(self, "native", self)
+        return self._follow_combo is not None and is_alive(native)
+
+    def _choose_tracks(self, layer) -> None:
+        combo = self._follow_combo
+        combo.reset_choices()
+        if layer is not None and combo.value is not layer:
+            try:
+                combo.value = layer
+            except ValueError:  # not offered: not in this viewer
+                return
+        self._tracks_followed()
+
+    def _tracks_followed(self) -> None:
+        """Hook: the followed choice changed (or was refreshed)."""
+
+    def _refresh_tracks_choices(self, *_):
+        if self._follow_alive():
+            self._follow_combo.reset_choices()
+
+    def _on_tracks_inserted(self, event):
+        from napari.layers import Tracks
+
+        if not self._follow_alive():
+            return
+        layer = getattr(event, "value", None)
+        if layer is not None:
+            layer.events.name.connect(self._refresh_tracks_choices)
+        if isinstance(layer, Tracks):
+            self._choose_tracks(layer)
+        else:
+            self._refresh_tracks_choices()
+
+    def _on_tracks_removed(self, event):
+        if not self._follow_alive():
+            return
+        gone = getattr(event, "value", None)
+        combo = self._follow_combo
+        current = combo.value
+        if current is None or current is gone:
+            self._choose_tracks(default_tracks_layer(self._follow_viewer))
+        else:
+            combo.reset_choices()
+
+    def _on_tracks_active(self, event):
+        from napari.layers import Tracks
+
+        if not self._follow_alive():
+            return
+        layer = getattr(event, "value", None)
+        if isinstance(layer, Tracks) and self._follow_combo.value is not layer:
+            self._choose_tracks(layer)
+
+
+_DOCKS: weakref.WeakSet = weakref.WeakSet()
+
+
+def register_dock(widget) -> None:
+    """Remember a dock widget (it needs a ``_viewer``) for :func:`docks_of`."""
+    _DOCKS.add(widget)
+
+
+def docks_of(viewer, kind) -> list:
+    """The live registered docks of type ``kind`` on ``viewer``."""
+    out = []
+    for d in list(_DOCKS):
+        if not isinstance(d, kind):
+            continue
+        try:
+            alive = is_alive(d.native if hasattr(type(d), "native") else d)
+        except RuntimeError:  # the Qt side is gone
+            alive = False
+        if alive and getattr(d, "_viewer", None) is viewer:
+            out.append(d)
+    return out

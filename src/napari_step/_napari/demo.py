@@ -29,20 +29,28 @@ class DemoHandles:
     errors: list = field(default_factory=list)
 
 
-def open_demo(viewer=None, *, n_particles: int = 30, n_frames: int = 200, shape=(256, 256),
-              seed: int = 0, min_length: int = 20) -> DemoHandles:
+def open_demo(
+    viewer=None,
+    *,
+    n_particles: int = 30,
+    n_frames: int = 200,
+    shape=(256, 256),
+    seed: int = 0,
+    min_length: int = 20,
+) -> DemoHandles:
     """Load the sample into ``viewer`` (a new one if None) and run the whole analysis in it."""
     import napari
 
-    from ._sample import sample_data
+    from ._sample_data import sample_data
     from .detect_widget import DetectLinkWidget
     from .step_widget import StepAnalysisWidget
 
     if viewer is None:
         viewer = napari.Viewer(title="napari-step demo")
     layers = []
-    for data, kwargs, kind in sample_data(n_particles=n_particles, n_frames=n_frames,
-                                          shape=shape, seed=seed):
+    for data, kwargs, kind in sample_data(
+        n_particles=n_particles, n_frames=n_frames, shape=shape, seed=seed
+    ):
         layers.append(getattr(viewer, f"add_{kind}")(data, **kwargs))
     movie, truth = layers
     truth.visible = False

@@ -26,7 +26,7 @@ from ..pipeline import DetectionParams, LinkingParams
 from ..tracks import locate_frame, to_napari
 from ._detection_jobs import detect_job, link_detections
 from ._layers import layer_in_viewer
-from ._pipeline import JobError
+from ._jobs import JobError
 from ._widgets_common import (
     BackgroundJob,
     connect_layer_list,

@@ -12,33 +12,47 @@ from __future__ import annotations
 
 from functools import partial
 
-import weakref
-
 import numpy as np
 from magicgui.widgets import ComboBox, Container, SpinBox
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
 from napari.layers import Tracks
 from qtpy.QtCore import QTimer
-from qtpy.QtWidgets import QVBoxLayout, QWidget
+from qtpy.QtWidgets import QHBoxLayout, QPushButton, QTabWidget, QVBoxLayout, QWidget
 
 from ..plotting import draw_d_of_t
 from ._colour import ALPHA_RANGE, DEFAULT_RANGE, colour_by, mpl_alpha_colormap, mpl_colormap
 from ._layers import layer_segments, results_metadata
-from ._widgets_common import connect_layer_list, is_alive, layer_choices, unwrap_viewer
+from ._widgets_common import (
+    FollowsTracks,
+    docks_of,
+    is_alive,
+    layer_choices,
+    register_dock,
+    unwrap_viewer,
+)
 
-__all__ = ["DPlotWidget", "plot_docks"]
-
-_DOCKS: "weakref.WeakSet[DPlotWidget]" = weakref.WeakSet()
+__all__ = ["DPlotWidget", "plot_docks", "robust_limits"]
 
 
-def plot_docks(viewer) -> list["DPlotWidget"]:
+def plot_docks(viewer) -> list[DPlotWidget]:
     """The live plot docks of a viewer (the STEP widget drives them)."""
-    return [p for p in list(_DOCKS) if p._viewer is viewer and is_alive(p)]
+    return docks_of(viewer, DPlotWidget)
 
 
-class DPlotWidget(QWidget):
-    """Matplotlib figure of D(t), the log10 D histogram and the colour bar."""
+def robust_limits(values, lo: float, hi: float, q=(0.5, 99.5)) -> tuple[float, float]:
+    """Histogram limits: the colour range widened to the 0.5-99.5 % percentiles of the data,
+    so a few outliers do not stretch the axis."""
+    v = np.asarray(values, float)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return float(lo), float(hi)
+    a, b = np.percentile(v, q)
+    return float(min(lo, a)), float(max(hi, b))
+
+
+class DPlotWidget(FollowsTracks, QWidget):
+    """Matplotlib figures: D(t), the log10 D histogram and the colour bar; the MSD."""
 
     def __init__(self, napari_viewer, parent=None):
         super().__init__(parent)
@@ -56,6 +70,8 @@ class DPlotWidget(QWidget):
         self.controls = Container(layout="horizontal", labels=True)
         self.layer_choice = ComboBox(label="tracks", choices=layer_choices(napari_viewer, Tracks))
         self.track_choice = SpinBox(label="track", value=0, min=-(2**31), max=2**31 - 1)
+        self.layer_choice.tooltip = "the Tracks layer plotted (follows the newest or selected)"
+        self.track_choice.tooltip = "the track plotted (or click it in the canvas)"
         self.controls.extend([self.layer_choice, self.track_choice])
         self.figure = Figure(figsize=(4.6, 6.2), dpi=90, layout="constrained")
         self.canvas = FigureCanvasQTAgg(self.figure)
@@ -63,11 +79,25 @@ class DPlotWidget(QWidget):
         self.ax_d = self.figure.add_subplot(gs[0])
         self.ax_hist = self.figure.add_subplot(gs[1])
         self.ax_cbar = self.figure.add_subplot(gs[2])
+        self.msd_figure = Figure(figsize=(4.6, 4.0), dpi=90, layout="constrained")
+        self.msd_canvas = FigureCanvasQTAgg(self.msd_figure)
+        self.ax_msd = self.msd_figure.add_subplot(111)
+        self.msd_data = None
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.canvas, "D(t)")
+        self.tabs.addTab(self.msd_canvas, "MSD")
+        self.tabs.currentChanged.connect(self._schedule)
+        self.save_button = QPushButton("Save plot...")
+        self.save_button.setToolTip("save the plot shown as PNG or SVG")
+        self.save_button.clicked.connect(self._save_clicked)
+        top = QHBoxLayout()
+        top.addWidget(self.controls.native)
+        top.addWidget(self.save_button)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)
-        lay.addWidget(self.controls.native)
-        lay.addWidget(self.canvas)
-        self.setMinimumHeight(420)
+        lay.addLayout(top)
+        lay.addWidget(self.tabs)
+        self.setMinimumHeight(300)
 
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
@@ -75,9 +105,8 @@ class DPlotWidget(QWidget):
         self._timer.timeout.connect(self.redraw)
         self.layer_choice.changed.connect(self._on_layer_choice)
         self.track_choice.changed.connect(self._on_track_choice)
-        connect_layer_list(napari_viewer, self._on_layers_changed)
-        self.layer_choice.reset_choices()
-        _DOCKS.add(self)
+        register_dock(self)
+        self._follow_tracks(napari_viewer, self.layer_choice)
         self._on_layer_choice()
 
     # ---------------------------------------------------------------- wiring
@@ -89,11 +118,8 @@ class DPlotWidget(QWidget):
     def track(self) -> int | None:
         return self._track
 
-    def _on_layers_changed(self, event=None):
-        if not is_alive(self):
-            return
-        self.layer_choice.reset_choices()
-        if self._layer is not None and not any(lyr is self._layer for lyr in self._viewer.layers):
+    def _tracks_followed(self):
+        if self.layer_choice.value is not self._layer:
             self.set_layer(self.layer_choice.value)
 
     def _on_layer_choice(self, *_):
@@ -227,16 +253,64 @@ class DPlotWidget(QWidget):
         self._draw_histogram(units, lo, hi)
         self._draw_colourbar(units, lo, hi)
         self.canvas.draw_idle()
+        if self.tabs.currentIndex() == 1:
+            self.redraw_msd()
+
+    def redraw_msd(self) -> None:
+        """Draw the MSD tab (the picked track and the ensemble, with fits)."""
+        from ._layers import layer_table
+        from ._msd_plot import draw_msd, msd_curves
+
+        if not is_alive(self):
+            return
+        self.ax_msd.clear()
+        self.msd_data = None
+        layer = self._layer
+        if layer is None or len(layer.data) == 0:
+            self.ax_msd.text(
+                0.5,
+                0.5,
+                "choose a Tracks layer",
+                ha="center",
+                va="center",
+                transform=self.ax_msd.transAxes,
+                color="0.4",
+            )
+        else:
+            units, dt, px, _, _ = self._units()
+            self.msd_data = msd_curves(layer_table(layer), self._track, px, dt)
+            draw_msd(self.ax_msd, self.msd_data, units, self._track)
+            self.ax_msd.set_title(f"{layer.name}: MSD", fontsize=9)
+        self.msd_canvas.draw_idle()
+
+    def save_figure(self, path) -> str:
+        """Save the plot of the current tab (PNG, SVG or PDF by the file's suffix)."""
+        fig = self.msd_figure if self.tabs.currentIndex() == 1 else self.figure
+        fig.savefig(path, dpi=150)
+        return str(path)
+
+    def _save_clicked(self, *_):
+        from qtpy.QtWidgets import QFileDialog
+
+        name = "msd" if self.tabs.currentIndex() == 1 else "d_of_t"
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Save plot", f"{name}.png", "PNG (*.png);;SVG (*.svg);;PDF (*.pdf)"
+        )
+        if path:
+            self.save_figure(path)
 
     def _draw_track(self, units, dt):
         ax = self.ax_d
         td = self.track_data()
         if td is None or td[1] is None or not np.isfinite(td[1]).any():
-            what = ("choose a Tracks layer" if self._layer is None else
-                    "pick a track (click it, or type its ID)" if self._track is None else
-                    f"track {self._track}: no STEP result")
-            ax.text(0.5, 0.5, what, ha="center", va="center", transform=ax.transAxes,
-                    color="0.4")
+            what = (
+                "choose a Tracks layer"
+                if self._layer is None
+                else "pick a track (click it, or type its ID)"
+                if self._track is None
+                else f"track {self._track}: no STEP result"
+            )
+            ax.text(0.5, 0.5, what, ha="center", va="center", transform=ax.transAxes, color="0.4")
             ax.set_xticks([])
             ax.set_yticks([])
             return
@@ -248,19 +322,27 @@ class DPlotWidget(QWidget):
         seg = self.segment_data()
         if seg is not None:
             s_frames, seg_d, cps = seg
-            (self.segment_line,) = ax.step(s_frames * dt, seg_d, where="post", color="C3",
-                                           lw=1.6, label="segments")
+            (self.segment_line,) = ax.step(
+                s_frames * dt, seg_d, where="post", color="C3", lw=1.6, label="segments"
+            )
             for i, c in enumerate(cps):
-                self.changepoint_lines.append(ax.axvline(
-                    c * dt, color="0.3", ls=":", lw=1,
-                    label="change point" if i == 0 else "_nolegend_"))
+                self.changepoint_lines.append(
+                    ax.axvline(
+                        c * dt,
+                        color="0.3",
+                        ls=":",
+                        lw=1,
+                        label="change point" if i == 0 else "_nolegend_",
+                    )
+                )
             ax.legend(frameon=False, fontsize=8)
         al = self.alpha_data()
         if al is not None:
             a_frames, alpha = al
             self.ax_alpha = ax.twinx()
-            (self.alpha_line,) = self.ax_alpha.plot(a_frames * dt, alpha, color="C4", lw=1.2,
-                                                    label="alpha (STEP)")
+            (self.alpha_line,) = self.ax_alpha.plot(
+                a_frames * dt, alpha, color="C4", lw=1.2, label="alpha (STEP)"
+            )
             self.ax_alpha.axhline(1.0, color="C4", ls="--", lw=0.8, alpha=0.5)
             top = max(ALPHA_RANGE[1], float(np.nanmax(alpha)) + 0.1)
             self.ax_alpha.set_ylim(min(ALPHA_RANGE[0], float(np.nanmin(alpha)) - 0.1), top)
@@ -273,30 +355,45 @@ class DPlotWidget(QWidget):
         ax = self.ax_hist
         feats = self._layer.features if self._layer is not None else None
         if feats is None or "step_log10_d" not in feats.columns:
-            ax.text(0.5, 0.5, "no results yet", ha="center", va="center",
-                    transform=ax.transAxes, color="0.4")
+            ax.text(
+                0.5,
+                0.5,
+                "no results yet",
+                ha="center",
+                va="center",
+                transform=ax.transAxes,
+                color="0.4",
+            )
             ax.set_xticks([])
             ax.set_yticks([])
             return
         step = feats["step_log10_d"].to_numpy(float)
         step = step[np.isfinite(step)]
-        tamsd = (feats["tamsd_log10_d"].to_numpy(float) if "tamsd_log10_d" in feats.columns
-                 else np.array([]))
+        tamsd = (
+            feats["tamsd_log10_d"].to_numpy(float)
+            if "tamsd_log10_d" in feats.columns
+            else np.array([])
+        )
         tamsd = tamsd[np.isfinite(tamsd)]
-        a = min(lo, step.min()) if step.size else lo
-        b = max(hi, step.max()) if step.size else hi
+        a, b = robust_limits(np.concatenate([step, tamsd]), lo, hi)
         bins = np.linspace(a, b, 49)
+        step_in = np.clip(step, a, b)  # outliers land in the end bins, not on a longer axis
         cmap = mpl_colormap()
         if step.size:
-            counts, edges, patches = ax.hist(step, bins=bins, label="STEP")
+            counts, edges, patches = ax.hist(step_in, bins=bins, label="STEP")
             centres = 0.5 * (edges[:-1] + edges[1:])
             for c, patch in zip(np.clip((centres - lo) / (hi - lo), 0, 1), patches):
                 patch.set_facecolor(cmap(c))
         if tamsd.size:
-            ax.hist(tamsd, bins=bins, histtype="step", color="C1", lw=1.2, label="TA-MSD")
+            ax.hist(
+                np.clip(tamsd, a, b), bins=bins, histtype="step", color="C1", lw=1.2, label="TA-MSD"
+            )
         data = np.asarray(self._layer.data)
-        n_tracks = len(np.unique(np.round(data[np.isfinite(feats["step_log10_d"].to_numpy(
-            float)), 0]))) if step.size else 0
+        n_tracks = (
+            len(np.unique(np.round(data[np.isfinite(feats["step_log10_d"].to_numpy(float)), 0])))
+            if step.size
+            else 0
+        )
         ax.set_xlabel(f"log10 D ({units})")
         ax.set_ylabel("points")
         ax.set_title(f"{n_tracks} analysed track(s), {step.size} points", fontsize=9)
@@ -312,12 +409,15 @@ class DPlotWidget(QWidget):
             a, b = ALPHA_RANGE
             sm = ScalarMappable(norm=Normalize(a, b), cmap=mpl_alpha_colormap())
             self.colorbar = Colorbar(self.ax_cbar, sm, orientation="horizontal")
-            self.colorbar.set_label(f"track colour: alpha, {a:g} to {b:g} (1: normal "
-                                    "diffusion); grey: no alpha", fontsize=8)
+            self.colorbar.set_label(
+                f"track colour: alpha, {a:g} to {b:g} (1: normal diffusion); grey: no alpha",
+                fontsize=8,
+            )
             self.ax_cbar.tick_params(labelsize=8)
             return
         sm = ScalarMappable(norm=Normalize(lo, hi), cmap=mpl_colormap())
         self.colorbar = Colorbar(self.ax_cbar, sm, orientation="horizontal")
-        self.colorbar.set_label(f"track colour: log10 D ({units}), {lo:g} to {hi:g}; "
-                                "grey: not analysed", fontsize=8)
+        self.colorbar.set_label(
+            f"track colour: log10 D ({units}), {lo:g} to {hi:g}; grey: not analysed", fontsize=8
+        )
         self.ax_cbar.tick_params(labelsize=8)

@@ -1,0 +1,134 @@
+"""The MSD panel of the plot dock: the TA-MSD of the picked track and the ensemble MSD of the
+layer's tracks, each with its power-law fit MSD = 2 dim D t^alpha (D, alpha in the legend),
+as trackpy users expect (``imsd`` / ``emsd``). The per-track MSDs and fits are the core's
+(:mod:`napari_step.track_summary`), computed for all tracks at once; with more than
+``max_tracks`` tracks the ensemble uses a fixed random subset (the plot stays fast at 100 000
+tracks)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["msd_curves", "draw_msd"]
+
+
+def _tamsd(table: pd.DataFrame, lags):
+    """(track ids, msd (n_tracks, n_lags) px^2, counts) of a track table."""
+    from ..track_summary import _tamsd_by_track
+    from ..tracks import position_columns
+
+    table = table.sort_values(["track_id", "frame"], kind="stable")
+    codes, ids = pd.factorize(table["track_id"], sort=True)
+    pos = table[position_columns(table)].to_numpy(float)
+    msd, count = _tamsd_by_track(codes, table["frame"].to_numpy(np.int64), pos, len(ids), lags)
+    return np.asarray(ids), msd, count, pos.shape[1]
+
+
+def _fit(msd_row, lags, dim: int, n_fit: int):
+    """(K px^2/frame, alpha) of one MSD curve over its first ``n_fit`` lags."""
+    from ..track_summary import _msd_fit
+
+    k, alpha = _msd_fit(np.asarray(msd_row, float)[None, :], lags, np.array([n_fit]), dim)
+    return float(k[0]), float(alpha[0])
+
+
+def msd_curves(
+    table: pd.DataFrame,
+    track_id,
+    px: float,
+    dt: float,
+    max_lag: int = 20,
+    max_tracks: int = 20000,
+    seed: int = 0,
+) -> dict:
+    """MSD of one track and of the ensemble, with fits, in physical units.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Track table (``track_id``, ``frame``, positions in px).
+    track_id : int or None
+        The track to show (None: ensemble only).
+    px, dt : float
+        um per pixel and s per frame (1, 1: px and frames).
+    max_lag : int
+        Largest lag (frames).
+    max_tracks : int
+        At most this many tracks (a seeded random subset) enter the ensemble.
+
+    Returns
+    -------
+    dict
+        ``lag`` (s or frames), ``ensemble`` and ``track`` (MSD in um^2 or px^2, or None),
+        ``ensemble_fit`` / ``track_fit`` ((D, alpha) with D in the results' D units), ``n``
+        (tracks in the ensemble).
+    """
+    lags = np.arange(1, int(max_lag) + 1)
+    ids = table["track_id"].unique()
+    if len(ids) > max_tracks:
+        keep = np.random.default_rng(seed).choice(ids, max_tracks, replace=False)
+        if track_id is not None:
+            keep = np.union1d(keep, [track_id])
+        table = table[table["track_id"].isin(keep)]
+    tids, msd, count, dim = _tamsd(table, lags)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ens = np.nansum(msd * count, axis=0) / count.sum(axis=0)
+    out = {
+        "lag": lags * dt,
+        "ensemble": ens * px**2,
+        "n": len(tids),
+        "track": None,
+        "track_fit": None,
+    }
+    k, a = _fit(ens, lags, dim, max(2, len(lags) // 2))
+    out["ensemble_fit"] = (k * px**2 / dt, a)
+    if track_id is not None and int(track_id) in set(tids.tolist()):
+        row = int(np.flatnonzero(tids == int(track_id))[0])
+        n_obs = int(count[row, 0]) + 1
+        k, a = _fit(msd[row], lags, dim, max(2, min(len(lags), n_obs // 4)))
+        out["track"] = msd[row] * px**2
+        out["track_fit"] = (k * px**2 / dt, a)
+    out["dim"] = dim
+    return out
+
+
+def draw_msd(ax, curves: dict, units: str, track_id=None) -> None:
+    """Log-log MSD of the ensemble and the picked track with their fits."""
+    lag = curves["lag"]
+    length = "um" if units != "px^2/frame" else "px"
+    time = "s" if units != "px^2/frame" else "frames"
+    dim, dt = curves["dim"], lag[0]
+
+    def fit_line(fit):
+        d, a = fit
+        return 2 * dim * d * dt * (lag / dt) ** a
+
+    ax.loglog(
+        lag, curves["ensemble"], "o", ms=3, color="k", label=f"ensemble ({curves['n']} tracks)"
+    )
+    d, a = curves["ensemble_fit"]
+    if np.isfinite(d):
+        ax.loglog(
+            lag,
+            fit_line(curves["ensemble_fit"]),
+            "-",
+            color="0.4",
+            lw=1,
+            label=f"fit: D = {d:.3g} {units}, alpha = {a:.2f}",
+        )
+    if curves["track"] is not None:
+        ax.loglog(lag, curves["track"], "o", ms=3, color="C0", label=f"track {track_id}")
+        d, a = curves["track_fit"]
+        if np.isfinite(d):
+            ax.loglog(
+                lag,
+                fit_line(curves["track_fit"]),
+                "-",
+                color="C0",
+                lw=1,
+                label=f"fit: D = {d:.3g} {units}, alpha = {a:.2f}",
+            )
+    ax.set_xlabel(f"lag time ({time})")
+    ax.set_ylabel(f"MSD ({length}^2)")
+    ax.legend(frameon=False, fontsize=7)

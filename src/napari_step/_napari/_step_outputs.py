@@ -1,0 +1,263 @@
+"""What the STEP widget does with a result and where it goes: the layer (once), the messages,
+the segments table, the docks it drives (plots, per-track table, colour bar) and the exports
+(all through the core's one atomic table-plus-sidecar writer)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from napari.utils import notifications
+
+from ._layers import apply_results, layer_segments, results_metadata
+from ._widgets_common import is_alive
+
+__all__ = [
+    "apply_run",
+    "run_message",
+    "refresh_segments_table",
+    "open_plot_dock",
+    "open_table_dock",
+    "table_docks",
+    "show_colour_bar",
+    "export",
+    "export_segments",
+    "MAX_TABLE_ROWS",
+]
+
+MAX_TABLE_ROWS = 5000  # the segments table shows at most this many rows (export writes all)
+
+
+def apply_run(widget, layer, results, ids, params, summary) -> dict:
+    """Put a finished run into its layer (merged, coloured, change points, blending)."""
+    s = widget.settings
+    colour = {"by": s.colour_by, "auto": bool(s.colour_auto), "lo": s.colour_lo, "hi": s.colour_hi}
+    if not s.colour_auto and not s.colour_hi > s.colour_lo:
+        colour["auto"] = True
+    return apply_results(
+        widget._viewer,
+        layer,
+        results,
+        ids,
+        params.metadata(),
+        summary.segments if params.segments else None,
+        colour,
+    )
+
+
+def run_message(results, ids, params, summary, layer) -> str:
+    """The notification after a run."""
+    done = set(int(i) for i in results.loc[np.isfinite(results["step_d"]), "track_id"])
+    msg = (
+        f"STEP analysis: {len(done)} of {len(ids)} selected track(s) got D(t) "
+        f"({summary.n_points} points) in {params.d_units()}"
+    )
+    if params.alpha and "step_alpha" in results.columns:
+        n_alpha = int(np.isfinite(results["step_alpha"].to_numpy(float)).sum())
+        msg += f"; alpha(t) for {n_alpha} point(s)"
+    if params.segments and summary.segments is not None:
+        n_new = int(summary.segments["changepoint"].sum())
+        seg = layer_segments(layer)
+        n_all = 0 if seg is None else int(seg["changepoint"].sum())
+        msg += f"; {n_new} change point(s) ({n_all} in the layer)"
+    if summary.messages:
+        msg += "; " + "; ".join(summary.messages)
+    return msg
+
+
+def refresh_segments_table(widget) -> None:
+    """Show the chosen layer's segments in the widget's table."""
+    from qtpy.QtWidgets import QTableWidgetItem
+
+    from ._step_panels import SEGMENT_TABLE_HEADERS
+
+    table = getattr(widget, "segments_table", None)
+    if table is None or not is_alive(widget.native) or not is_alive(table):
+        return
+    layer = widget.tracks.value
+    seg = None if layer is None else layer_segments(layer)
+    units = results_metadata(layer).get("units", "?") if layer is not None else "?"
+    headers = list(SEGMENT_TABLE_HEADERS)
+    headers[3] = f"D ({units})"
+    table.setHorizontalHeaderLabels(headers)
+    if seg is None:
+        table.setRowCount(0)
+        return
+    seg = seg.iloc[:MAX_TABLE_ROWS]
+    table.setRowCount(len(seg))
+    for r, row in enumerate(seg.itertuples(index=False)):
+        vals = [
+            str(int(row.track_id)),
+            str(int(row.start_frame)),
+            str(int(row.stop_frame) - 1),
+            f"{float(row.d):.4g}",
+            str(int(row.n_frames)),
+        ]
+        for c, v in enumerate(vals):
+            table.setItem(r, c, QTableWidgetItem(v))
+
+
+# --------------------------------------------------------------------------- docks
+def _docks(viewer, kind) -> list:
+    from ._widgets_common import docks_of
+
+    return docks_of(viewer, kind)
+
+
+def table_docks(viewer) -> list:
+    """The live per-track table docks of a viewer."""
+    from ._results_table import TrackTableWidget
+
+    return _docks(viewer, TrackTableWidget)
+
+
+def _open_dock(widget, kind, name: str, area: str = "right"):
+    viewer = widget._viewer
+    found = _docks(viewer, kind)
+    if found:
+        dock = found[0]
+    else:
+        dock = kind(viewer)
+        viewer.window.add_dock_widget(dock, name=name, area=area)
+    layer = widget.tracks.value
+    if layer is not None:
+        dock.set_layer(layer)
+    return dock
+
+
+def open_plot_dock(widget):
+    """Show (creating it if needed) the D(t) plot dock; it follows the widget's track."""
+    from .plot_widget import DPlotWidget
+
+    plot = _open_dock(widget, DPlotWidget, "STEP D(t)")
+    plot.show_track(widget.current_track)
+    return plot
+
+
+def open_table_dock(widget):
+    """Show (creating it if needed) the per-track results table dock."""
+    from ._results_table import TrackTableWidget
+
+    table = _open_dock(widget, TrackTableWidget, "STEP per-track results")
+    table.track_clicked.connect(widget.set_current_track)
+    return table
+
+
+def show_colour_bar(widget, layer, create: bool = True):
+    """Point the colour-bar dock at ``layer`` (adding the dock, next to the canvas, when
+    ``create`` and the layer is coloured by this plugin)."""
+    from ._colour_bar import ColourBarWidget
+
+    viewer = widget._viewer
+    bars = _docks(viewer, ColourBarWidget)
+    coloured = layer is not None and "colour_range" in results_metadata(layer)
+    if not bars and create and coloured:
+        bar = ColourBarWidget(viewer)
+        viewer.window.add_dock_widget(bar, name="STEP track colours", area="left")
+        bars = [bar]
+    for bar in bars:
+        bar.set_layer(layer)
+    return bars[0] if bars else None
+
+
+# --------------------------------------------------------------------------- exports
+def export(widget, path, layer=None) -> list[str] | None:
+    """Write the layer's results table (CSV or Parquet + JSON sidecar)."""
+    from ._io import _file_errors, export_results
+    from ._layers import analysed_track_ids
+
+    layer = widget._checked_layer(layer if layer is not None else widget.tracks.value)
+    if layer is None:
+        return None
+    if not analysed_track_ids(layer):
+        notifications.show_warning(
+            f"STEP analysis: '{layer.name}' has no results yet; exporting the tracks only"
+        )
+    try:
+        written = export_results(layer, path)
+    except _file_errors() as e:
+        notifications.show_error(f"STEP analysis: export failed: {e}")
+        return None
+    notifications.show_info(f"STEP analysis: results written to {written[0]}")
+    return written
+
+
+def _ask_path(parent, title: str, default: str, filters: str) -> str:
+    from qtpy.QtWidgets import QFileDialog
+
+    path, _ = QFileDialog.getSaveFileName(parent, title, default, filters)
+    return path
+
+
+def export_clicked(widget, *_):
+    layer = widget.tracks.value
+    if widget._checked_layer(layer) is None:
+        return
+    path = _ask_path(
+        widget.native,
+        "Export STEP results",
+        f"{layer.name}.csv",
+        "CSV (*.csv);;Parquet (*.parquet)",
+    )
+    if path:
+        export(widget, path, layer)
+
+
+def segments_metadata(layer) -> dict:
+    """The JSON sidecar of a segments table: units, estimator, model, column units."""
+    from ._io import export_metadata
+
+    meta = results_metadata(layer)
+    units = meta.get("units", "px^2/frame")
+    md = export_metadata(
+        {**layer.metadata, "napari_step": meta}, layer.name, layer.scale, layer.translate
+    )
+    md["column_units"] = {
+        "track_id": "",
+        "segment": "",
+        "start_frame": "frame",
+        "stop_frame": "frame (exclusive)",
+        "n_frames": "frames",
+        "d": units,
+        "changepoint": "",
+    }
+    md["table"] = "segments"
+    return md
+
+
+def export_segments(widget, path, layer=None) -> list[str] | None:
+    """Write the layer's segments table (CSV) with a JSON sidecar, atomically."""
+    from ..io import sidecar_path, write_table
+
+    layer = widget._checked_layer(layer if layer is not None else widget.tracks.value)
+    if layer is None:
+        return None
+    seg = layer_segments(layer)
+    if seg is None:
+        notifications.show_warning(
+            f"STEP analysis: '{layer.name}' has no segments yet; run with "
+            "'find change points (segments)' first"
+        )
+        return None
+    p = Path(os.fspath(path))
+    if p.suffix.lower() != ".csv":
+        notifications.show_error(f"STEP analysis: segments are written as .csv, not {p.name}")
+        return None
+    seg.attrs = {}
+    try:
+        write_table(seg, p, metadata=segments_metadata(layer))
+    except (OSError, ValueError) as e:
+        notifications.show_error(f"STEP analysis: segments export failed: {e}")
+        return None
+    notifications.show_info(f"STEP analysis: {len(seg)} segment(s) written to {p}")
+    return [str(p), str(sidecar_path(p))]
+
+
+def export_segments_clicked(widget, *_):
+    layer = widget.tracks.value
+    if widget._checked_layer(layer) is None:
+        return
+    path = _ask_path(widget.native, "Export segments", f"{layer.name}_segments.csv", "CSV (*.csv)")
+    if path:
+        export_segments(widget, path, layer)
