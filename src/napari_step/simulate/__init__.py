@@ -5,6 +5,9 @@
 * :mod:`.anomalous`: the AnDi-1 anomalous models (ATTM, CTRW, FBM, Lévy walk, SBM) and tracks
   whose model and alpha change at change points.
 * :mod:`.acquisition`: what the camera adds: motion blur, localisation noise, movie rendering.
+* :mod:`.phenomenological` and :mod:`.phenom_spatial`: the AnDi-2 phenomenological models
+  (single state, Markov switching, immobile traps, dimerisation, confinement) and directed
+  motion, with per-frame D, alpha and state labels.
 
 Everything is vectorised over tracks and seeded through ``numpy.random.Generator``. Units are px
 and frames (D in px^2/frame). Per-frame convention (forward, as andi-datasets and the STEP
@@ -16,6 +19,7 @@ from .acquisition import (
     add_localisation_noise,
     blur_coefficient,
     blur_path,
+    blur_steps,
     brownian_acquired,
     localisation_sigma,
     render_movie,
@@ -38,6 +42,14 @@ from .brownian import (
     scaled_brownian,
     smooth_log_d_drift,
 )
+from .phenom_spatial import confinement, dimerisation, immobile_traps, place_compartments
+from .phenomenological import (
+    STATES,
+    PhenomTracks,
+    label_changepoints,
+    multi_state,
+    single_state,
+)
 
 __all__ = [
     "BrownianChangepoints",
@@ -57,7 +69,17 @@ __all__ = [
     "blur_coefficient",
     "blur_path",
     "brownian_acquired",
+    "blur_steps",
     "localisation_sigma",
     "add_localisation_noise",
     "render_movie",
+    "STATES",
+    "PhenomTracks",
+    "label_changepoints",
+    "single_state",
+    "multi_state",
+    "immobile_traps",
+    "dimerisation",
+    "confinement",
+    "place_compartments",
 ]

@@ -24,6 +24,7 @@ __all__ = [
     "blur_coefficient",
     "blur_path",
     "brownian_acquired",
+    "blur_steps",
     "localisation_sigma",
     "add_localisation_noise",
     "render_movie",
@@ -139,6 +140,44 @@ def brownian_acquired(
         offset = offset + 0.5 * f * v
     path = np.concatenate([np.zeros((n, 1, dim)), np.cumsum(step[:, :-1], axis=1)], axis=1)
     return add_localisation_noise(path + offset, sigma, rng)
+
+
+def blur_steps(
+    path: np.ndarray, d: np.ndarray, exposure: float | np.ndarray, rng=None
+) -> np.ndarray:
+    """Camera positions of a path known at whole frames only, blurred over the exposure.
+
+    Frame t's recorded position is ``x(t) + Y`` with Y the exposure average of the motion from t
+    to t+1 given its end points: for Brownian motion with diffusion coefficient D[t] (and any
+    drift) Y is Gaussian with mean ``(f / 2) (x(t+1) - x(t))`` and variance
+    ``D[t] f (2/3 - f/2)`` per axis, which is exact. For other motions (fBm with alpha != 1,
+    reflections at walls) it is the Brownian approximation at the same D.
+
+    Parameters
+    ----------
+    path : array_like, shape (N, T + 1, dim)
+        True positions at frames 0..T in px (one frame more than recorded).
+    d : array_like, shape (N, T)
+        Per-frame diffusion coefficient in px^2/frame (forward convention).
+    exposure : float or array_like, shape (N,)
+        Exposure fraction f in [0, 1].
+    rng : numpy.random.Generator, int or None
+        Random generator or seed.
+
+    Returns
+    -------
+    ndarray, shape (N, T, dim)
+        Blurred positions in px (no localisation noise).
+    """
+    rng = as_rng(rng)
+    path = np.asarray(path, dtype=float)
+    d = np.asarray(d, dtype=float)
+    if path.ndim != 3 or d.shape != (path.shape[0], path.shape[1] - 1):
+        raise ValueError(f"path (N, T + 1, dim) and d (N, T) do not match: {path.shape}, {d.shape}")
+    f = _per_track(exposure, len(path), "exposure", 0.0, 1.0)[:, None, None]
+    step = np.diff(path, axis=1)
+    spread = np.sqrt(np.maximum(d, 0.0)[..., None] * f * (2.0 / 3.0 - f / 2.0))
+    return path[:, :-1] + 0.5 * f * step + spread * rng.standard_normal(step.shape)
 
 
 def localisation_sigma(

@@ -44,6 +44,8 @@ from ._common import (
     check_dim,
     repeat_last,
 )
+from ._increments import fgn as _fgn
+from ._increments import unit_vectors as _unit_vectors
 from .brownian import integrate_d, scaled_brownian
 
 __all__ = [
@@ -155,33 +157,6 @@ def _alpha_array(alpha, n: int, model: str) -> np.ndarray:
 # ------------------------------------------------------------------------------------------------
 
 
-def _fgn(alpha: np.ndarray, n_steps: int, dim: int, rng) -> np.ndarray:
-    """Fractional Gaussian noise, unit variance, Hurst alpha/2 per track (Davies-Harte).
-
-    The autocovariance is embedded in a circulant matrix of size 2 n_steps whose eigenvalues (an
-    FFT) are non-negative for fractional Gaussian noise; one complex Gaussian vector then gives
-    two independent exact samples (real and imaginary parts), i.e. two axes.
-    """
-    n = alpha.size
-    out = np.empty((n, n_steps, dim))
-    if n_steps == 0 or n == 0:
-        return out
-    h2 = alpha[:, None]  # 2H
-    k = np.arange(n_steps + 1, dtype=float)[None, :]
-    gamma = 0.5 * (np.abs(k + 1) ** h2 - 2 * k**h2 + np.abs(k - 1) ** h2)  # (n, n_steps + 1)
-    row = np.concatenate([gamma, gamma[:, -2:0:-1]], axis=1)  # (n, M), M = 2 n_steps
-    m = row.shape[1]
-    lam = np.clip(np.fft.fft(row, axis=1).real, 0.0, None)
-    amp = np.sqrt(lam / m)
-    for axis in range(0, dim, 2):
-        z = rng.standard_normal((n, m)) + 1j * rng.standard_normal((n, m))
-        w = np.fft.fft(amp * z, axis=1)[:, :n_steps]
-        out[:, :, axis] = w.real
-        if axis + 1 < dim:
-            out[:, :, axis + 1] = w.imag
-    return out
-
-
 def _renewal_frames(tau: np.ndarray, n_steps: int):
     """Event times = cumsum(tau) per row (tau >= 1); returns (event times, increment index of
     each event (the event at time s falls in increment ceil(s) - 1), mask of events inside)."""
@@ -205,13 +180,6 @@ def _ctrw_inc(alpha: np.ndarray, n_steps: int, dim: int, rng) -> np.ndarray:
     rows = np.broadcast_to(np.arange(n)[:, None], idx.shape)[inside]
     np.add.at(inc, (rows, idx[inside]), rng.standard_normal((rows.size, dim)))
     return inc
-
-
-def _unit_vectors(shape, dim: int, rng) -> np.ndarray:
-    if dim == 1:
-        return rng.choice([-1.0, 1.0], size=shape + (1,))
-    v = rng.standard_normal(shape + (dim,))
-    return v / np.linalg.norm(v, axis=-1, keepdims=True)
 
 
 def _levy_inc(alpha: np.ndarray, n_steps: int, dim: int, rng) -> np.ndarray:
