@@ -1,0 +1,282 @@
+"""GUI at scale: a napari Tracks layer of N tracks (default 100 000, about 1.1 M points), analysed
+from the STEP widget, coloured, plotted and tabulated in a real viewer.
+
+Each step is timed; a QTimer ticking every 50 ms on the GUI thread records the longest gap
+between its ticks during each step, i.e. how long the viewer could not react (the freeze). The
+analysis runs in the widget's worker thread exactly as a click on Run does; the same tracks also
+go through ``predict_d`` and the core ``analyse_tracks`` in this process, for the model-speed
+comparison. Memory: the process's RSS after each step and its peak (``ru_maxrss``).
+
+Targets (issue 16, 2-core machine): every GUI update (colouring, table fill, plot) < 2 s, the
+viewer never frozen > 0.5 s, the analysis at CPU model speed.
+
+Run: ``QT_QPA_PLATFORM=offscreen .venv/bin/python benchmarks/gui_scale.py [--n-tracks 10000]``
+(``--profile`` adds the top functions, by cumulative time, of every step over the targets). The
+canvas is not drawn offscreen, so OpenGL upload and drawing are not part of these figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import os
+import pstats
+import resource
+import time
+import warnings
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+GUI_LIMIT_S, FREEZE_LIMIT_S = 2.0, 0.5
+
+
+def make_tracks(n_tracks: int, mean_len: float, n_frames: int, seed: int = 0) -> pd.DataFrame:
+    """Brownian tracks with geometric lengths (>= 10, the model's minimum; mean ``mean_len``) at
+    random start frames, D from 0.01 to 1 px^2/frame, in a 2048 x 2048 px field: track_id,
+    frame, y, x."""
+    rng = np.random.default_rng(seed)
+    lengths = 9 + rng.geometric(1.0 / (mean_len - 9), n_tracks)
+    lengths = np.minimum(lengths, n_frames)
+    starts = rng.integers(0, n_frames - lengths + 1)
+    n = int(lengths.sum())
+    tid = np.repeat(np.arange(n_tracks), lengths)
+    first = np.repeat(np.cumsum(lengths) - lengths, lengths)
+    k = np.arange(n) - first  # index inside the track
+    d = np.repeat(10 ** rng.uniform(-2, 0, n_tracks), lengths)
+    steps = np.sqrt(2 * d)[:, None] * rng.standard_normal((n, 2))
+    steps[k == 0] = rng.uniform(0, 2048, (n_tracks, 2))  # the first "step" is the start point
+    pos = np.cumsum(steps, axis=0)
+    pos -= np.repeat(pos[first[k == 0]] - steps[k == 0], lengths, axis=0)
+    return pd.DataFrame(
+        {"track_id": tid, "frame": np.repeat(starts, lengths) + k, "y": pos[:, 0], "x": pos[:, 1]}
+    )
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+class FreezeMeter:
+    """Longest gap between the ticks of a 50 ms QTimer on the GUI thread, per labelled step."""
+
+    def __init__(self, interval_ms: int = 50):
+        from qtpy.QtCore import QTimer
+
+        self.label = "idle"
+        self.worst: dict[str, float] = {}
+        self._last = time.perf_counter()
+        self.timer = QTimer()
+        self.timer.setInterval(interval_ms)
+        self.timer.timeout.connect(self._tick)
+        self.timer.start()
+
+    def _tick(self):
+        now = time.perf_counter()
+        gap = now - self._last
+        self._last = now
+        self.worst[self.label] = max(self.worst.get(self.label, 0.0), gap)
+
+    def start(self, label: str):
+        self._tick()  # close the previous step's gap under its own label
+        self.label = label
+
+    def stop(self):
+        self._tick()  # a step that blocked the loop shows up as one long gap here
+        self.label = "idle"
+
+
+class Bench:
+    def __init__(self, app, profile: bool):
+        self.app, self.profile = app, profile
+        self.meter = FreezeMeter()
+        self.rows: list[dict] = []
+        self.profiles: dict[str, str] = {}
+
+    def pump(self, seconds: float = 0.2):
+        """Run the Qt event loop for a while (queued signals land, timers fire)."""
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            self.app.processEvents()
+            time.sleep(0.005)
+
+    def step(self, label: str, fn, *, gui: bool = True, settle: float = 0.3):
+        """Time ``fn()`` on the GUI thread, then let the event loop run ``settle`` s (deferred
+        redraws, e.g. the docks' single-shot timers, count to the step)."""
+        prof = cProfile.Profile() if self.profile else None
+        self.meter.start(label)
+        t0 = time.perf_counter()
+        if prof:
+            prof.enable()
+        out = fn()
+        call = time.perf_counter() - t0
+        self.pump(settle)
+        if prof:
+            prof.disable()
+        self.meter.stop()
+        self._record(label, call, gui, prof)
+        return out
+
+    def wait_for(self, label: str, cond, timeout: float, gui: bool = False):
+        """Pump events until ``cond()``; the step's time is until then."""
+        prof = cProfile.Profile() if self.profile else None
+        self.meter.start(label)
+        t0 = time.perf_counter()
+        if prof:
+            prof.enable()
+        while not cond():
+            if time.perf_counter() - t0 > timeout:
+                raise TimeoutError(f"{label}: not done after {timeout:.0f} s")
+            self.app.processEvents()
+            time.sleep(0.002)
+        call = time.perf_counter() - t0
+        self.pump(0.3)
+        if prof:
+            prof.disable()
+        self.meter.stop()
+        self._record(label, call, gui, prof)
+
+    def _record(self, label, call, gui, prof):
+        freeze = self.meter.worst.get(label, 0.0)
+        self.rows.append(
+            {"step": label, "time_s": call, "freeze_s": freeze, "rss_mb": rss_mb(), "gui": gui}
+        )
+        over = (gui and call > GUI_LIMIT_S) or freeze > FREEZE_LIMIT_S
+        print(
+            f"  {label:<44s} {call:8.2f} s   freeze {freeze:6.2f} s   RSS {rss_mb():7.0f} MB"
+            f"{'   <-- over target' if over else ''}",
+            flush=True,
+        )
+        if prof and over:
+            s = io.StringIO()
+            pstats.Stats(prof, stream=s).sort_stats("cumulative").print_stats(18)
+            self.profiles[label] = s.getvalue()
+
+
+def core_reference(table: pd.DataFrame) -> dict:
+    """predict_d and analyse_tracks on the same tracks, in this process (model speed)."""
+    from napari_step import predict_d
+    from napari_step.analysis import analyse_tracks
+
+    tracks = [g[["y", "x"]].to_numpy() for _, g in table.groupby("track_id", sort=True)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        predict_d(tracks[:64])  # load the model
+        t0 = time.perf_counter()
+        predict_d(tracks)
+        t_predict = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        analyse_tracks(table)
+        t_analyse = time.perf_counter() - t0
+    return {"predict_d": t_predict, "analyse_tracks": t_analyse}
+
+
+def run(args) -> None:
+    import napari
+    from qtpy.QtWidgets import QApplication
+
+    from napari_step._napari.step_widget import StepAnalysisWidget
+
+    t0 = time.perf_counter()
+    table = make_tracks(args.n_tracks, args.mean_length, args.n_frames)
+    lengths = table.groupby("track_id").size()
+    print(
+        f"{args.n_tracks} tracks, {len(table)} points (lengths {lengths.min()}..{lengths.max()}),"
+        f" made in {time.perf_counter() - t0:.1f} s",
+        flush=True,
+    )
+    ref = None if args.skip_core else core_reference(table)
+    if ref:
+        print(
+            f"  core: predict_d {ref['predict_d']:.1f} s, analyse_tracks "
+            f"{ref['analyse_tracks']:.1f} s ({args.n_tracks / ref['predict_d']:.0f} tracks/s)",
+            flush=True,
+        )
+
+    viewer = napari.Viewer(show=False)
+    app = QApplication.instance()
+    b = Bench(app, args.profile)
+    b.pump(0.5)
+    data = table[["track_id", "frame", "y", "x"]].to_numpy(float)
+    layer = b.step(
+        "add Tracks layer (napari)", lambda: viewer.add_tracks(data, name="tracks"), gui=False
+    )
+    widget = b.step("open STEP widget", lambda: StepAnalysisWidget(viewer))
+    b.step("dock STEP widget", lambda: viewer.window.add_dock_widget(widget, name="STEP"))
+    widget.tracks.value = layer
+    widget.settings.mode = "all"
+    widget.settings.min_length = 1
+    b.step("Run clicked (selection, job start)", lambda: widget.run(layer=layer))
+    b.wait_for(
+        "analysis (worker) + results applied", lambda: not widget.running, timeout=args.timeout
+    )
+    b.step("colour range typed (recolour)", lambda: _set_range(widget, -2.5, 0.5))
+    b.step("colour range auto (recolour)", lambda: setattr(widget.settings, "colour_auto", True))
+    plot = b.step("open plot dock (D(t), histogram)", widget.open_plot_dock)
+    tid = int(table["track_id"].iloc[len(table) // 2])
+    b.step("pick a track (plot, outline)", lambda: widget.set_current_track(tid))
+    b.step("MSD tab (ensemble MSD)", lambda: plot.tabs.setCurrentIndex(1))
+    plot.tabs.setCurrentIndex(0)
+    b.pump(0.3)
+    tbl = b.step("open per-track table", widget.open_table_dock)
+    b.step("sort table by a column", lambda: tbl.view.sortByColumn(2, _descending()))
+    b.step("pick a table row", lambda: tbl.select_row(3))
+    report(b, ref, args)
+    viewer.close()
+
+
+def _set_range(widget, lo, hi):
+    s = widget.settings
+    s.colour_auto = False
+    s.colour_lo, s.colour_hi = lo, hi
+
+
+def _descending():
+    from qtpy.QtCore import Qt
+
+    return Qt.SortOrder.DescendingOrder
+
+
+def report(b: Bench, ref, args) -> None:
+    rows = pd.DataFrame(b.rows)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    gui = rows[rows.gui]
+    print(
+        f"\npeak RSS {peak:.0f} MB; longest freeze {rows.freeze_s.max():.2f} s "
+        f"({rows.loc[rows.freeze_s.idxmax(), 'step']}); slowest GUI update "
+        f"{gui.time_s.max():.2f} s ({gui.loc[gui.time_s.idxmax(), 'step']})"
+    )
+    analysis = rows.loc[rows.step.str.startswith("analysis"), "time_s"].iloc[0]
+    if ref:
+        print(
+            f"analysis from the widget {analysis:.1f} s vs predict_d {ref['predict_d']:.1f} s "
+            f"(x{analysis / ref['predict_d']:.2f}) and analyse_tracks "
+            f"{ref['analyse_tracks']:.1f} s (x{analysis / ref['analyse_tracks']:.2f})"
+        )
+    over = rows[((rows.gui) & (rows.time_s > GUI_LIMIT_S)) | (rows.freeze_s > FREEZE_LIMIT_S)]
+    print(
+        f"over target ({GUI_LIMIT_S:g} s per GUI update, {FREEZE_LIMIT_S:g} s freeze): "
+        f"{', '.join(over.step) if len(over) else 'none'}"
+    )
+    for label, text in b.profiles.items():
+        print(f"\n--- profile: {label}\n{text}")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--n-tracks", type=int, default=100_000)
+    ap.add_argument("--mean-length", type=float, default=11.0, help="mean points per track")
+    ap.add_argument("--n-frames", type=int, default=500, help="frames of the movie")
+    ap.add_argument("--timeout", type=float, default=1800, help="s to wait for the analysis")
+    ap.add_argument("--skip-core", action="store_true", help="skip the predict_d reference")
+    ap.add_argument("--profile", action="store_true", help="profile the steps over target")
+    run(ap.parse_args())
+
+
+if __name__ == "__main__":
+    main()
