@@ -188,6 +188,7 @@ def acquired_tracks(
             int(drifting.sum()), n_frames, world.drift_decades, rng
         )
     d[:, -1] = d[:, -2]  # forward convention: the last frame repeats the one before it
+    immobile[:, -1] = immobile[:, -2]
     d_ref = np.where(immobile, np.inf, d).min(axis=1, keepdims=True)
     d = d / d_ref  # rescale: the model is scale-equivariant, this keeps float32 comfortable
     exposure = np.where(

@@ -1,0 +1,177 @@
+"""Training: the acquired world (physics and labels), real optimisation steps, resume, the
+learning-rate schedule and the evaluation used for every target."""
+
+import numpy as np
+import pytest
+import torch
+
+from napari_step.model import ModelConfig, load_checkpoint, read_checkpoint
+from napari_step.predict import WEIGHTS_DIR
+from napari_step.train import (
+    TrainConfig,
+    acquired_validation_sets,
+    evaluate,
+    lr_factor,
+    make_batch,
+    train,
+)
+from napari_step.train_world import AcquiredWorld, acquired_tracks, blurred_brownian, markov_d
+
+TINY = dict(
+    stem=[8], blocks=[16, 16], blocks_per_stage=[1, 1], n_heads=2, dim_ff=32, n_encoder_layers=1
+)
+
+
+@pytest.mark.parametrize("f", [0.0, 0.5, 1.0])
+def test_blur_matches_the_berglund_formulas(f):
+    """Per axis: <dx^2> = 2 D (1 - 2R) and <dx_n dx_n+1> = 2 R D with R = f / 6."""
+    d = 0.7
+    pos = blurred_brownian(np.full((3000, 100), d), 2, f, np.random.default_rng(1))
+    dx = np.diff(pos, axis=1)[..., 0]  # one axis
+    r = f / 6
+    n = dx.size
+    np.testing.assert_allclose((dx**2).mean(), 2 * d * (1 - 2 * r), rtol=4 * np.sqrt(2 / n))
+    cov = (dx[:, 1:] * dx[:, :-1]).mean()
+    assert abs(cov - 2 * r * d) < 4 * 2 * d / np.sqrt(n)
+
+
+def test_forward_labels_line_up_with_the_motion():
+    """d[:, t] drives t -> t+1: the displacement at a change point already has the new D."""
+    d = np.ones((4000, 60))
+    d[:, 30:] = 50.0
+    dx2 = (np.diff(blurred_brownian(d, 1, 0.0, np.random.default_rng(2)), axis=1) ** 2).mean(0)
+    np.testing.assert_allclose(dx2[29, 0] / 2, 1.0, rtol=0.1)
+    np.testing.assert_allclose(dx2[30, 0] / 2, 50.0, rtol=0.1)
+
+
+def test_acquired_tracks_labels_scale_and_regimes():
+    world = AcquiredWorld(p_immobile=0.5, p_drift=0.0)
+    pos, d, info = acquired_tracks(400, 120, 2, world, np.random.default_rng(3))
+    assert pos.shape == (400, 120, 2) and d.shape == (400, 120) and np.isfinite(pos).all()
+    np.testing.assert_array_equal(d[:, -1], d[:, -2])  # the last frame repeats the one before
+    imm = info["immobile"]
+    assert 0.3 < imm.mean() < 0.7 and 0.3 < info["markov"].mean() < 0.6
+    # rescaled: the slowest mobile level is 1 px^2/frame; immobile frames sit 1e-4..1e-3 below it
+    mobile_min = np.array([row[row > 2e-3].min() for row in d[~imm]])
+    np.testing.assert_allclose(mobile_min, 1.0, rtol=1e-9)
+    low = d[imm].min(axis=1)
+    assert (low >= 1e-4 * 0.999).all() and (low <= 1e-3 * 1.001).all()
+    assert (info["exposure"] == 0).mean() > 0.2 and info["exposure"].max() <= 1.0
+    assert (info["snr"] == 0).mean() > 0.05 and info["snr"].max() > 1.0
+
+
+def test_markov_switching_dwell_times():
+    world = AcquiredWorld(dwell_range=(4.0, 4.0), p_three_states=0.0, ratio_range=(10.0, 10.0))
+    d = markov_d(300, 400, world, np.random.default_rng(4))
+    assert (np.array([np.unique(r).size for r in d]) == 2).all()  # two levels, a factor 10 apart
+    np.testing.assert_allclose(d.max(1) / d.min(1), 10.0)
+    switches = (np.diff(d, axis=1) != 0).sum() / d[:, 1:].size
+    np.testing.assert_allclose(switches, 1 / 4, rtol=0.05)  # leaving probability 1 / dwell
+
+
+def test_make_batch_acquired_world():
+    tc = TrainConfig(batch_size=32, world="acquired")
+    pos, logd = make_batch(tc, 2, np.random.default_rng(5), n_frames=80)
+    assert pos.shape == (32, 80, 2) and logd.shape == (32, 80) and np.isfinite(logd).all()
+    with pytest.raises(ValueError, match="unknown training world"):
+        TrainConfig(world="moon")
+    with pytest.raises(TypeError, match="unknown acquired-world parameter"):
+        make_batch(
+            TrainConfig(world="acquired", acquired={"exposure": 1}), 2, np.random.default_rng(0)
+        )
+
+
+def test_lr_schedule_warms_up_then_decays():
+    f = [lr_factor(s, 1000) for s in range(1000)]
+    assert f[0] == pytest.approx(1 / 20) and f[19] == pytest.approx(1.0)
+    assert np.all(np.diff(f[20:]) <= 0) and f[-1] == pytest.approx(0.02, abs=1e-4)
+
+
+def test_evaluate_d_and_alpha():
+    from napari_step.model import XResAttn
+
+    torch.manual_seed(0)
+    model = XResAttn(ModelConfig(**TINY)).eval()
+    pos = np.random.default_rng(6).standard_normal((10, 50, 2)).cumsum(1)
+    with torch.no_grad():
+        own = 10 ** model(torch.as_tensor(pos, dtype=torch.float32)).double().numpy()
+    r = evaluate(model, pos, own)
+    assert r["l1_log10"] < 1e-5 and r["rel_err"] < 1e-4
+    r2 = evaluate(model, pos, own * 10)
+    assert r2["l1_log10"] == pytest.approx(1.0, abs=1e-5) and r2["rel_err"] == pytest.approx(0.9)
+    alpha = XResAttn(ModelConfig(**TINY, target="alpha", y_range=[0.0, 2.0])).eval()
+    assert set(evaluate(alpha, pos, np.ones((10, 50)))) == {"mae_alpha"}
+
+
+def test_acquired_training_runs_resumes_and_records(tmp_path):
+    """Real optimisation steps on tiny batches, validation on both acquired sets, snapshots, the
+    LambdaLR schedule's lr in the saved optimiser, then a resume that finishes the schedule."""
+    tc = TrainConfig(
+        batch_size=8,
+        total_steps=12,
+        val_tracks=20,
+        val_every=3,
+        lr=1e-3,
+        length_range=[20, 40],
+        world="acquired",
+    )
+    path = tmp_path / "acq.pt"
+    rec = train(
+        path,
+        ModelConfig(**TINY),
+        tc,
+        max_steps=6,
+        progress=False,
+        device="cpu",
+        snapshots=True,
+        card={"name": "tiny"},
+    )
+    assert rec["step"] == 6 and rec["samples_seen"] == 48 and len(rec["validation"]) == 2
+    entry = rec["validation"][-1]
+    assert {"val_l1_log10", "val_rel_err", "clean_l1_log10", "clean_rel_err"} <= set(entry)
+    assert rec["best_val_l1_log10"] == min(v["val_l1_log10"] for v in rec["validation"])
+    assert path.with_suffix(".step3.pt").exists() and path.with_suffix(".best.pt").exists()
+    ckpt = read_checkpoint(path)
+    assert ckpt["card"]["frame_convention"] == "forward"
+    lr = ckpt["optimizer"]["param_groups"][0]["lr"]
+    assert lr == pytest.approx(1e-3 * lr_factor(6, 12))
+    rec2 = train(path, progress=False, device="cpu")
+    assert rec2["step"] == 12 and len(rec2["sessions"]) == 2
+    assert rec2["train_config"]["world"] == "acquired"
+    assert np.isfinite(rec2["validation"][-1]["val_l1_log10"])
+
+
+def test_fine_tuning_the_shipped_model_on_the_acquired_world(tmp_path):
+    """The shipped (legacy, pre-refactor) checkpoint still starts a fine-tune; the result is a
+    forward-convention checkpoint with the source recorded."""
+    tc = TrainConfig(
+        batch_size=4,
+        total_steps=2,
+        val_tracks=8,
+        val_every=10,
+        n_frames=60,
+        p_other_length=0.0,
+        world="acquired",
+        lr=1e-5,
+    )
+    out = tmp_path / "ft.pt"
+    rec = train(
+        out,
+        train_config=tc,
+        init_weights=WEIGHTS_DIR / "step_d_2d.pt",
+        progress=False,
+        device="cpu",
+    )
+    assert rec["init_from"]["file"] == "step_d_2d.pt" and rec["step"] == 2
+    model, ckpt = load_checkpoint(out)
+    assert model.frame_convention == "forward" and model.config.normalise
+
+
+def test_acquired_validation_sets_are_seeded():
+    tc = TrainConfig(world="acquired")
+    a = acquired_validation_sets(tc, 5)
+    b = acquired_validation_sets(tc, 5)
+    assert set(a) == {"val", "clean"}
+    np.testing.assert_array_equal(a["val"][0], b["val"][0])
+    clean_d = a["clean"][1]
+    assert all(np.unique(r).size <= 5 for r in clean_d)  # piecewise constant: 1-4 change points
