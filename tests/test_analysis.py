@@ -8,12 +8,14 @@ from napari_step.simulate import brownian_changepoints
 
 def table_from(positions, start_id=0):
     n, t, _ = positions.shape
-    return pd.DataFrame({
-        "track_id": np.repeat(np.arange(start_id, start_id + n), t),
-        "frame": np.tile(np.arange(t), n),
-        "y": positions[..., 0].ravel(),
-        "x": positions[..., 1].ravel(),
-    })
+    return pd.DataFrame(
+        {
+            "track_id": np.repeat(np.arange(start_id, start_id + n), t),
+            "frame": np.tile(np.arange(t), n),
+            "y": positions[..., 0].ravel(),
+            "x": positions[..., 1].ravel(),
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -63,8 +65,12 @@ def test_gaps_split_tracks_and_stay_nan(sim):
 
 def test_short_tracks_counted_not_fatal():
     rng = np.random.default_rng(1)
-    table = pd.concat([table_from(rng.standard_normal((1, n, 2)).cumsum(1), i)
-                       for i, n in enumerate([1, 2, 5, 40])])
+    table = pd.concat(
+        [
+            table_from(rng.standard_normal((1, n, 2)).cumsum(1), i)
+            for i, n in enumerate([1, 2, 5, 40])
+        ]
+    )
     res, summary = analyse_tracks(table)
     assert summary.n_short_pieces == 3
     assert "3 track piece(s) too short" in summary.messages[0]
@@ -94,8 +100,9 @@ def test_one_and_three_dimensional_tables():
 
 def test_segments_option_finds_the_change_and_units():
     rng = np.random.default_rng(7)
-    d = np.where(np.arange(200) < 120, 0.1, 10.0)
-    pos = (rng.standard_normal((3, 200, 2)) * np.sqrt(2 * d)[None, :, None]).cumsum(1)
+    d = np.where(np.arange(200) < 120, 0.1, 10.0)  # the step 120 -> 121 is the first fast one
+    steps = rng.standard_normal((3, 200, 2)) * np.sqrt(2 * d)[None, :, None]
+    pos = np.concatenate([np.zeros((3, 1, 2)), steps[:, :-1].cumsum(1)], axis=1)
     table = table_from(pos, start_id=5)
     table["frame"] += 30  # tracks starting later in the movie
     res, summary = analyse_tracks(table, 0.1, 0.5, segments=True)
@@ -127,8 +134,9 @@ def test_real_colloids_have_flat_consistent_d():
         d = g.step_d.dropna().to_numpy()
         if len(d) >= 40:
             half = len(d) // 2
-            per_track.append((np.median(d[:half]), np.median(d[half:]), np.median(d),
-                              np.nanmedian(g.tamsd_d)))
+            per_track.append(
+                (np.median(d[:half]), np.median(d[half:]), np.median(d), np.nanmedian(g.tamsd_d))
+            )
     per_track = np.array(per_track)
     assert len(per_track) >= 30
     drift = np.log10(per_track[:, 1] / per_track[:, 0])
@@ -137,3 +145,45 @@ def test_real_colloids_have_flat_consistent_d():
     assert spread < 0.35  # particles of one kind: similar D
     ratio = np.median(per_track[:, 2] / per_track[:, 3])
     assert 0.5 < ratio < 2.0
+
+
+def test_alpha_option_shares_the_pieces_with_d(sim):
+    """alpha=True predicts alpha per gap-free piece in the same run: the values equal
+    predict_alpha on each piece alone, gap rows stay NaN, and the metadata names the model."""
+    from napari_step.predict import predict_alpha
+
+    table = table_from(sim.positions[:2])
+    gappy = table[table.frame != 60].reset_index(drop=True)
+    res, summary = analyse_tracks(gappy, 0.1, 0.5, alpha=True)
+    assert summary.n_gaps == 2 and res.attrs["napari_step"]["alpha_model"] == "default"
+    first = res[(res.track_id == 0) & (res.frame < 60)]
+    alone = predict_alpha(sim.positions[0, :60])[0]
+    np.testing.assert_allclose(first.step_alpha, alone, atol=1e-6)
+    assert res.step_alpha.notna().all() and res.step_d.notna().all()
+    # Brownian tracks: alpha near 1
+    assert abs(np.median(res.step_alpha) - 1) < 0.25
+    plain, _ = analyse_tracks(gappy, 0.1, 0.5)
+    assert "step_alpha" not in plain.columns
+    np.testing.assert_allclose(plain.step_d, res.step_d)
+
+
+def test_gap_free_pieces_and_match_rows():
+    from napari_step.analysis import gap_free_pieces, match_rows
+    from napari_step.tracks import validate_table
+
+    table = pd.DataFrame(
+        {
+            "track_id": [3, 3, 3, 3, 8, 8],
+            "frame": [0, 1, 3, 4, 5, 6],
+            "y": [0.0, 1, 2, np.nan, 0, 1],
+            "x": [0.0, 1, 2, 3, 0, 1],
+        }
+    )
+    pieces = gap_free_pieces(validate_table(table))
+    assert pieces.track_ids == [3, 3, 8] and pieces.first_frames == [0, 3, 5]
+    assert [r.tolist() for r in pieces.rows] == [[0, 1], [2], [4, 5]]
+    assert pieces.n_gaps == 1 and pieces.n_nonfinite == 1 and pieces.n_tracks == 2
+    assert len(gap_free_pieces(validate_table(table), track_ids=[8])) == 1
+    assert len(gap_free_pieces(validate_table(table), min_length=3)) == 2  # track 8 too short
+    rows = match_rows(table.track_id, table.frame, [8, 3, 3, 9], [6, 3, 2, 0])
+    assert rows.tolist() == [5, 2, -1, -1]

@@ -22,6 +22,7 @@ def test_loglog_slope_exact_and_ignores_bad_points():
 # alpha training and prediction (a tiny model trained for a few steps)
 # ------------------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module", autouse=True)
 def _one_torch_thread():
     """Tiny models on a shared, loaded 2-core machine run ~20x faster on one thread (two threads
@@ -34,8 +35,17 @@ def _one_torch_thread():
     torch.set_num_threads(n)
 
 
-TINY_ALPHA = dict(target="alpha", y_range=[0.0, 2.0], normalise=True, stem=[8], blocks=[16, 16],
-                  blocks_per_stage=[1, 1], n_heads=2, dim_ff=32, n_encoder_layers=1)
+TINY_ALPHA = dict(
+    target="alpha",
+    y_range=[0.0, 2.0],
+    normalise=True,
+    stem=[8],
+    blocks=[16, 16],
+    blocks_per_stage=[1, 1],
+    n_heads=2,
+    dim_ff=32,
+    n_encoder_layers=1,
+)
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +53,14 @@ def alpha_run(tmp_path_factory):
     from napari_step.train import TrainConfig, train
 
     path = tmp_path_factory.mktemp("alpha") / "alpha.pt"
-    tc = TrainConfig(batch_size=16, total_steps=20, val_tracks=40, val_every=5, n_frames=64,
-                     length_range=[20, 60])
+    tc = TrainConfig(
+        batch_size=16,
+        total_steps=20,
+        val_tracks=40,
+        val_every=5,
+        n_frames=64,
+        length_range=[20, 60],
+    )
     rec = train(path, ModelConfig(**TINY_ALPHA), tc, max_steps=10, progress=False, device="cpu")
     return path, rec
 
@@ -96,8 +112,9 @@ def test_predict_alpha_shapes_order_and_invariances(alpha_run):
     # batching, scale and offset do not change the prediction (alpha is scale-free)
     assert np.allclose(predict_alpha([tracks[2]], model=str(path))[0], out[2], atol=1e-4)
     assert np.allclose(predict_alpha(tracks[0] * 1e4 + 1e6, model=path)[0], out[0], atol=1e-3)
-    assert np.allclose(predict_alpha(np.stack([tracks[0], tracks[3]]), model=path)[1], out[3],
-                       atol=1e-4)
+    assert np.allclose(
+        predict_alpha(np.stack([tracks[0], tracks[3]]), model=path)[1], out[3], atol=1e-4
+    )
     # still tracks have no alpha; 3-D tracks use the 2-D model on their projections
     assert np.isnan(predict_alpha(np.zeros((1, 50, 2)), model=path)[0]).all()
     out3 = predict_alpha(rng.standard_normal((2, 80, 3)).cumsum(1), model=path)

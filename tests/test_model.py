@@ -31,8 +31,16 @@ def test_output_per_frame_and_within_range():
 
 
 def test_checkpoint_round_trip(tmp_path):
-    m = XResAttn(ModelConfig(blocks=[16, 16], blocks_per_stage=[1, 1], stem=[8], dim_ff=32,
-                             n_heads=2, n_encoder_layers=1))
+    m = XResAttn(
+        ModelConfig(
+            blocks=[16, 16],
+            blocks_per_stage=[1, 1],
+            stem=[8],
+            dim_ff=32,
+            n_heads=2,
+            n_encoder_layers=1,
+        )
+    )
     path = tmp_path / "m.pt"
     save_checkpoint(path, m, record={"step": 3}, card={"name": "tiny"})
     m2, ckpt = load_checkpoint(path)
@@ -87,8 +95,10 @@ class _Exploit:
 def test_pickled_code_is_not_executed(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     path = tmp_path / "evil.pt"
-    torch.save({"format": "napari-step-checkpoint", "config": {}, "state_dict": {},
-                "payload": _Exploit()}, path)
+    torch.save(
+        {"format": "napari-step-checkpoint", "config": {}, "state_dict": {}, "payload": _Exploit()},
+        path,
+    )
     with pytest.raises(CheckpointError, match="refused"):
         read_checkpoint(path)
     assert not (tmp_path / "EXPLOITED_BY_PICKLE").exists()
@@ -106,9 +116,12 @@ def test_shipped_weights_load_with_card():
 def test_training_runs_and_resumes(tmp_path):
     from napari_step.train import TrainConfig, train
 
-    cfg = ModelConfig(stem=[8], blocks=[16, 16], blocks_per_stage=[1, 1], n_heads=2,
-                      dim_ff=32, n_encoder_layers=1)
-    tc = TrainConfig(batch_size=16, total_steps=40, val_tracks=40, val_every=10, length_range=[20, 60])
+    cfg = ModelConfig(
+        stem=[8], blocks=[16, 16], blocks_per_stage=[1, 1], n_heads=2, dim_ff=32, n_encoder_layers=1
+    )
+    tc = TrainConfig(
+        batch_size=16, total_steps=40, val_tracks=40, val_every=10, length_range=[20, 60]
+    )
     path = tmp_path / "run.pt"
     rec = train(path, cfg, tc, max_steps=20, progress=False, device="cpu")
     assert rec["step"] == 20 and rec["samples_seen"] == 320 and len(rec["validation"]) == 2
@@ -123,10 +136,12 @@ def test_training_runs_and_resumes(tmp_path):
 def test_fine_tuning_starts_from_the_given_weights_and_trains_on_drifting_d(tmp_path):
     from napari_step.train import TrainConfig, make_batch, train
 
-    cfg = ModelConfig(stem=[8], blocks=[16, 16], blocks_per_stage=[1, 1], n_heads=2,
-                      dim_ff=32, n_encoder_layers=1)
-    tc = TrainConfig(batch_size=16, total_steps=10, val_tracks=40, val_every=10,
-                     length_range=[20, 60])
+    cfg = ModelConfig(
+        stem=[8], blocks=[16, 16], blocks_per_stage=[1, 1], n_heads=2, dim_ff=32, n_encoder_layers=1
+    )
+    tc = TrainConfig(
+        batch_size=16, total_steps=10, val_tracks=40, val_every=10, length_range=[20, 60]
+    )
     base = tmp_path / "base.pt"
     train(base, cfg, tc, progress=False, device="cpu")
     source, _ = load_checkpoint(base)
@@ -136,12 +151,20 @@ def test_fine_tuning_starts_from_the_given_weights_and_trains_on_drifting_d(tmp_
     pos, logd = make_batch(drift_cfg, 2, np.random.default_rng(0), n_frames=200)
     assert np.median([np.unique(row).size for row in logd]) > 100
     var_early = (np.diff(pos[:, :40], axis=1) ** 2).sum(-1) / 4
-    np.testing.assert_allclose(np.log10(var_early.mean(1)),
-                               np.log10((10 ** logd[:, :39]).mean(1)), atol=0.6)
+    np.testing.assert_allclose(
+        np.log10(var_early.mean(1)), np.log10((10 ** logd[:, :39]).mean(1)), atol=0.6
+    )
 
     tuned = tmp_path / "tuned.pt"
-    ft = TrainConfig(batch_size=16, total_steps=2, lr=1e-12, val_tracks=40, val_every=10,
-                     length_range=[20, 60], p_drift=0.5)
+    ft = TrainConfig(
+        batch_size=16,
+        total_steps=2,
+        lr=1e-12,
+        val_tracks=40,
+        val_every=10,
+        length_range=[20, 60],
+        p_drift=0.5,
+    )
     rec = train(tuned, ModelConfig(dim=1), ft, progress=False, device="cpu", init_weights=base)
     assert rec["init_from"]["file"] == "base.pt" and rec["init_from"]["step"] == 10
     assert rec["train_config"]["p_drift"] == 0.5 and rec["step"] == 2
@@ -150,3 +173,46 @@ def test_fine_tuning_starts_from_the_given_weights_and_trains_on_drifting_d(tmp_
     tuned_params = dict(model.named_parameters())  # (batch-norm statistics move in any case)
     for name, w in source.named_parameters():
         torch.testing.assert_close(tuned_params[name], w, atol=1e-6, rtol=0)
+
+
+def test_frame_convention_in_the_card(tmp_path):
+    """New checkpoints say "forward"; a card without the entry is legacy "backward"; anything
+    else is refused when loading."""
+    m = XResAttn(
+        ModelConfig(
+            blocks=[16], blocks_per_stage=[1], stem=[8], dim_ff=32, n_heads=2, n_encoder_layers=1
+        )
+    )
+    assert m.frame_convention == "forward"
+    path = tmp_path / "m.pt"
+    save_checkpoint(path, m, card={"name": "tiny"})
+    model, ckpt = load_checkpoint(path)
+    assert ckpt["card"]["frame_convention"] == "forward" == model.frame_convention
+    shipped, card = load_checkpoint(WEIGHTS_DIR / "step_d_2d.pt")
+    assert "frame_convention" not in card["card"] and shipped.frame_convention == "backward"
+    ckpt["card"]["frame_convention"] = "sideways"
+    torch.save(ckpt, path)
+    with pytest.raises(CheckpointError, match="unknown frame_convention"):
+        load_checkpoint(path)
+
+
+def test_text_file_is_refused_with_a_checkpoint_error(tmp_path):
+    path = tmp_path / "weights.pt"
+    path.write_text("epoch 101 loss 0.25\n")  # torch.load used to raise KeyError: 101
+    with pytest.raises(CheckpointError, match="weights.pt: not a PyTorch checkpoint"):
+        read_checkpoint(path)
+
+
+def test_head_stays_float32_under_autocast():
+    """bf16 autocast runs the convolutions and attention in bf16 but the output head in float32:
+    outputs stay finely resolved (a bf16 sigmoid would quantise log10 D in ~0.02 decade steps)."""
+    m, _ = load_checkpoint(WEIGHTS_DIR / "step_d_2d.pt")
+    x = torch.randn(8, 100, 2).cumsum(1)
+    with torch.inference_mode():
+        ref = m(x)
+        with torch.autocast("cpu", torch.bfloat16):
+            low = m(x)
+    assert low.dtype == torch.float32
+    assert (low - ref).abs().mean() < 0.01
+    steps = np.diff(np.unique(low.numpy().round(7)))
+    assert np.median(steps) < 1e-3  # not on a coarse bf16 grid

@@ -20,12 +20,11 @@ from napari_step.simulate import add_localisation_noise, brownian_changepoints
 
 
 def _bm(n_frames, d, dim=2, rng=0):
-    """Brownian track(s) with per-frame D (scalar or (T,)): step t-1 -> t has D d[t]."""
+    """Brownian track with per-frame D (scalar or (T,)): the step t -> t+1 has D d[t]."""
     rng = np.random.default_rng(rng)
     d = np.broadcast_to(np.asarray(d, float), (n_frames,))
     steps = rng.standard_normal((n_frames, dim)) * np.sqrt(2 * d)[:, None]
-    steps[0] = 0
-    return np.cumsum(steps, axis=0)
+    return np.concatenate([np.zeros((1, dim)), np.cumsum(steps[:-1], axis=0)])
 
 
 def _step_track(d1, d2, c, n_frames=200, rng=0):
@@ -85,10 +84,10 @@ def test_cve_motion_blur_coefficient():
 
 def test_log_step_sizes_convention():
     pos = np.array([[0.0, 0.0], [1.0, 0.0], [1.0, 3.0], [1.0, 3.0]])
-    s = log_step_sizes(pos)
+    s = log_step_sizes(pos)  # frame t: the step t -> t+1; the last frame repeats
     assert s.shape == (4,)
-    assert s[1] == 0.0 and s[0] == s[1] and np.isclose(s[2], np.log10(9.0))
-    assert np.isfinite(s[3])  # a zero step gets a finite floor
+    assert s[0] == 0.0 and np.isclose(s[1], np.log10(9.0))
+    assert np.isfinite(s[2]) and s[3] == s[2]  # a zero step gets a finite floor
 
 
 # --------------------------------------------------------------------------- change points
@@ -108,7 +107,9 @@ def test_segment_track_finds_a_d_step():
 
 
 def test_frame_convention_on_a_huge_step():
-    """Frames >= c belong to the new segment: with a 10^6 contrast the location is exact."""
+    """Frame c is the first of the new segment (the step c -> c+1 has the new D): with a 10^6
+    contrast the location is exact, for the hybrid and for plain KCPD on the (shifted) STEP
+    output."""
     pos = _step_track(1e-3, 1e3, 80, rng=5)
     for kw in ({}, {"use_positions": False}):
         res = segment_track(pos, **kw)
@@ -178,8 +179,8 @@ def test_segments_from_given_changepoints():
     pos = _step_track(0.5, 50.0, 60, 150, rng=10)
     res = segments_from_changepoints(pos, [60])
     assert [s[:2] for s in res.segments] == [(0, 60), (60, 150)]
-    assert res.segments[0][2] == pytest.approx(mle_d(pos[:60]))
-    assert res.segments[1][2] == pytest.approx(mle_d(pos[59:]))  # includes the step 59 -> 60
+    assert res.segments[0][2] == pytest.approx(mle_d(pos[:61]))  # the steps 0 -> 1 .. 59 -> 60
+    assert res.segments[1][2] == pytest.approx(mle_d(pos[60:]))
     assert segments_from_changepoints(pos, []).n_segments == 1
     with pytest.raises(ValueError, match="change points"):
         segments_from_changepoints(pos, [0, 60])
@@ -208,11 +209,11 @@ def test_segments_table():
 
 def _nll_plus_penalty(pos, cps, pen):
     """The objective exact_changepoints minimises, evaluated for given change points."""
-    r = (np.diff(pos, axis=0) ** 2).sum(-1)
-    edges = [1] + list(cps) + [len(pos)]
+    r = (np.diff(pos, axis=0) ** 2).sum(-1)  # r[t]: the step t -> t+1
+    edges = [0] + list(cps) + [len(r)]
     cost = pen * len(cps)
     for a, b in zip(edges[:-1], edges[1:]):
-        cost += pos.shape[1] * (b - a) * np.log(r[a - 1 : b - 1].mean())
+        cost += pos.shape[1] * (b - a) * np.log(r[a:b].mean())
     return cost
 
 
@@ -235,8 +236,9 @@ def test_exact_changepoints_frame_convention_and_optimality():
 
 def test_exact_changepoints_constant_d_and_bad_input():
     rng = np.random.default_rng(2)
-    n_false = sum(len(exact_changepoints(_bm(200, 10 ** rng.uniform(-3, 3), rng=i)))
-                  for i in range(30))
+    n_false = sum(
+        len(exact_changepoints(_bm(200, 10 ** rng.uniform(-3, 3), rng=i))) for i in range(30)
+    )
     assert n_false <= 2
     assert exact_changepoints(_bm(8, 1.0)).size == 0  # too short for two segments
     bad = _bm(50, 1.0)

@@ -10,7 +10,7 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "predict_d": "predict",
-    "predict_alpha": "anomalous",
+    "predict_alpha": "predict",
     "tamsd_d": "tamsd",
     "tamsd_alpha": "tamsd",
     "analyse_tracks": "analysis",

@@ -1,9 +1,14 @@
 """The one analysis pipeline shared by the GUI, the CLI and the batch runner.
 
-Takes a track table, analyses the chosen tracks (STEP and sliding TA-MSD, in pixels and frames),
-and returns a new table with result columns in physical units. Gaps (missing frames, non-finite
-positions) split a track into gap-free pieces that are analysed separately: a displacement across
-a gap is never fed to an estimator as if it were one frame long.
+Takes a track table, analyses the chosen tracks (STEP D, optionally STEP alpha and segments, and
+a sliding TA-MSD, in pixels and frames), and returns a new table with result columns in physical
+units. Gaps (missing frames, non-finite positions) split a track into gap-free pieces
+(:func:`gap_free_pieces`) that are analysed separately: a displacement across a gap is never fed to
+an estimator as if it were one frame long.
+
+Frame convention: the value in a row at frame t describes the motion from t to t+1 (the last
+frame of a piece repeats the one before it); ``changepoint`` is True on the first frame of each
+new segment.
 """
 
 from __future__ import annotations
@@ -14,16 +19,29 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .predict import predict_log10_d
+from .predict import predict_alpha, predict_log10_d
 from .tamsd import tamsd_d
 from .tracks import contiguous_runs, split_tracks, validate_table
 
-__all__ = ["analyse_tracks", "AnalysisSummary", "RESULT_COLUMNS", "d_units"]
+__all__ = [
+    "analyse_tracks",
+    "AnalysisSummary",
+    "Pieces",
+    "gap_free_pieces",
+    "match_rows",
+    "RESULT_COLUMNS",
+    "SEGMENT_COLUMNS",
+    "ALPHA_COLUMN",
+    "d_units",
+]
 
 RESULT_COLUMNS = ["step_d", "tamsd_d", "step_log10_d", "tamsd_log10_d"]
+SEGMENT_COLUMNS = ["segment_d", "changepoint"]  # per-row columns of a run with segments=True
+ALPHA_COLUMN = "step_alpha"  # per-row anomalous exponent of a run with alpha=True
 
 
 def d_units(pixel_size: float, frame_interval: float) -> str:
+    """ "px^2/frame" for pixel_size = frame_interval = 1, else "um^2/s"."""
     return "px^2/frame" if (pixel_size, frame_interval) == (1.0, 1.0) else "um^2/s"
 
 
@@ -45,12 +63,174 @@ class AnalysisSummary:
         """The user-facing lines for the counts (short pieces, gaps, skipped points)."""
         out = []
         if self.n_short_pieces:
-            out.append(f"{self.n_short_pieces} track piece(s) too short for the model got no STEP D")
+            out.append(
+                f"{self.n_short_pieces} track piece(s) too short for the model got no STEP D"
+            )
         if self.n_gaps:
             out.append(f"{self.n_gaps} gap(s) split tracks into separately analysed pieces")
         if self.n_nonfinite:
             out.append(f"{self.n_nonfinite} point(s) with non-finite positions were skipped")
         return out
+
+
+@dataclass
+class Pieces:
+    """Gap-free pieces of the tracks of a table.
+
+    ``positions``: (T_i, dim) px per piece, one row per frame. ``rows``: the table's row positions
+    (0-based, ``iloc``) of each piece's frames. ``track_ids`` and ``first_frames``: the track and
+    movie frame each piece starts at. ``n_tracks``: tracks split; ``n_gaps``: splits made;
+    ``n_nonfinite``: rows skipped for non-finite positions.
+    """
+
+    positions: list = field(default_factory=list)
+    rows: list = field(default_factory=list)
+    track_ids: list = field(default_factory=list)
+    first_frames: list = field(default_factory=list)
+    n_tracks: int = 0
+    n_gaps: int = 0
+    n_nonfinite: int = 0
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+
+def gap_free_pieces(table: pd.DataFrame, track_ids=None, min_length: int = 1) -> Pieces:
+    """Split the tracks of a validated table at missing frames and non-finite positions.
+
+    Parameters
+    ----------
+    table : DataFrame
+        A table passed through :func:`napari_step.tracks.validate_table` (track_id, frame,
+        positions in px).
+    track_ids : iterable of int, optional
+        Tracks to split (default: all).
+    min_length : int
+        Only tracks with at least this many rows (observed points) are split.
+
+    Returns
+    -------
+    Pieces
+    """
+    counts = table.groupby("track_id").size()
+    eligible = counts.index[counts >= max(1, int(min_length))]
+    if track_ids is not None:
+        wanted = {int(i) for i in track_ids}
+        eligible = [i for i in eligible if int(i) in wanted]
+    out = Pieces()
+    for tr in split_tracks(table, eligible):
+        out.n_tracks += 1
+        finite = np.isfinite(tr.positions).all(axis=1)
+        out.n_nonfinite += int(((tr.rows >= 0) & ~finite).sum())
+        runs = contiguous_runs(finite)
+        out.n_gaps += max(0, len(runs) - 1)
+        for a, b in runs:
+            out.positions.append(tr.positions[a:b])
+            out.rows.append(tr.rows[a:b])
+            out.track_ids.append(tr.track_id)
+            out.first_frames.append(int(tr.frames[a]))
+    return out
+
+
+def match_rows(track_id, frame, query_track_id, query_frame) -> np.ndarray:
+    """Where each (track, frame) pair of a query sits in a table: the (track, frame) join.
+
+    Parameters
+    ----------
+    track_id, frame : array-like of int
+        The table's keys, one per row (pairs unique).
+    query_track_id, query_frame : array-like of int
+        The pairs to look up.
+
+    Returns
+    -------
+    ndarray of int
+        Row position (0-based) in the table of each query pair; -1 where it is absent.
+    """
+    index = pd.MultiIndex.from_arrays(
+        [np.asarray(track_id, dtype=np.int64), np.asarray(frame, dtype=np.int64)]
+    )
+    query = pd.MultiIndex.from_arrays(
+        [np.asarray(query_track_id, dtype=np.int64), np.asarray(query_frame, dtype=np.int64)]
+    )
+    return index.get_indexer(query)
+
+
+def _check_parameters(pixel_size: float, frame_interval: float, window: int) -> None:
+    if not (np.isfinite(pixel_size) and pixel_size > 0):
+        raise ValueError(f"pixel size must be a positive number, got {pixel_size}")
+    if not (np.isfinite(frame_interval) and frame_interval > 0):
+        raise ValueError(f"frame interval must be a positive number, got {frame_interval}")
+    if window < 3:
+        raise ValueError(f"TA-MSD window must be at least 3 frames, got {window}")
+
+
+def _quietly(predict, pieces: Pieces, **kw) -> list[np.ndarray]:
+    with warnings.catch_warnings(record=True):  # short pieces are counted instead
+        warnings.simplefilter("always")
+        return predict(pieces.positions, **kw)
+
+
+def _per_row(n_rows: int, pieces: Pieces, values, scale: float = 1.0) -> np.ndarray:
+    """Per-piece arrays scattered into a column of ``n_rows`` rows (NaN elsewhere)."""
+    col = np.full(n_rows, np.nan)
+    for rows, v in zip(pieces.rows, values):
+        col[rows] = np.asarray(v, dtype=float) * scale
+    return col
+
+
+def _add_d_columns(
+    out: pd.DataFrame,
+    pieces: Pieces,
+    log_step: list,
+    window: int,
+    factor: float,
+    summary: AnalysisSummary,
+) -> None:
+    """STEP and TA-MSD D (and their log10) in the table's units."""
+    step_col = _per_row(len(out), pieces, [10.0**ls for ls in log_step], factor)
+    tamsd_col = _per_row(len(out), pieces, tamsd_d(pieces.positions, window=window), factor)
+    summary.n_short_pieces = sum(bool(np.isnan(ls).all()) for ls in log_step)
+    summary.n_points = int(np.isfinite(step_col).sum())
+    out["step_d"] = step_col
+    out["tamsd_d"] = tamsd_col
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["step_log10_d"] = np.log10(step_col)
+        out["tamsd_log10_d"] = np.log10(np.where(tamsd_col > 0, tamsd_col, np.nan))
+
+
+def _add_segments(
+    out: pd.DataFrame,
+    summary: AnalysisSummary,
+    pieces: Pieces,
+    log_step: list,
+    estimator: str,
+    factor: float,
+) -> None:
+    """Change points and per-segment D for every analysable piece, written into ``out``."""
+    from .segment import segment_tracks, segments_table
+
+    ok = [i for i, ls in enumerate(log_step) if np.isfinite(ls).all()]
+    results = segment_tracks(
+        [pieces.positions[i] for i in ok],
+        estimator=estimator,
+        log10_d_preds=[log_step[i] for i in ok],
+    )
+    seg_col = np.full(len(out), np.nan)
+    cp_col = np.zeros(len(out), dtype=bool)
+    for i, res in zip(ok, results):
+        rows = pieces.rows[i]
+        seg_col[rows] = res.segmented_d * factor
+        cp_col[rows[np.asarray(res.changepoints, dtype=int)]] = True
+    out["segment_d"] = seg_col
+    out["changepoint"] = cp_col
+    table = segments_table(
+        [pieces.track_ids[i] for i in ok],
+        results,
+        frame_offsets=[pieces.first_frames[i] for i in ok],
+    )
+    table["d"] = table["d"] * factor
+    summary.segments = table
 
 
 def analyse_tracks(
@@ -63,103 +243,72 @@ def analyse_tracks(
     track_ids=None,
     min_length: int = 1,
     progress=None,
-    batch_size=None,
+    batch_size: int | None = None,
     segments: bool = False,
     estimator: str = "mle",
+    alpha: bool = False,
+    alpha_model="default",
+    precision: str = "auto",
 ) -> tuple[pd.DataFrame, AnalysisSummary]:
-    """Analyse tracks and return (new table with RESULT_COLUMNS, summary).
+    """Analyse tracks: per-frame STEP D and TA-MSD, optionally alpha and segments.
 
-    ``pixel_size`` (um) and ``frame_interval`` (s) convert D from px^2/frame to um^2/s. Only
-    ``track_ids`` (default: all) with at least ``min_length`` observed points are analysed; other
-    rows get NaN. The input table is not modified. ``segments=True`` also finds change points
-    in the STEP output (:mod:`napari_step.segment`), adds per-frame ``segment_d`` and
-    ``changepoint`` (True on the first frame of each new segment) and lists the segments in
-    ``summary.segments`` (D re-estimated from the positions with ``estimator``).
+    Parameters
+    ----------
+    table : DataFrame
+        track_id, frame and positions (px); any other columns are kept. Not modified.
+    pixel_size : float
+        um per pixel; with ``frame_interval`` (s) converts D from px^2/frame to um^2/s.
+    model, device, batch_size, progress, precision
+        As for :func:`napari_step.predict.predict_d`.
+    window : int
+        Sliding TA-MSD window (frames, >= 3).
+    track_ids : iterable of int, optional
+        Tracks to analyse (default: all; others get NaN), if they have >= ``min_length`` points.
+    segments : bool
+        Also find change points in the STEP output (:mod:`napari_step.segment`): per-row
+        ``segment_d`` (D of the segment, table units) and ``changepoint`` (True on the first
+        frame of each new segment), and ``summary.segments`` (one row per segment, D
+        re-estimated from the positions with ``estimator``).
+    alpha : bool
+        Also predict the per-frame anomalous exponent (column ``step_alpha``, dimensionless)
+        with ``alpha_model`` (:func:`napari_step.predict.predict_alpha`).
+
+    Returns
+    -------
+    results : DataFrame
+        A copy of the table with :data:`RESULT_COLUMNS` (D in um^2/s, or px^2/frame when both
+        factors are 1) and the optional columns; the value at frame t describes t -> t+1.
+    summary : AnalysisSummary
     """
-    if not (np.isfinite(pixel_size) and pixel_size > 0):
-        raise ValueError(f"pixel size must be a positive number, got {pixel_size}")
-    if not (np.isfinite(frame_interval) and frame_interval > 0):
-        raise ValueError(f"frame interval must be a positive number, got {frame_interval}")
-    if window < 3:
-        raise ValueError(f"TA-MSD window must be at least 3 frames, got {window}")
+    _check_parameters(pixel_size, frame_interval, window)
     out = validate_table(table)
     summary = AnalysisSummary(units=d_units(pixel_size, frame_interval))
-    for c in RESULT_COLUMNS:
-        out[c] = np.nan
-    if track_ids is not None:
-        track_ids = set(int(i) for i in track_ids)
-    counts = out.groupby("track_id").size()
-    eligible = counts.index[counts >= max(1, min_length)]
-    if track_ids is not None:
-        eligible = [i for i in eligible if i in track_ids]
-    tracks = split_tracks(out, eligible)
-    summary.n_tracks = len(tracks)
-
-    if segments:
-        out["segment_d"] = np.nan
-        out["changepoint"] = False
-    pieces, piece_rows, piece_tracks = [], [], []
-    for tr in tracks:
-        finite = np.isfinite(tr.positions).all(axis=1)
-        summary.n_nonfinite += int(((tr.rows >= 0) & ~finite).sum())
-        runs = contiguous_runs(finite)
-        summary.n_gaps += max(0, len(runs) - 1)
-        for a, b in runs:
-            pieces.append(tr.positions[a:b])
-            piece_rows.append(tr.rows[a:b])
-            piece_tracks.append((tr.track_id, int(tr.frames[a])))
-    summary.n_pieces = len(pieces)
-    if not pieces:
+    empty = {c: np.nan for c in RESULT_COLUMNS}
+    empty.update({"segment_d": np.nan, "changepoint": False} if segments else {})
+    empty.update({ALPHA_COLUMN: np.nan} if alpha else {})
+    out = out.assign(**empty)
+    pieces = gap_free_pieces(out, track_ids, min_length)
+    summary.n_tracks, summary.n_gaps = pieces.n_tracks, pieces.n_gaps
+    summary.n_nonfinite, summary.n_pieces = pieces.n_nonfinite, len(pieces)
+    if not len(pieces):
         summary.messages.append("no tracks to analyse")
         return out, summary
-
-    with warnings.catch_warnings(record=True):  # short pieces are counted below instead
-        warnings.simplefilter("always")
-        log_step = predict_log10_d(pieces, model, device, batch_size, progress)
-    d_tamsd = tamsd_d(pieces, window=window)
+    common = dict(device=device, batch_size=batch_size, progress=progress, precision=precision)
+    log_step = _quietly(predict_log10_d, pieces, model=model, **common)
     factor = pixel_size**2 / frame_interval
-    step_col = np.full(len(out), np.nan)
-    tamsd_col = np.full(len(out), np.nan)
-    for rows, ls, dt in zip(piece_rows, log_step, d_tamsd):
-        step_col[rows] = 10.0**ls * factor
-        tamsd_col[rows] = dt * factor
-        if np.isnan(ls).all():
-            summary.n_short_pieces += 1
-    summary.n_points = int(np.isfinite(step_col).sum())
-    out["step_d"] = step_col
-    out["tamsd_d"] = tamsd_col
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out["step_log10_d"] = np.log10(step_col)
-        out["tamsd_log10_d"] = np.log10(np.where(tamsd_col > 0, tamsd_col, np.nan))
+    _add_d_columns(out, pieces, log_step, window, factor, summary)
     summary.messages.extend(summary.count_messages())
     if segments:
-        _add_segments(out, summary, pieces, piece_rows, piece_tracks, log_step, estimator, factor)
+        _add_segments(out, summary, pieces, log_step, estimator, factor)
+    if alpha:
+        alphas = _quietly(predict_alpha, pieces, model=alpha_model, **common)
+        out[ALPHA_COLUMN] = _per_row(len(out), pieces, alphas)
     out.attrs["napari_step"] = {
         "units": summary.units,
         "pixel_size_um": pixel_size,
         "frame_interval_s": frame_interval,
         "model": str(model),
         "tamsd_window": window,
+        **({"alpha_model": str(alpha_model)} if alpha else {}),
     }
     return out, summary
-
-
-def _add_segments(out, summary, pieces, piece_rows, piece_tracks, log_step, estimator, factor):
-    """Change points and per-segment D for every analysable piece, written into ``out``."""
-    from .segment import segment_tracks, segments_table
-
-    ok = [i for i, ls in enumerate(log_step) if np.isfinite(ls).all()]
-    results = segment_tracks([pieces[i] for i in ok], estimator=estimator,
-                             log10_d_preds=[log_step[i] for i in ok])
-    seg_col = out["segment_d"].to_numpy(copy=True)
-    cp_col = out["changepoint"].to_numpy(copy=True)
-    for i, res in zip(ok, results):
-        rows = piece_rows[i]
-        seg_col[rows] = res.segmented_d * factor
-        cp_col[rows[np.asarray(res.changepoints, dtype=int)]] = True
-    out["segment_d"] = seg_col
-    out["changepoint"] = cp_col
-    table = segments_table([piece_tracks[i][0] for i in ok], results,
-                           frame_offsets=[piece_tracks[i][1] for i in ok])
-    table["d"] = table["d"] * factor
-    summary.segments = table

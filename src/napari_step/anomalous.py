@@ -1,4 +1,4 @@
-"""Anomalous diffusion with STEP: the seed tutorials' analyses and the per-frame alpha model.
+"""Anomalous diffusion with STEP: the seed tutorials' SBM and ATTM analyses.
 
 * SBM (:func:`sbm_analysis`): for scaled Brownian motion D(t) ~ t^(alpha-1). A model trained only
   on Brownian motion with change points, applied frame by frame, recovers that power law; so does
@@ -7,22 +7,20 @@
   random times with heavy-tailed waiting times. STEP's D(t) is compared with the true D(t) and
   with a sliding TA-MSD, track by track, in distribution, and through the waiting times between
   the jumps found in the STEP output.
-* :func:`predict_alpha`: per-frame anomalous exponent from a STEP model trained with
-  ``target="alpha"`` (``napari-step train --target alpha``) on the AnDi models of
-  :mod:`napari_step.simulate.anomalous`.
+
+The per-frame alpha model lives in the inference core (:func:`napari_step.predict.predict_alpha`,
+re-exported here for existing code).
 """
 
 from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
-from functools import partial
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .predict import predict_d, predict_per_frame
+from .predict import predict_alpha, predict_d
 from .simulate import scaled_brownian
 from .tamsd import tamsd_d
 
@@ -35,7 +33,6 @@ __all__ = [
     "attm_analysis",
     "plot_attm",
     "predict_alpha",
-    "ALPHA_WEIGHTS",
 ]
 
 
@@ -57,8 +54,17 @@ class SBMResult:
     slopes: pd.DataFrame  # alpha, expected, step_slope, tamsd_slope
 
 
-def sbm_analysis(alphas=(0.1, 0.5), n_tracks=3000, n_frames=200, fit_frames=(20, 90),
-                 window=20, model="default", device=None, seed=0, progress=None) -> SBMResult:
+def sbm_analysis(
+    alphas=(0.1, 0.5),
+    n_tracks=3000,
+    n_frames=200,
+    fit_frames=(20, 90),
+    window=20,
+    model="default",
+    device=None,
+    seed=0,
+    progress=None,
+) -> SBMResult:
     """Simulate SBM per alpha, predict D(t) (STEP and sliding TA-MSD), fit the log-log slopes."""
     rng = np.random.default_rng(seed)
     frames = np.arange(n_frames)
@@ -75,12 +81,14 @@ def sbm_analysis(alphas=(0.1, 0.5), n_tracks=3000, n_frames=200, fit_frames=(20,
         mean_step[alpha] = m_step / m_step[1]
         first = np.flatnonzero(np.isfinite(m_tamsd))[0]
         mean_tamsd[alpha] = m_tamsd / m_tamsd[first]
-        rows.append({
-            "alpha": alpha,
-            "expected_slope": alpha - 1,
-            "step_slope": loglog_slope(frames[fit], m_step[fit]),
-            "tamsd_slope": loglog_slope(frames[fit], m_tamsd[fit]),
-        })
+        rows.append(
+            {
+                "alpha": alpha,
+                "expected_slope": alpha - 1,
+                "step_slope": loglog_slope(frames[fit], m_step[fit]),
+                "tamsd_slope": loglog_slope(frames[fit], m_tamsd[fit]),
+            }
+        )
     return SBMResult(list(alphas), frames, mean_step, mean_tamsd, pd.DataFrame(rows))
 
 
@@ -93,7 +101,9 @@ def plot_sbm(result: SBMResult, path):
     t = result.frames
     for i, a in enumerate(result.alphas):
         ax.loglog(t[1:], result.mean_step[a][1:], color=f"C{i}", label=f"STEP, alpha={a}")
-        ax.loglog(t[1:], result.mean_tamsd[a][1:], color=f"C{i}", ls=":", label=f"TA-MSD, alpha={a}")
+        ax.loglog(
+            t[1:], result.mean_tamsd[a][1:], color=f"C{i}", ls=":", label=f"TA-MSD, alpha={a}"
+        )
         ax.loglog(t[1:], (t[1:] / 1.0) ** (a - 1), color="k", lw=0.8, ls="--")
     ax.set_xlabel("frame t")
     ax.set_ylabel("normalised mean D(t)")
@@ -102,89 +112,6 @@ def plot_sbm(result: SBMResult, path):
     fig.tight_layout()
     fig.savefig(path)
     return path
-
-
-# ------------------------------------------------------------------------------------------------
-# per-frame alpha
-# ------------------------------------------------------------------------------------------------
-
-# Built-in alpha models by (name, dim); the files live in napari_step/weights/ when they ship.
-ALPHA_WEIGHTS = {("default", 2): "step_alpha_2d.pt"}
-
-
-def _alpha_model_path(model, dim: int) -> Path:
-    from .model import CheckpointError
-    from .predict import WEIGHTS_DIR
-
-    p = Path(str(model))
-    if p.suffix == ".pt" or p.exists():
-        return p
-    names = sorted({n for n, _ in ALPHA_WEIGHTS})
-    if str(model) not in names:
-        raise ValueError(
-            f"unknown alpha model {model!r}: use one of {names} or a path to a .pt file"
-        )
-    fname = ALPHA_WEIGHTS.get((str(model), dim))
-    if fname is None or not (WEIGHTS_DIR / fname).exists():
-        raise CheckpointError(
-            f"no built-in {dim}-D alpha model ships with this version of napari-step yet "
-            f"(expected {WEIGHTS_DIR / (fname or f'step_alpha_{dim}d.pt')}); train one with "
-            f"`napari-step train --target alpha --dim {dim} --out step_alpha.pt` and pass "
-            f"model='step_alpha.pt'"
-        )
-    return WEIGHTS_DIR / fname
-
-
-def _load_alpha_model(model, dim: int, dev):
-    from .model import XResAttn
-    from .predict import load_model
-
-    source = model if isinstance(model, XResAttn) else _alpha_model_path(model, dim)
-    net = load_model(source, dim, dev)
-    if net.config.target != "alpha":
-        raise ValueError(
-            f"the model predicts {net.config.target!r}, not alpha: give an alpha model "
-            f"(trained with `napari-step train --target alpha`)"
-        )
-    return net
-
-
-def _predict_alpha_block(net, pos: np.ndarray, dev) -> np.ndarray:
-    """alpha (B, T) for equal-length tracks; windows for long tracks; NaN for still tracks."""
-    import torch
-
-    from .predict import _windows
-
-    n_frames, dim = pos.shape[1], pos.shape[2]
-    res = np.empty(pos.shape[:2])
-    for start, stop, keep_from, keep_to in _windows(n_frames):
-        seg = pos[:, start:stop] - pos[:, start : start + 1]  # centred in float64
-        ms = (np.diff(seg, axis=1) ** 2).sum(-1).mean(1) / dim
-        moving = ms > 0
-        vals = np.full(seg.shape[:2], np.nan)
-        if moving.any():  # unit RMS per-axis step, as in training (alpha is scale-free)
-            scaled = seg[moving] / np.sqrt(ms[moving])[:, None, None]
-            x = torch.as_tensor(scaled, dtype=torch.float32, device=dev)
-            vals[moving] = net(x).float().cpu().numpy()
-        res[:, keep_from:keep_to] = vals[:, keep_from - start : keep_to - start]
-    return res
-
-
-def predict_alpha(tracks, model="default", device=None, batch_size=None, progress=None
-                  ) -> list[np.ndarray]:
-    """Per-frame anomalous-diffusion exponent alpha predicted by a STEP alpha model.
-
-    ``tracks``: an (N, T, dim) array or a list of (T_i, dim) arrays of positions (any unit: alpha
-    is scale-free), one row per frame, no gaps. ``model``: a checkpoint path of a model trained
-    with ``target="alpha"`` or a built-in name ("default": the shipped 2-D model
-    ``weights/step_alpha_2d.pt``; other dimensions have no built-in model and raise
-    :class:`napari_step.model.CheckpointError`, a ValueError, that says how to train one). 3-D tracks with a 2-D model get the mean over the three planar
-    projections. Tracks shorter than the model's minimum get NaN with a warning, tracks that never
-    move get NaN; non-finite positions raise ``ValueError``. Batching, devices and progress work
-    as in :func:`napari_step.predict.predict_d`.
-    """
-    return predict_per_frame(tracks, partial(_load_alpha_model, model), _predict_alpha_block,
-                             "alpha", device, batch_size, progress)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -222,33 +149,8 @@ def _match(a: np.ndarray, b: np.ndarray, tol: int) -> np.ndarray:
     return (np.abs(a[:, None] - b[None, :]) <= tol).any(axis=1)
 
 
-def attm_analysis(n_tracks: int = 1000, n_frames: int = 200, sigma: float = 0.5,
-                  gamma: float = 1.0, d_max: float = 1.0, window: int = 20, model="default",
-                  device=None, seed: int = 0, tolerance: int = 3, long_episode: int = 10,
-                  clear_decades: float = 0.5, n_examples: int = 3, progress=None) -> ATTMResult:
-    """STEP on annealed transit time motion (:func:`napari_step.simulate.attm`), against the truth
-    and a sliding TA-MSD (``window`` frames).
-
-    Reports (``result.summary``): pointwise relative error |D/D_true - 1| and |log10 D/D_true| of
-    STEP and TA-MSD (mean and median over frames; TA-MSD over the frames where it is defined and
-    positive, ``tamsd_valid_fraction``); the distance between the recovered and the true
-    distributions of log10 D (1-Wasserstein, decades); the jumps found in the STEP output by
-    :func:`napari_step.segment.find_changepoints` (hybrid detector) against the simulated jumps
-    (recall and precision within ``tolerance`` frames; recall of jumps between two episodes of
-    at least ``long_episode`` frames, and of those where D also changes by at least
-    ``clear_decades``, ``jump_recall_clear``) and the waiting times between consecutive jumps
-    (medians, Kolmogorov-Smirnov distance). ``alpha_expected`` is sigma/gamma. ``result.per_track`` has the
-    same errors per track. The default size runs in about a minute on a 2-core CPU.
-    """
-    from scipy.stats import ks_2samp, wasserstein_distance
-
-    from .segment import find_changepoints
-    from .simulate import attm
-
-    rng = np.random.default_rng(seed)
-    pos, d_true, true_jumps = attm(n_tracks, n_frames, sigma, gamma, 2, d_max, rng=rng)
-    d_step = np.stack(predict_d(pos, model=model, device=device, progress=progress))
-    d_tamsd = np.stack(tamsd_d(pos, window=window))
+def _attm_errors(d_step: np.ndarray, d_true: np.ndarray, d_tamsd: np.ndarray) -> dict:
+    """Per-frame log10 D and errors of STEP and TA-MSD against the truth (N, T) each."""
     with np.errstate(divide="ignore", invalid="ignore"):
         log_true = np.log10(d_true)
         log_step = np.log10(d_step)
@@ -256,73 +158,94 @@ def attm_analysis(n_tracks: int = 1000, n_frames: int = 200, sigma: float = 0.5,
         log_tamsd = np.where(tamsd_ok, np.log10(np.where(tamsd_ok, d_tamsd, 1.0)), np.nan)
         rel_step = np.abs(d_step / d_true - 1)
         rel_tamsd = np.where(tamsd_ok, np.abs(d_tamsd / d_true - 1), np.nan)
-    log_err_step = np.abs(log_step - log_true)
-    log_err_tamsd = np.abs(log_tamsd - log_true)
+    return {
+        "log_true": log_true,
+        "log_step": log_step,
+        "log_tamsd": log_tamsd,
+        "tamsd_ok": tamsd_ok,
+        "rel_step": rel_step,
+        "rel_tamsd": rel_tamsd,
+        "log_err_step": np.abs(log_step - log_true),
+        "log_err_tamsd": np.abs(log_tamsd - log_true),
+    }
 
-    detected, waits_true, waits_step = [], [], []
-    rows = []
-    n_match_true = n_true = n_match_det = n_det = 0
-    n_long = n_long_found = n_clear = n_clear_found = 0
-    for i in range(n_tracks):
-        cps = find_changepoints(log_step[i], positions=pos[i])
+
+def _attm_jumps(
+    err: dict, pos: np.ndarray, true_jumps, tolerance: int, long_episode: int, clear_decades: float
+) -> tuple[list, dict]:
+    """Change points found in the STEP output per track and the recall/precision counts."""
+    from .segment import find_changepoints
+
+    n_frames = pos.shape[1]
+    log_true = err["log_true"]
+    detected = []
+    counts = dict.fromkeys(
+        ["true", "match_true", "det", "match_det", "long", "long_found", "clear", "clear_found"], 0
+    )
+    for i, track in enumerate(pos):
+        cps = find_changepoints(err["log_step"][i], positions=track)
         detected.append(cps)
         tj = np.asarray(true_jumps[i], dtype=int)
-        waits_true.append(np.diff(tj))
-        waits_step.append(np.diff(cps))
         found = _match(tj, cps, tolerance)
-        n_true += tj.size
-        n_match_true += int(found.sum())
-        n_det += cps.size
-        n_match_det += int(_match(cps, tj, tolerance).sum())
-        bounds = np.concatenate([[0], tj, [n_frames]])
-        long = (np.diff(bounds)[:-1] >= long_episode) & (np.diff(bounds)[1:] >= long_episode)
-        n_long += int(long.sum())
-        n_long_found += int(found[long].sum())
+        bounds = np.diff(np.concatenate([[0], tj, [n_frames]]))
+        long = (bounds[:-1] >= long_episode) & (bounds[1:] >= long_episode)
         clear = long & (np.abs(log_true[i, tj] - log_true[i, tj - 1]) >= clear_decades)
-        n_clear += int(clear.sum())
-        n_clear_found += int(found[clear].sum())
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN TA-MSD rows
-            rows.append({
-                "track": i,
-                "n_true_jumps": tj.size,
-                "n_detected_jumps": cps.size,
-                "step_rel_err": float(np.mean(rel_step[i])),
-                "tamsd_rel_err": float(np.nanmean(rel_tamsd[i])),
-                "step_log10_err": float(np.mean(log_err_step[i])),
-                "tamsd_log10_err": float(np.nanmean(log_err_tamsd[i])),
-            })
-    per_track = pd.DataFrame(rows)
-    waits_true = np.concatenate(waits_true) if waits_true else np.zeros(0, int)
-    waits_step = np.concatenate(waits_step) if waits_step else np.zeros(0, int)
+        for key, value in (
+            ("true", tj.size),
+            ("match_true", found.sum()),
+            ("det", cps.size),
+            ("match_det", _match(cps, tj, tolerance).sum()),
+            ("long", long.sum()),
+            ("long_found", found[long].sum()),
+            ("clear", clear.sum()),
+            ("clear_found", found[clear].sum()),
+        ):
+            counts[key] += int(value)
+    return detected, counts
 
-    fin_true = np.isfinite(log_true)
-    fin_step = np.isfinite(log_step)
 
-    def frac(a, b):
-        return float(a / b) if b else float("nan")
+def _attm_per_track(err: dict, true_jumps, detected) -> pd.DataFrame:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN TA-MSD rows
+        return pd.DataFrame(
+            {
+                "track": np.arange(len(detected)),
+                "n_true_jumps": [len(j) for j in true_jumps],
+                "n_detected_jumps": [c.size for c in detected],
+                "step_rel_err": np.mean(err["rel_step"], axis=1),
+                "tamsd_rel_err": np.nanmean(err["rel_tamsd"], axis=1),
+                "step_log10_err": np.mean(err["log_err_step"], axis=1),
+                "tamsd_log10_err": np.nanmean(err["log_err_tamsd"], axis=1),
+            }
+        )
 
-    def ks(a, b):
-        return float(ks_2samp(a, b).statistic) if a.size and b.size else float("nan")
 
-    def median(a):
-        return float(np.median(a)) if a.size else float("nan")
+def _frac(a: float, b: float) -> float:
+    return float(a / b) if b else float("nan")
 
-    summary = {
-        "n_tracks": n_tracks,
-        "n_frames": n_frames,
-        "sigma": sigma,
-        "gamma": gamma,
-        "alpha_expected": sigma / gamma if sigma < gamma else 1.0,
-        "step_mean_rel_err": float(np.mean(rel_step)),
-        "step_median_rel_err": float(np.median(rel_step)),
-        "tamsd_mean_rel_err": float(np.nanmean(rel_tamsd)),
-        "tamsd_median_rel_err": float(np.nanmedian(rel_tamsd)),
-        "step_mean_log10_err": float(np.mean(log_err_step)),
-        "step_median_log10_err": float(np.median(log_err_step)),
-        "tamsd_mean_log10_err": float(np.nanmean(log_err_tamsd)),
-        "tamsd_median_log10_err": float(np.nanmedian(log_err_tamsd)),
-        "tamsd_valid_fraction": float(tamsd_ok.mean()),
+
+def _attm_summary(
+    err: dict, counts: dict, waits_true: np.ndarray, waits_step: np.ndarray, n_tracks: int
+) -> dict:
+    from scipy.stats import ks_2samp, wasserstein_distance
+
+    log_true, log_step, log_tamsd = err["log_true"], err["log_step"], err["log_tamsd"]
+    fin_true, fin_step = np.isfinite(log_true), np.isfinite(log_step)
+    ks = (
+        float(ks_2samp(waits_true, waits_step).statistic)
+        if waits_true.size and waits_step.size
+        else float("nan")
+    )
+    return {
+        "step_mean_rel_err": float(np.mean(err["rel_step"])),
+        "step_median_rel_err": float(np.median(err["rel_step"])),
+        "tamsd_mean_rel_err": float(np.nanmean(err["rel_tamsd"])),
+        "tamsd_median_rel_err": float(np.nanmedian(err["rel_tamsd"])),
+        "step_mean_log10_err": float(np.mean(err["log_err_step"])),
+        "step_median_log10_err": float(np.median(err["log_err_step"])),
+        "tamsd_mean_log10_err": float(np.nanmean(err["log_err_tamsd"])),
+        "tamsd_median_log10_err": float(np.nanmedian(err["log_err_tamsd"])),
+        "tamsd_valid_fraction": float(err["tamsd_ok"].mean()),
         "true_median_log10_d": float(np.median(log_true[fin_true])),
         "step_median_log10_d": float(np.median(log_step[fin_step])),
         "tamsd_median_log10_d": float(np.nanmedian(log_tamsd)),
@@ -332,27 +255,124 @@ def attm_analysis(n_tracks: int = 1000, n_frames: int = 200, sigma: float = 0.5,
         "tamsd_log10_d_wasserstein": float(
             wasserstein_distance(log_true[fin_true], log_tamsd[np.isfinite(log_tamsd)])
         ),
-        "true_jumps_per_track": frac(n_true, n_tracks),
-        "detected_jumps_per_track": frac(n_det, n_tracks),
-        "jump_recall": frac(n_match_true, n_true),
-        "jump_precision": frac(n_match_det, n_det),
-        "jump_recall_long_episodes": frac(n_long_found, n_long),
-        "jump_recall_clear": frac(n_clear_found, n_clear),
-        "true_median_wait": median(waits_true),
-        "detected_median_wait": median(waits_step),
-        "wait_ks_distance": ks(waits_true, waits_step),
+        "true_jumps_per_track": _frac(counts["true"], n_tracks),
+        "detected_jumps_per_track": _frac(counts["det"], n_tracks),
+        "jump_recall": _frac(counts["match_true"], counts["true"]),
+        "jump_precision": _frac(counts["match_det"], counts["det"]),
+        "jump_recall_long_episodes": _frac(counts["long_found"], counts["long"]),
+        "jump_recall_clear": _frac(counts["clear_found"], counts["clear"]),
+        "true_median_wait": float(np.median(waits_true)) if waits_true.size else float("nan"),
+        "detected_median_wait": float(np.median(waits_step)) if waits_step.size else float("nan"),
+        "wait_ks_distance": ks,
     }
-    table = pd.DataFrame({"metric": list(summary), "value": [float(v) for v in summary.values()]})
+
+
+def _attm_examples(true_jumps, n_examples: int) -> list[int]:
+    """Tracks with 2-6 jumps first, then any, for the figure."""
+    n_tracks = len(true_jumps)
     n_j = np.array([len(j) for j in true_jumps])
     examples = [int(i) for i in np.flatnonzero((n_j >= 2) & (n_j <= 6))[:n_examples]]
     if len(examples) < min(n_examples, n_tracks):
         examples += [i for i in range(n_tracks) if i not in examples][: n_examples - len(examples)]
-    params = {"n_tracks": n_tracks, "n_frames": n_frames, "sigma": sigma, "gamma": gamma,
-              "d_max": d_max, "window": window, "model": str(model), "seed": seed,
-              "tolerance": tolerance, "long_episode": long_episode,
-              "clear_decades": clear_decades}
-    return ATTMResult(params, pos, d_true, d_step, d_tamsd, list(true_jumps), detected,
-                      waits_true, waits_step, per_track, table, examples)
+    return examples
+
+
+def attm_analysis(
+    n_tracks: int = 1000,
+    n_frames: int = 200,
+    sigma: float = 0.5,
+    gamma: float = 1.0,
+    d_max: float = 1.0,
+    window: int = 20,
+    model="default",
+    device=None,
+    seed: int = 0,
+    tolerance: int = 3,
+    long_episode: int = 10,
+    clear_decades: float = 0.5,
+    n_examples: int = 3,
+    progress=None,
+) -> ATTMResult:
+    """STEP on annealed transit time motion, against the truth and a sliding TA-MSD.
+
+    Parameters
+    ----------
+    n_tracks, n_frames : int
+        Simulated 2-D tracks (:func:`napari_step.simulate.attm`) and their length (frames).
+    sigma, gamma, d_max : float
+        ATTM parameters; D up to ``d_max`` px^2/frame; alpha = sigma/gamma for sigma < gamma.
+    window : int
+        Sliding TA-MSD window (frames).
+    model, device, progress
+        As for :func:`napari_step.predict.predict_d`.
+    seed : int
+        Random seed of the simulation.
+    tolerance : int
+        Frames within which a detected jump matches a true one.
+    long_episode : int
+        Frames an episode must last on both sides of a jump to count in
+        ``jump_recall_long_episodes``; ``clear_decades``: the change of log10 D a long-episode
+        jump must also have to count in ``jump_recall_clear``.
+    n_examples : int
+        Tracks shown by :func:`plot_attm`.
+
+    Returns
+    -------
+    ATTMResult
+        ``summary``: pointwise relative error |D/D_true - 1| and |log10 D/D_true| of STEP and
+        TA-MSD (mean and median over frames; TA-MSD where it is defined and positive,
+        ``tamsd_valid_fraction``); 1-Wasserstein distance (decades) between the recovered and
+        true distributions of log10 D; jumps found by :func:`napari_step.segment.find_changepoints`
+        (hybrid detector) against the simulated ones (recall, precision); waiting times between
+        consecutive jumps (medians, Kolmogorov-Smirnov distance). ``per_track``: the same errors
+        per track. The default size runs in about a minute on a 2-core CPU.
+    """
+    from .simulate import attm
+
+    rng = np.random.default_rng(seed)
+    pos, d_true, true_jumps = attm(n_tracks, n_frames, sigma, gamma, 2, d_max, rng=rng)
+    d_step = np.stack(predict_d(pos, model=model, device=device, progress=progress))
+    d_tamsd = np.stack(tamsd_d(pos, window=window))
+    err = _attm_errors(d_step, d_true, d_tamsd)
+    detected, counts = _attm_jumps(err, pos, true_jumps, tolerance, long_episode, clear_decades)
+    waits_true = np.concatenate([np.diff(np.asarray(j, int)) for j in true_jumps] or [[]])
+    waits_step = np.concatenate([np.diff(c) for c in detected] or [[]])
+    summary = {
+        "n_tracks": n_tracks,
+        "n_frames": n_frames,
+        "sigma": sigma,
+        "gamma": gamma,
+        "alpha_expected": sigma / gamma if sigma < gamma else 1.0,
+        **_attm_summary(err, counts, waits_true, waits_step, n_tracks),
+    }
+    table = pd.DataFrame({"metric": list(summary), "value": [float(v) for v in summary.values()]})
+    params = {
+        "n_tracks": n_tracks,
+        "n_frames": n_frames,
+        "sigma": sigma,
+        "gamma": gamma,
+        "d_max": d_max,
+        "window": window,
+        "model": str(model),
+        "seed": seed,
+        "tolerance": tolerance,
+        "long_episode": long_episode,
+        "clear_decades": clear_decades,
+    }
+    return ATTMResult(
+        params,
+        pos,
+        d_true,
+        d_step,
+        d_tamsd,
+        list(true_jumps),
+        detected,
+        waits_true.astype(int),
+        waits_step.astype(int),
+        _attm_per_track(err, true_jumps, detected),
+        table,
+        _attm_examples(true_jumps, n_examples),
+    )
 
 
 def plot_attm(result: ATTMResult, path):
@@ -400,8 +420,9 @@ def plot_attm(result: ATTMResult, path):
     waits = [(result.waits_true, "true jumps", "k"), (result.waits_step, "STEP jumps", "C0")]
     for w, lab, col in waits:
         if w.size:
-            ax.hist(w, bins=wbins, density=True, histtype="step", color=col,
-                    label=f"{lab} (n={w.size})")
+            ax.hist(
+                w, bins=wbins, density=True, histtype="step", color=col, label=f"{lab} (n={w.size})"
+            )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("waiting time between jumps (frames)")
@@ -414,14 +435,22 @@ def plot_attm(result: ATTMResult, path):
     top = max(float(np.percentile(np.concatenate([e.to_numpy() for e in errs]), 99)), 1e-3)
     ebins = np.linspace(0, top, 40)
     for e, lab, col in zip(errs, ["STEP", "TA-MSD"], ["C0", "C1"]):
-        ax.hist(np.clip(e, 0, top), bins=ebins, histtype="step", color=col,
-                label=f"{lab}: median {np.median(e):.3f}")
+        ax.hist(
+            np.clip(e, 0, top),
+            bins=ebins,
+            histtype="step",
+            color=col,
+            label=f"{lab}: median {np.median(e):.3f}",
+        )
     ax.set_xlabel("per-track mean |log10 D/D_true|")
     ax.set_title("pointwise error per track", fontsize=9)
     ax.legend(fontsize=7, frameon=False)
     p = result.params
-    fig.suptitle(f"ATTM, sigma={p['sigma']}, gamma={p['gamma']}: {p['n_tracks']} tracks of "
-                 f"{p['n_frames']} frames", fontsize=10)
+    fig.suptitle(
+        f"ATTM, sigma={p['sigma']}, gamma={p['gamma']}: {p['n_tracks']} tracks of "
+        f"{p['n_frames']} frames",
+        fontsize=10,
+    )
     fig.tight_layout()
     fig.savefig(path)
     return path

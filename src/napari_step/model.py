@@ -7,6 +7,11 @@ squashed into a fixed output range by a sigmoid (Requena et al., arXiv 2302.0041
 A checkpoint carries the config, the weights, the training record and a model card, so loading
 never asks the user to rebuild the architecture by hand. Checkpoints are loaded with
 ``torch.load(weights_only=True)``: a file that needs arbitrary unpickling is refused.
+
+Frame convention: the card's ``frame_convention`` says which step the value at frame t describes.
+``"forward"`` (every checkpoint written from now on): the step t -> t+1, the convention of the
+STEP reference code and andi-datasets. A card without the entry is a legacy checkpoint
+(``"backward"``: the step t-1 -> t); the inference core shifts its output by one frame.
 """
 
 from __future__ import annotations
@@ -29,10 +34,14 @@ __all__ = [
     "PAPER_D_CONFIG",
     "DEFAULT_D_CONFIG",
     "CHECKPOINT_FORMAT",
+    "FRAME_CONVENTIONS",
+    "checkpoint_frame_convention",
 ]
 
 CHECKPOINT_FORMAT = "napari-step-checkpoint"
 CHECKPOINT_VERSION = 1
+FRAME_CONVENTIONS = ("forward", "backward")
+LEGACY_FRAME_CONVENTION = "backward"  # what a card without a ``frame_convention`` entry means
 
 
 @dataclass
@@ -60,7 +69,7 @@ class ModelConfig:
     min_length: int = 10
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ModelConfig":
+    def from_dict(cls, d: dict) -> ModelConfig:
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
         if unknown:
@@ -124,11 +133,16 @@ class SinusoidalPositions(nn.Module):
 
 
 class XResAttn(nn.Module):
-    """Per-frame regression: (B, T, dim) positions -> (B, T) log10 D (or alpha)."""
+    """Per-frame regression: (B, T, dim) positions -> (B, T) log10 D (or alpha).
+
+    ``frame_convention`` ("forward" for a new model; a loaded checkpoint gets its card's entry):
+    which step the output at frame t describes, see the module docstring.
+    """
 
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
+        self.frame_convention = "forward"
         c = config
         if len(c.blocks) != len(c.blocks_per_stage):
             raise ValueError("blocks and blocks_per_stage must have the same length")
@@ -142,9 +156,7 @@ class XResAttn(nn.Module):
                 ni = nf
         self.convs = nn.Sequential(*layers)
         self.pos = SinusoidalPositions(ni) if c.pos_enc else nn.Identity()
-        enc_layer = nn.TransformerEncoderLayer(
-            ni, c.n_heads, c.dim_ff, c.dropout, batch_first=True
-        )
+        enc_layer = nn.TransformerEncoderLayer(ni, c.n_heads, c.dim_ff, c.dropout, batch_first=True)
         self.encoder = nn.TransformerEncoder(
             enc_layer, c.n_encoder_layers, enable_nested_tensor=False
         )
@@ -172,7 +184,10 @@ class XResAttn(nn.Module):
         x = self.convs(x.transpose(1, 2)).transpose(1, 2)
         x = self.encoder(self.pos(x))
         lo, hi = self.config.y_range
-        y = torch.sigmoid(self.head(x).squeeze(-1)) * (hi - lo) + lo
+        # the head runs in float32 even under autocast: a bf16 sigmoid resolves 2^-9 of the
+        # output range (0.02 decades of D), far coarser than the network's accuracy
+        with torch.autocast(x.device.type, enabled=False):
+            y = torch.sigmoid(self.head(x.float()).squeeze(-1)) * (hi - lo) + lo
         return y + offset
 
 
@@ -181,20 +196,42 @@ class CheckpointError(ValueError):
 
 
 def save_checkpoint(
-    path, model: XResAttn, record: dict | None = None, card: dict | None = None, optimizer=None
-):
+    path,
+    model: XResAttn,
+    record: dict | None = None,
+    card: dict | None = None,
+    optimizer=None,
+    frame_convention: str | None = None,
+) -> None:
     """Write config + weights + training record + model card (all plain data) atomically.
 
-    ``optimizer`` adds its state so training can resume; shipped weights leave it out.
+    Parameters
+    ----------
+    path : str or Path
+        Destination file (written to ``<path>.tmp`` first, then renamed).
+    model : XResAttn
+        The network; its config and weights are stored.
+    record, card : dict, optional
+        Training record and model card (plain data).
+    optimizer : torch.optim.Optimizer, optional
+        Adds its state so training can resume; shipped weights leave it out.
+    frame_convention : {"forward", "backward"}, optional
+        Stored in the card. Default: the card's own entry when it has one, else ``"forward"``
+        (labels made by this version's simulators: the value at frame t describes t -> t+1).
     """
     path = Path(path)
+    card = dict(card or {})
+    convention = frame_convention or card.get("frame_convention", "forward")
+    if convention not in FRAME_CONVENTIONS:
+        raise ValueError(f"frame_convention must be one of {FRAME_CONVENTIONS}, not {convention!r}")
+    card["frame_convention"] = convention
     ckpt = {
         "format": CHECKPOINT_FORMAT,
         "version": CHECKPOINT_VERSION,
         "config": asdict(model.config),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "record": record or {},
-        "card": card or {},
+        "card": card,
     }
     if optimizer is not None:
         ckpt["optimizer"] = optimizer.state_dict()
@@ -203,22 +240,68 @@ def save_checkpoint(
     tmp.replace(path)
 
 
-def read_checkpoint(path) -> dict:
-    """Load and validate a checkpoint's dict without building the model."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"model file not found: {path}")
+_ZIP_MAGIC = b"PK\x03\x04"  # torch.save's format since PyTorch 1.6
+_PICKLE_MAGIC = b"\x80"  # the legacy format starts with a pickle protocol opcode
+
+
+def _torch_load(path: Path) -> object:
+    """``torch.load(weights_only=True)`` with every way a foreign file fails as CheckpointError."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if not (head.startswith(_ZIP_MAGIC) or head.startswith(_PICKLE_MAGIC)):
+        raise CheckpointError(
+            f"{path}: not a PyTorch checkpoint (it starts with {head!r}, not a zip archive or a "
+            f"pickle); give a .pt file written by napari-step"
+        )
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         raise CheckpointError(
             f"{path}: refused to load, the file holds objects other than plain weights "
             f"(loading it could run code): {str(e).splitlines()[0]}"
         ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({e})") from None
+    except (
+        RuntimeError,
+        EOFError,
+        zipfile.BadZipFile,
+        OSError,
+        ValueError,
+        KeyError,
+        IndexError,
+        TypeError,
+        AttributeError,
+        UnicodeDecodeError,
+    ) as e:
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({e!r})") from None
+
+
+def read_checkpoint(path) -> dict:
+    """Load and validate a checkpoint's dict without building the model.
+
+    Parameters
+    ----------
+    path : str or Path
+        A file written by :func:`save_checkpoint`.
+
+    Returns
+    -------
+    dict
+        ``format``, ``version``, ``config``, ``state_dict``, ``record``, ``card`` (and
+        ``optimizer`` for training checkpoints).
+
+    Raises
+    ------
+    CheckpointError
+        Missing, unreadable, unsafe (needs arbitrary unpickling), foreign or too new a file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"model file not found: {path}")
+    ckpt = _torch_load(path)
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{path}: not a napari-step checkpoint (no '{CHECKPOINT_FORMAT}' tag)")
+        raise CheckpointError(
+            f"{path}: not a napari-step checkpoint (no '{CHECKPOINT_FORMAT}' tag)"
+        )
     if ckpt.get("version", 0) > CHECKPOINT_VERSION:
         raise CheckpointError(
             f"{path}: checkpoint version {ckpt['version']} is newer than this napari-step "
@@ -227,11 +310,38 @@ def read_checkpoint(path) -> dict:
     for key in ("config", "state_dict"):
         if not isinstance(ckpt.get(key), dict):
             raise CheckpointError(f"{path}: checkpoint has no '{key}'")
+    checkpoint_frame_convention(ckpt, path)  # validates the entry
     return ckpt
 
 
+def checkpoint_frame_convention(ckpt: dict, path="checkpoint") -> str:
+    """The card's ``frame_convention`` ("forward" or "backward"; missing means legacy
+    "backward"), validated."""
+    card = ckpt.get("card") or {}
+    convention = card.get("frame_convention", LEGACY_FRAME_CONVENTION)
+    if convention not in FRAME_CONVENTIONS:
+        raise CheckpointError(
+            f"{path}: unknown frame_convention {convention!r} in the model card "
+            f"(expected one of {FRAME_CONVENTIONS})"
+        )
+    return convention
+
+
 def load_checkpoint(path) -> tuple[XResAttn, dict]:
-    """Build the model a checkpoint describes and load its weights; returns (model, checkpoint)."""
+    """Build the model a checkpoint describes and load its weights.
+
+    Parameters
+    ----------
+    path : str or Path
+        A file written by :func:`save_checkpoint`.
+
+    Returns
+    -------
+    model : XResAttn
+        In eval mode, with ``model.frame_convention`` set from the card.
+    checkpoint : dict
+        As from :func:`read_checkpoint`.
+    """
     ckpt = read_checkpoint(path)
     config = ModelConfig.from_dict(ckpt["config"])
     try:
@@ -240,5 +350,6 @@ def load_checkpoint(path) -> tuple[XResAttn, dict]:
     except (RuntimeError, ValueError, TypeError) as e:
         msg = str(e).splitlines()[0]
         raise CheckpointError(f"{path}: weights do not match the stored config ({msg})") from None
+    model.frame_convention = checkpoint_frame_convention(ckpt, path)
     model.eval()
     return model, ckpt

@@ -1,10 +1,17 @@
-"""Batched STEP inference: per-frame D for any number of tracks of any lengths.
+"""STEP inference: per-frame D and alpha for any number of tracks of any lengths.
 
-Tracks are grouped by length so each model call is one dense batch (no padding, no per-track
-loop), batches are sized to a memory budget, very long tracks are cut into overlapping windows,
-and every track is centred and rescaled in float64 before it reaches the float32 network, so tracks
-with D far outside the trained range (1e-8 or 1e8 px^2/frame) or huge coordinates are predicted as
-well as tracks with D = 1.
+One core serves every head: a registry of the shipped checkpoints by (target, dimension), one
+loader, one engine (:mod:`napari_step._inference`: length buckets, memory-sized batches, windows
+for long tracks, rescaling on the device, overlapped transfers, autocast) and thin entries,
+:func:`predict_d`, :func:`predict_log10_d` and :func:`predict_alpha`. A new head (a per-frame state
+classifier) adds a :class:`napari_step._inference.Head`, a registry entry and an entry function.
+
+Frame convention (every entry): the value at frame t describes the motion from frame t to t+1;
+the last frame of a track repeats the value before it. Legacy checkpoints (the shipped ones,
+trained with the step t-1 -> t stored at frame t; their card has no ``frame_convention``) are
+shifted by one frame to follow it.
+
+Units: positions in pixels, frames; D in px^2/frame.
 """
 
 from __future__ import annotations
@@ -16,225 +23,341 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ._input import as_track_list, group_by_length
+from . import _inference
+from ._input import as_track_list
 from .model import CheckpointError, XResAttn, load_checkpoint
 
-__all__ = ["predict_d", "load_model", "resolve_device", "available_models", "WEIGHTS_DIR"]
+__all__ = [
+    "predict_d",
+    "predict_log10_d",
+    "predict_alpha",
+    "predict_per_frame",
+    "load_model",
+    "model_path",
+    "resolve_device",
+    "resolve_precision",
+    "available_models",
+    "BUILTIN_MODELS",
+    "PRECISIONS",
+    "WEIGHTS_DIR",
+]
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
-_BUILTIN = {("default", 2): "step_d_2d.pt", ("default", 1): "step_d_1d.pt"}
-MAX_WINDOW = 1000  # frames per model call for very long tracks
-WINDOW_OVERLAP = 100
+# Shipped checkpoints by (target, track dimension); the name "default" picks them.
+BUILTIN_MODELS = {
+    ("log10_d", 2): "step_d_2d.pt",
+    ("log10_d", 1): "step_d_1d.pt",
+    ("alpha", 2): "step_alpha_2d.pt",
+}
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+_AMP_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def available_models() -> dict:
-    """Built-in model names and dims whose weights ship with this installation."""
-    return {f"{n} ({d}-D)": WEIGHTS_DIR / f for (n, d), f in _BUILTIN.items() if (WEIGHTS_DIR / f).exists()}
+def available_models(target: str = "log10_d") -> dict[str, Path]:
+    """Built-in models of one target whose weights ship with this installation.
+
+    Parameters
+    ----------
+    target : str
+        "log10_d" (D models) or "alpha".
+
+    Returns
+    -------
+    dict
+        ``{"default (2-D)": path, ...}``.
+    """
+    return {
+        f"default ({d}-D)": WEIGHTS_DIR / f
+        for (t, d), f in BUILTIN_MODELS.items()
+        if t == target and (WEIGHTS_DIR / f).exists()
+    }
 
 
-def resolve_device(device=None) -> torch.device:
-    """'auto'/None -> CUDA when available else CPU; a GPU asked for where none exists falls back
-    to the CPU with a warning instead of failing."""
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    """The torch device to run on.
+
+    Parameters
+    ----------
+    device : str, torch.device or None
+        None or "auto": CUDA when available, else the CPU; "gpu" means "cuda". A GPU asked for
+        where none exists falls back to the CPU with a warning instead of failing.
+
+    Returns
+    -------
+    torch.device
+    """
     if device in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device("cuda" if device == "gpu" else device)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        warnings.warn("CUDA was requested but no GPU is available: running on the CPU", stacklevel=3)
+        warnings.warn(
+            "CUDA was requested but no GPU is available: running on the CPU", stacklevel=3
+        )
         return torch.device("cpu")
     return dev
 
 
+def resolve_precision(precision: str | None, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for a precision name (None: plain float32).
+
+    Parameters
+    ----------
+    precision : {"auto", "fp32", "bf16", "fp16"} or None
+        "auto" (or None): bf16 on a CUDA device that supports it (outputs within the tolerance
+        stated in ``tests/test_predict.py``: validation error within 0.003 of fp32), float32 on
+        the CPU, where bf16 is slower on most processors.
+    device : torch.device
+
+    Returns
+    -------
+    torch.dtype or None
+    """
+    if precision in (None, "auto"):
+        cuda_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+        return torch.bfloat16 if cuda_bf16 else None
+    if precision not in _AMP_DTYPES:
+        raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")
+    return _AMP_DTYPES[precision]
+
+
+def model_path(model: str | Path, target: str = "log10_d", dim: int = 2) -> Path:
+    """The checkpoint file for a built-in name or a path.
+
+    Parameters
+    ----------
+    model : str or Path
+        "default" (the shipped model for ``target`` and ``dim``) or a path to a .pt file.
+    target : str
+        "log10_d" or "alpha".
+    dim : int
+        Track dimension the model is for (1 or 2).
+
+    Raises
+    ------
+    ValueError
+        An unknown name.
+    CheckpointError
+        No shipped model for that target and dimension (the message says how to train one).
+    """
+    p = Path(str(model))
+    if p.suffix == ".pt" or p.exists():
+        return p
+    name = _inference.HEADS[target].name
+    names = ["default"]
+    if str(model) not in names:
+        raise ValueError(
+            f"unknown {name} model {model!r}: use one of {names} or a path to a .pt file"
+        )
+    fname = BUILTIN_MODELS.get((target, dim))
+    if fname is None or not (WEIGHTS_DIR / fname).exists():
+        flag = "" if target == "log10_d" else f" --target {target}"
+        raise CheckpointError(
+            f"no built-in {dim}-D {name} model ships with this version of napari-step "
+            f"(train one with `napari-step train{flag} --dim {dim} --out model.pt` and pass "
+            f"model='model.pt')"
+        )
+    return WEIGHTS_DIR / fname
+
+
 @functools.lru_cache(maxsize=8)
-def _load_cached(path: str, device: str) -> XResAttn:
+def _load_cached(path: str, mtime_ns: int, device: str) -> XResAttn:
     model, _ = load_checkpoint(path)
     return model.to(device).eval()
 
 
-def _model_path(model, dim: int) -> Path:
-    p = Path(str(model))
-    if p.suffix == ".pt" or p.exists():
-        return p
-    key = (str(model), dim)
-    if key not in _BUILTIN:
-        names = sorted({n for n, _ in _BUILTIN})
-        raise ValueError(f"unknown model {model!r}: use one of {names} or a path to a .pt file")
-    path = WEIGHTS_DIR / _BUILTIN[key]
-    if not path.exists():
-        raise CheckpointError(
-            f"no built-in {dim}-D model named {model!r} ships with this version "
-            f"(train one with `napari-step train --dim {dim}`)"
-        )
-    return path
+def load_model(
+    model: str | Path | XResAttn = "default",
+    dim: int = 2,
+    device: str | torch.device | None = None,
+    target: str = "log10_d",
+) -> XResAttn:
+    """A ready model (eval mode, on ``device``), cached by file and modification time.
 
+    Parameters
+    ----------
+    model : str, Path or XResAttn
+        A built-in name, a checkpoint path or a model object.
+    dim : int
+        Track dimension, to pick a built-in model.
+    device : str, torch.device or None
+        See :func:`resolve_device`.
+    target : str
+        "log10_d" or "alpha": picks the built-in model and is checked against the model's own.
 
-def load_model(model="default", dim: int = 2, device=None) -> XResAttn:
-    """A ready model: a built-in name (with the track dimension) or a checkpoint path; cached."""
+    Raises
+    ------
+    ValueError
+        The model predicts another target (e.g. an alpha model given for D).
+    """
+    if target not in _inference.HEADS:
+        raise ValueError(f"unknown target {target!r}: use one of {list(_inference.HEADS)}")
+    dev = resolve_device(device)
     if isinstance(model, XResAttn):
-        return model.to(resolve_device(device)).eval()
-    return _load_cached(str(_model_path(model, dim)), str(resolve_device(device)))
-
-
-def _batch_size(n_frames: int, device: torch.device, requested) -> int:
-    if requested:
-        return int(requested)
-    budget = 3e7 if device.type == "cuda" else 4e6  # ~ attention elements per batch
-    return int(np.clip(budget // (n_frames * max(n_frames, 256)), 1, 4096))
-
-
-def _rescale(pos: np.ndarray, model: XResAttn) -> tuple[np.ndarray, np.ndarray]:
-    """Centre and scale tracks (B, T, dim) in float64; returns (scaled, log10 D factor per track).
-
-    Scale-equivariant models get every track at unit RMS step. Absolute models (the paper
-    configuration) get a track scaled only as far as needed to bring its local D range inside the
-    trained range.
-    """
-    pos = pos - pos[:, :1]
-    dx2 = (np.diff(pos, axis=1) ** 2).sum(-1)
-    dim = pos.shape[2]
-    mean_d = dx2.mean(axis=1) / (2 * dim)
-    if model.config.normalise:
-        log_s2 = -np.log10(mean_d)
+        net = model.to(dev).eval()
     else:
-        k = min(10, dx2.shape[1])
-        kernel = np.ones(k) / k
-        local = np.array([np.convolve(r, kernel, mode="valid") for r in dx2]) / (2 * dim)
-        lo = np.log10(local.min(axis=1) + 1e-300)
-        hi = np.log10(local.max(axis=1))
-        lim_lo, lim_hi = np.asarray(model.config.y_range) + np.array([0.6, -0.6])
-        shift_up = np.clip(lim_lo - lo, 0, None)  # log10 s^2 needed to lift the slow end
-        shift_down = np.clip(lim_hi - hi, None, 0)  # ... or to bring the fast end down
-        log_s2 = np.where(shift_up > 0, np.minimum(shift_up, lim_hi - hi), shift_down)
-    return pos * 10 ** (log_s2 / 2)[:, None, None], log_s2
-
-
-def _windows(n_frames: int):
-    """(start, stop, keep_from, keep_to) windows covering a long track with overlaps; the kept
-    parts tile the track exactly and stay away from window edges where possible."""
-    if n_frames <= MAX_WINDOW:
-        return [(0, n_frames, 0, n_frames)]
-    stride = MAX_WINDOW - 2 * WINDOW_OVERLAP
-    out, start, kept = [], 0, 0
-    while True:
-        start = min(start, n_frames - MAX_WINDOW)
-        stop = start + MAX_WINDOW
-        keep_to = n_frames if stop == n_frames else stop - WINDOW_OVERLAP
-        out.append((start, stop, kept, keep_to))
-        if stop == n_frames:
-            return out
-        kept, start = keep_to, start + stride
-
-
-def _progress_callback(progress, total):
-    if callable(progress):
-        return progress, None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=total, desc="STEP", unit="track")
-        return (lambda done, tot: bar.update(done - bar.n)), bar
-    return None, None
-
-
-def run_per_frame(tracks, net: XResAttn, dev, batch_size, progress, block, what: str):
-    """The shared inference driver behind predict_d and predict_alpha.
-
-    ``tracks``: validated list of (T_i, dim) arrays. Groups tracks by length, batches each group
-    to the memory budget, calls ``block(net, positions (B, T, dim), dev) -> (B, T)`` per batch,
-    averages the three planar projections for 3-D tracks with a 2-D model, gives tracks shorter
-    than the model's minimum NaN (one warning naming ``what``) and reports progress.
-    """
-    out: list = [None] * len(tracks)
-    if not tracks:
-        return out
-    dim = tracks[0].shape[1]
-    if net.config.dim not in (dim, 2 if dim == 3 else dim):
-        raise ValueError(f"the model is for {net.config.dim}-D tracks, these tracks are {dim}-D")
-    # 3-D tracks with a 2-D model: average the three planar projections (isotropic diffusion).
-    projections = [(0, 1), (0, 2), (1, 2)] if dim == 3 and net.config.dim == 2 else [tuple(range(dim))]
-    min_len = net.config.min_length
-    groups = group_by_length(tracks)
-    short = sum(idx.size for n, idx in groups.items() if n < min_len)
-    if short:
-        warnings.warn(
-            f"{short} track(s) shorter than {min_len} frames cannot be analysed by the model: "
-            f"their {what} is NaN",
-            stacklevel=4,
+        path = model_path(model, target, dim)
+        mtime = path.stat().st_mtime_ns if path.is_file() else -1
+        net = _load_cached(str(path), mtime, str(dev))
+    if net.config.target != target:
+        name = _inference.HEADS[target].name
+        how = (
+            "" if target == "log10_d" else f" (trained with `napari-step train --target {target}`)"
         )
-    total, done = len(tracks), short
-    report, bar = _progress_callback(progress, total)
-    with torch.inference_mode():
-        for n_frames, idx in groups.items():
-            if n_frames < min_len:
-                for i in idx:
-                    out[i] = np.full(n_frames, np.nan)
-                continue
-            bs = _batch_size(min(n_frames, MAX_WINDOW), dev, batch_size)
-            for b0 in range(0, idx.size, bs):
-                sel = idx[b0 : b0 + bs]
-                pos = np.stack([tracks[i] for i in sel])
-                res = np.zeros((sel.size, n_frames))
-                for axes in projections:
-                    res += block(net, pos[:, :, axes], dev) / len(projections)
-                for row, i in enumerate(sel):
-                    out[i] = res[row]
-                done += sel.size
-                if report:
-                    report(done, total)
-    if bar is not None:
-        bar.close()
-    return out
+        raise ValueError(
+            f"the model predicts {net.config.target!r}, not {name}: give a {name} model{how}"
+        )
+    return net
 
 
-def predict_per_frame(tracks, load, block, what: str, device=None, batch_size=None, progress=None):
-    """Validate ``tracks``, load the model with ``load(model_dim, device)`` (3-D tracks use the
-    2-D model) and run :func:`run_per_frame`: the common body of predict_log10_d and
-    predict_alpha."""
+def _compiled(net: XResAttn, backend: str):
+    cache = net.__dict__.setdefault("_napari_step_compiled", {})
+    if backend not in cache:
+        cache[backend] = torch.compile(net, backend=backend)
+    return cache[backend]
+
+
+def predict_per_frame(
+    tracks,
+    target: str,
+    model: str | Path | XResAttn = "default",
+    device: str | torch.device | None = None,
+    batch_size: int | None = None,
+    progress=None,
+    precision: str = "auto",
+    compile_model: bool | str = False,
+) -> list[np.ndarray]:
+    """The common body of every per-frame entry: validate, load, run the engine.
+
+    Parameters
+    ----------
+    tracks : ndarray or list of ndarray
+        (N, T, dim) or a list of (T_i, dim) positions (px), one row per frame, no gaps.
+    target : str
+        The head: "log10_d" or "alpha".
+    model, device, batch_size, progress, precision, compile_model
+        See :func:`predict_d`.
+
+    Returns
+    -------
+    list of ndarray
+        One float64 (T_i,) array per track, in input order, forward frame convention.
+    """
     tracks = as_track_list(tracks, allow_nan=False)
     if not tracks:
         return []
     dim = tracks[0].shape[1]
     dev = resolve_device(device)
-    net = load(dim if dim != 3 else 2, dev)
-    return run_per_frame(tracks, net, dev, batch_size, progress, block, what)
+    net = load_model(model, dim if dim != 3 else 2, dev, target)
+    backend = "inductor" if compile_model is True else compile_model
+    engine = _inference.Engine(
+        net,
+        _inference.HEADS[target],
+        dev,
+        amp_dtype=resolve_precision(precision, dev),
+        batch_size=batch_size,
+        legacy=getattr(net, "frame_convention", "forward") == "backward",
+        module=_compiled(net, backend) if backend else None,
+    )
+    return _inference.run(tracks, engine, progress)
 
 
-def _load_d_model(model, dim: int, dev) -> XResAttn:
-    net = load_model(model, dim, dev)
-    if net.config.target != "log10_d":
-        raise ValueError(f"the model predicts {net.config.target!r}, not D: give a D model")
-    return net
+def predict_log10_d(
+    tracks,
+    model: str | Path | XResAttn = "default",
+    device: str | torch.device | None = None,
+    batch_size: int | None = None,
+    progress=None,
+    precision: str = "auto",
+    compile_model: bool | str = False,
+) -> list[np.ndarray]:
+    """Like :func:`predict_d` but returns log10 D (D in px^2/frame); -inf where a track does not
+    move."""
+    return predict_per_frame(
+        tracks, "log10_d", model, device, batch_size, progress, precision, compile_model
+    )
 
 
-def predict_log10_d(tracks, model="default", device=None, batch_size=None, progress=None):
-    """Like :func:`predict_d` but returns log10 D (px^2/frame); -inf where a track does not move."""
-    return predict_per_frame(tracks, functools.partial(_load_d_model, model), _predict_block, "D",
-                             device, batch_size, progress)
+def predict_d(
+    tracks,
+    model: str | Path | XResAttn = "default",
+    device: str | torch.device | None = None,
+    batch_size: int | None = None,
+    progress=None,
+    precision: str = "auto",
+    compile_model: bool | str = False,
+) -> list[np.ndarray]:
+    """Per-frame diffusion coefficient predicted by STEP for each track.
 
+    Parameters
+    ----------
+    tracks : ndarray or list of ndarray
+        An (N, T, dim) array or a list of (T_i, dim) arrays of real positions in pixels, one row
+        per frame, no gaps; dim 1, 2 or 3 (3-D tracks: mean over the three planar projections
+        with the 2-D model).
+    model : str, Path or XResAttn
+        "default" (the shipped model for the tracks' dimension), a checkpoint path or a model.
+    device : str or None
+        None/"auto": CUDA when available; "cpu", "cuda", "cuda:1", ...
+    batch_size : int, optional
+        Tracks per model call; default: sized to the memory of the device.
+    progress : bool or callable, optional
+        True for a progress bar or a callable ``(done, total)`` (tracks).
+    precision : {"auto", "fp32", "bf16", "fp16"}
+        Autocast precision of the network (rescaling stays float64); "auto" is bf16 on CUDA and
+        float32 on the CPU (see :func:`resolve_precision`).
+    compile_model : bool or str
+        ``torch.compile`` the network (True: the inductor backend; a string names the backend).
+        Pays on a GPU for large runs; the first call of each track length compiles.
 
-def _predict_block(net, pos, dev) -> np.ndarray:
-    """log10 D (B, T) for equal-length tracks; windows for long tracks; -inf for still tracks."""
-    n_frames = pos.shape[1]
-    res = np.empty(pos.shape[:2])
-    for start, stop, keep_from, keep_to in _windows(n_frames):
-        seg = pos[:, start:stop]
-        still = ~(np.diff(seg, axis=1) != 0).any(axis=(1, 2))
-        scaled, log_s2 = _rescale(seg[~still], net) if (~still).any() else (None, None)
-        vals = np.full(seg.shape[:2], -np.inf)
-        if scaled is not None:
-            x = torch.as_tensor(scaled, dtype=torch.float32, device=dev)
-            vals[~still] = net(x).float().cpu().numpy() - log_s2[:, None]
-        res[:, keep_from:keep_to] = vals[:, keep_from - start : keep_to - start]
-    return res
+    Returns
+    -------
+    list of ndarray
+        D (px^2/frame, linear) per frame, float64 (T_i,) per track, in input order. The value at
+        frame t is the D of the motion from frame t to t+1; the last frame repeats the one before.
+        Tracks shorter than the model's minimum get NaN (one warning); a track that never moves
+        gets D = 0.
 
-
-def predict_d(tracks, model="default", device=None, batch_size=None, progress=None) -> list[np.ndarray]:
-    """Per-frame diffusion coefficient (px^2/frame, linear) predicted by STEP for each track.
-
-    ``tracks``: an (N, T, dim) array or a list of (T_i, dim) arrays of positions in pixels, one
-    row per frame (no gaps). ``device=None`` uses CUDA when available. Tracks shorter than the
-    model's minimum get NaN with a warning; a track that never moves gets D = 0; non-finite
-    positions raise ``ValueError`` naming the track. ``progress``: True for a progress bar or a
-    callable ``(done, total)``.
+    Raises
+    ------
+    ValueError
+        Non-finite, complex or badly shaped positions (naming the track), an alpha model, an
+        unknown model name or precision.
+    napari_step.model.CheckpointError
+        A model file that is missing, corrupt, foreign or unsafe.
     """
-    logs = predict_log10_d(tracks, model, device, batch_size, progress)
+    logs = predict_log10_d(tracks, model, device, batch_size, progress, precision, compile_model)
     return [10.0**v for v in logs]
+
+
+def predict_alpha(
+    tracks,
+    model: str | Path | XResAttn = "default",
+    device: str | torch.device | None = None,
+    batch_size: int | None = None,
+    progress=None,
+    precision: str = "auto",
+    compile_model: bool | str = False,
+) -> list[np.ndarray]:
+    """Per-frame anomalous-diffusion exponent alpha predicted by a STEP alpha model.
+
+    Parameters
+    ----------
+    tracks : ndarray or list of ndarray
+        As for :func:`predict_d`; any length unit (alpha is scale-free).
+    model : str, Path or XResAttn
+        A checkpoint trained with ``target="alpha"`` or "default" (the shipped 2-D model
+        ``weights/step_alpha_2d.pt``; other dimensions have no built-in model and raise
+        :class:`napari_step.model.CheckpointError`, a ValueError, saying how to train one).
+    device, batch_size, progress, precision, compile_model
+        As for :func:`predict_d`.
+
+    Returns
+    -------
+    list of ndarray
+        alpha (dimensionless) per frame, float64 (T_i,) per track, in input order; the value at
+        frame t describes the motion from t to t+1, the last frame repeats the one before. NaN for
+        tracks shorter than the model's minimum (one warning) and tracks that never move.
+    """
+    return predict_per_frame(
+        tracks, "alpha", model, device, batch_size, progress, precision, compile_model
+    )

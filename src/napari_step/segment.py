@@ -29,10 +29,10 @@ likelihood segmentation of the raw steps (:func:`exact_changepoints`, no STEP) r
 of the remaining gap to the true segments comes from changes too small to detect in 200 frames.
 
 Conventions (as everywhere in the package): pixels and frames, D in px^2/frame, ``d[t]`` is the D
-of the step from frame t-1 to frame t, and a change point ``c`` means frames >= c belong to the new
-segment (so the step c-1 -> c already has the new D). Segments are half-open frame ranges
-``[start, stop)``; the D of a segment is estimated from the steps that arrive at its frames
-(frame 0 has no step).
+of the step from frame t to frame t+1 (the last frame repeats the one before it), and a change
+point ``c`` means frame c is the first frame of the new segment (so the step c -> c+1 is the first
+with the new D). Segments are half-open frame ranges ``[start, stop)``; the D of a segment is
+estimated from the steps that leave its frames, c..next-1 (the track's last frame has none).
 """
 
 from __future__ import annotations
@@ -138,7 +138,8 @@ def cve_d(positions, R: float = R_FULL_FRAME, return_sigma2: bool = False):
 
 
 def log_step_sizes(positions) -> np.ndarray:
-    """log10 |x_t - x_{t-1}|^2 per frame (T,), frame 0 repeating frame 1 (the per-frame convention).
+    """log10 |x_{t+1} - x_t|^2 per frame (T,), the last frame repeating the one before it (the
+    per-frame convention).
 
     The raw-data analogue of STEP's log10 D output (offset by log10(2 dim) and much noisier), for
     change-point detection on step sizes. Zero steps give a finite floor instead of -inf.
@@ -150,7 +151,7 @@ def log_step_sizes(positions) -> np.ndarray:
     pos_r = r[r > 0]
     floor = pos_r.min() * 1e-3 if pos_r.size else 1.0
     s = np.log10(np.maximum(r, floor))
-    return np.concatenate([s[:1], s])
+    return np.concatenate([s, s[-1:]])
 
 
 # --------------------------------------------------------------------------------------------
@@ -189,10 +190,11 @@ def _kcpd(signal: np.ndarray, penalty: float, min_size: int, kernel: str, kernel
 
 
 class _StepLikelihood:
-    """Gaussian (Brownian) negative log-likelihood of the steps in frame ranges [a, b)."""
+    """Gaussian (Brownian) negative log-likelihood of the steps leaving frames [a, b)."""
 
     def __init__(self, positions: np.ndarray):
-        r = (np.diff(positions, axis=0) ** 2).sum(-1)  # r[t-1]: step arriving at frame t
+        r = (np.diff(positions, axis=0) ** 2).sum(-1)  # r[t]: the step t -> t+1
+        self.n_steps = r.size
         self.dim = positions.shape[1]
         self.cs = np.concatenate([[0.0], np.cumsum(r)])
         pos_r = r[r > 0]
@@ -200,11 +202,11 @@ class _StepLikelihood:
 
     def nll(self, a: int, b: int) -> float:
         """Twice the negative log-likelihood (up to constants) of frames [a, b) at the ML D."""
-        a = max(a, 1)
+        b = min(b, self.n_steps)
         n = b - a
         if n <= 0:
             return 0.0
-        m = (self.cs[b - 1] - self.cs[a - 1]) / n
+        m = (self.cs[b] - self.cs[a]) / n
         return self.dim * n * np.log(max(m, self.floor))
 
     def glr(self, a: int, c: int, b: int) -> float:
@@ -319,7 +321,7 @@ def exact_changepoints(
     pos = _as_positions(positions)
     if not np.isfinite(pos).all():
         raise ValueError("positions must be finite (split tracks at gaps first)")
-    r = (np.diff(pos, axis=0) ** 2).sum(-1)  # r[j]: the step arriving at frame j + 1
+    r = (np.diff(pos, axis=0) ** 2).sum(-1)  # r[j]: the step j -> j + 1
     dim, n = pos.shape[1], len(r)
     min_size = max(1, int(min_size))
     if n < 2 * min_size:
@@ -341,7 +343,7 @@ def exact_changepoints(
     while b > 0:
         b = int(last[b])
         if b > 0:
-            cps.append(b + 1)  # steps from index b on arrive at frames b + 1, ...
+            cps.append(b)  # the step b -> b + 1 is the first of the new segment
     return np.asarray(sorted(cps), dtype=int)
 
 
@@ -389,7 +391,7 @@ def _fallback_step(ds, bounds, log10_pred):
 
 def _segment_estimates(pos: np.ndarray, bounds, estimator: str, R: float, log10_pred):
     """Per-segment D (and sigma^2 for the CVE estimators) over half-open frame ranges."""
-    segs = [pos[max(a - 1, 0) : b] for a, b in bounds]  # the steps arriving at frames a..b-1
+    segs = [pos[a : b + 1] for a, b in bounds]  # the steps leaving frames a..b-1
     if estimator == "mle":
         return np.array([mle_d(s) if len(s) > 1 else np.nan for s in segs], dtype=float), None
     if estimator == "step":
