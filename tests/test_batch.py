@@ -1,5 +1,7 @@
 """Batch analysis: single process vs a real Dask LocalCluster, failures, resumability."""
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,13 +13,18 @@ from napari_step.simulate import brownian_changepoints
 def write_inputs(folder, n_files=4, n_tracks=6):
     paths = []
     for i in range(n_files):
-        sim = brownian_changepoints(n_tracks, 60, 2, 1, d_range=(0.1, 10),
-                                    rng=np.random.default_rng(i))
+        sim = brownian_changepoints(
+            n_tracks, 60, 2, 1, d_range=(0.1, 10), rng=np.random.default_rng(i)
+        )
         n, t, _ = sim.positions.shape
-        table = pd.DataFrame({"particle": np.repeat(np.arange(n), t),
-                              "frame": np.tile(np.arange(t), n),
-                              "y": sim.positions[..., 0].ravel(),
-                              "x": sim.positions[..., 1].ravel()})
+        table = pd.DataFrame(
+            {
+                "particle": np.repeat(np.arange(n), t),
+                "frame": np.tile(np.arange(t), n),
+                "y": sim.positions[..., 0].ravel(),
+                "x": sim.positions[..., 1].ravel(),
+            }
+        )
         p = folder / f"tracks_{i}.csv"
         table.to_csv(p, index=False)
         paths.append(p)
@@ -34,8 +41,9 @@ def test_single_process_resumable_and_failure_isolated(tmp_path):
     bad = tmp_path / "in" / "broken.csv"
     bad.write_bytes(b"\x00\x01\x02 binary junk")
     out = tmp_path / "out"
-    summary = analyze([str(tmp_path / "in" / "*.csv")], out, pixel_size=0.1, frame_interval=0.02,
-                      scheduler="sync")
+    summary = analyze(
+        [str(tmp_path / "in" / "*.csv")], out, pixel_size=0.1, frame_interval=0.02, scheduler="sync"
+    )
     assert set(summary.status) == {"done", "failed"}
     failed = summary[summary.status == "failed"]
     assert failed.input.str.endswith("broken.csv").all() and len(failed) == 1
@@ -85,8 +93,9 @@ def test_killed_worker_does_not_lose_results(tmp_path):
     (tmp_path / "in").mkdir()
     inputs = write_inputs(tmp_path / "in", n_files=8, n_tracks=20)
     out = tmp_path / "out"
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                       dashboard_address=None)
+    cluster = distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    )
     killed = []
     try:
         with distributed.Client(cluster.scheduler_address) as spy:
@@ -111,7 +120,8 @@ def test_killed_worker_does_not_lose_results(tmp_path):
     assert killed, "no worker was busy to kill: the run finished too fast"
     assert (summary.status == "done").all(), summary.error.tolist()
     assert sorted(p.name for p in out.glob("*.results.csv")) == sorted(
-        f"{p.stem}.results.csv" for p in inputs)
+        f"{p.stem}.results.csv" for p in inputs
+    )
     for p in out.glob("*.results.csv"):
         assert len(read_result(p)) == 20 * 60
 
@@ -122,9 +132,70 @@ def test_movie_inputs_are_detected_linked_and_analysed(tmp_path):
 
     movie, truth = make_sample(n_particles=6, n_frames=40, shape=(96, 96), seed=2)
     np.save(tmp_path / "movie.npy", movie)
-    summary = analyze([tmp_path / "movie.npy"], tmp_path / "out", pixel_size=0.1,
-                      frame_interval=0.05, detection=DetectionParams(diameter=7, minmass=400),
-                      linking=LinkingParams(search_range=6, memory=2, min_length=15))
+    summary = analyze(
+        [tmp_path / "movie.npy"],
+        tmp_path / "out",
+        pixel_size=0.1,
+        frame_interval=0.05,
+        detection=DetectionParams(diameter=7, minmass=400),
+        linking=LinkingParams(search_range=6, memory=2, min_length=15),
+    )
     assert summary.status.tolist() == ["done"] and summary.n_tracks.iloc[0] >= 5
     res = read_result(tmp_path / "out" / "movie.results.csv")
     assert res.step_d.notna().mean() > 0.8
+
+
+def test_folders_matched_by_a_pattern_are_reported(tmp_path):
+    """A folder whose name matches the input glob is listed as ignored, with the reason."""
+    (tmp_path / "in").mkdir()
+    write_inputs(tmp_path / "in", n_files=1)
+    (tmp_path / "in" / "old.csv").mkdir()  # a folder named like a track file
+    summary = analyze([str(tmp_path / "in" / "*.csv")], tmp_path / "out", scheduler="sync")
+    by_name = {Path(p).name: row for p, (_, row) in zip(summary.input, summary.iterrows())}
+    assert by_name["tracks_0.csv"].status == "done"
+    assert by_name["old.csv"].status == "ignored"
+    assert "a folder matched by" in by_name["old.csv"].error
+    written = pd.read_csv(tmp_path / "out" / "summary.csv")
+    assert "ignored" in set(written.status)
+    assert expand_inputs([str(tmp_path / "in" / "*.csv")]) == [tmp_path / "in" / "tracks_0.csv"]
+
+
+def test_same_file_names_in_different_folders_get_their_own_outputs(tmp_path):
+    """Two inputs called tracks_0.csv must not share (or skip into) one results file."""
+    for sub in ("a", "b"):
+        (tmp_path / sub).mkdir()
+    write_inputs(tmp_path / "a", n_files=1)
+    other = write_inputs(tmp_path / "b", n_files=2)[1]
+    other.replace(tmp_path / "b" / "tracks_0.csv")
+    summary = analyze(
+        [str(tmp_path / "*" / "tracks_0.csv")],
+        tmp_path / "out",
+        scheduler="sync",
+        pixel_size=0.1,
+        frame_interval=0.02,
+    )
+    assert summary.status.tolist() == ["done", "done"]
+    names = sorted(Path(p).name for p in summary.output)
+    assert names == ["a_tracks_0.results.csv", "b_tracks_0.results.csv"]
+    ra, rb = (read_result(tmp_path / "out" / n) for n in names)
+    assert not np.allclose(ra.x, rb.x)  # each output holds its own input
+
+
+def test_per_track_tables_are_written_beside_the_results(tmp_path):
+    (tmp_path / "in").mkdir()
+    write_inputs(tmp_path / "in", n_files=1, n_tracks=5)
+    analyze(
+        [tmp_path / "in"],
+        tmp_path / "out",
+        pixel_size=0.1,
+        frame_interval=0.02,
+        scheduler="sync",
+        output_format="parquet",
+    )
+    per_track = pd.read_parquet(tmp_path / "out" / "tracks_0.tracks.parquet")
+    assert per_track.track_id.tolist() == [0, 1, 2, 3, 4]
+    assert (per_track.n_points == 60).all() and (per_track.median_d > 0).all()
+    import json
+
+    meta = json.loads((tmp_path / "out" / "tracks_0.tracks.parquet.json").read_text())
+    assert meta["column_units"]["median_d"] == "um^2/s" and meta["source"].endswith("csv")

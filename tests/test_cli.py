@@ -9,7 +9,9 @@ from napari_step.cli import main
 def test_demo_headless_writes_table_and_picture(tmp_path, capsys):
     assert main(["demo", "--headless", "--out", str(tmp_path)]) == 0
     table = pd.read_csv(tmp_path / "sample_results.csv")
-    assert {"track_id", "frame", "y", "x", "step_d", "tamsd_d", "step_log10_d"} <= set(table.columns)
+    assert {"track_id", "frame", "y", "x", "step_d", "tamsd_d", "step_log10_d"} <= set(
+        table.columns
+    )
     assert table.track_id.nunique() >= 25 and table.step_d.notna().mean() > 0.8
     # D of the sample lies between its slow and fast truth (0.01 and 0.16 um^2/s)
     d = table.step_d.dropna()
@@ -22,22 +24,64 @@ def test_demo_headless_writes_table_and_picture(tmp_path, capsys):
 def test_analyze_cli_reports_failures_with_exit_code(tmp_path, capsys):
     rng = np.random.default_rng(0)
     pos = rng.standard_normal((3, 50, 2)).cumsum(1)
-    pd.DataFrame({"particle": np.repeat(np.arange(3), 50), "frame": np.tile(np.arange(50), 3),
-                  "y": pos[..., 0].ravel(), "x": pos[..., 1].ravel()}).to_csv(tmp_path / "a.csv",
-                                                                               index=False)
+    pd.DataFrame(
+        {
+            "particle": np.repeat(np.arange(3), 50),
+            "frame": np.tile(np.arange(50), 3),
+            "y": pos[..., 0].ravel(),
+            "x": pos[..., 1].ravel(),
+        }
+    ).to_csv(tmp_path / "a.csv", index=False)
     (tmp_path / "b.csv").write_text("nothing useful\n")
-    rc = main(["analyze", str(tmp_path / "*.csv"), "--out", str(tmp_path / "out"),
-               "--pixel-size", "0.1", "--frame-interval", "0.05"])
+    rc = main(
+        [
+            "analyze",
+            str(tmp_path / "*.csv"),
+            "--out",
+            str(tmp_path / "out"),
+            "--pixel-size",
+            "0.1",
+            "--frame-interval",
+            "0.05",
+        ]
+    )
     captured = capsys.readouterr()
     assert rc == 1 and "1 done" in captured.out and "b.csv" in captured.err
     assert (tmp_path / "out" / "a.results.csv").exists()
+    # one row per analysed track, D in um^2/s (true D 0.5 px^2/frame = 0.1 um^2/s)
+    per_track = pd.read_csv(tmp_path / "out" / "a.tracks.csv")
+    assert per_track.track_id.tolist() == [0, 1, 2] and (per_track.n_points == 50).all()
+    assert 0.05 < per_track.median_d.median() < 0.2
     assert main(["analyze", str(tmp_path / "missing.csv"), "--out", str(tmp_path / "o2")]) == 2
     # with segments: a segments table per input, in physical units
-    assert main(["analyze", str(tmp_path / "a.csv"), "--out", str(tmp_path / "o3"),
-                 "--segments", "--pixel-size", "0.1", "--frame-interval", "0.05"]) == 0
+    assert (
+        main(
+            [
+                "analyze",
+                str(tmp_path / "a.csv"),
+                "--out",
+                str(tmp_path / "o3"),
+                "--segments",
+                "--pixel-size",
+                "0.1",
+                "--frame-interval",
+                "0.05",
+            ]
+        )
+        == 0
+    )
     seg = pd.read_csv(tmp_path / "o3" / "a.segments.csv")
-    assert list(seg.columns) == ["track_id", "segment", "start_frame", "stop_frame", "n_frames", "d"]
-    assert set(seg.track_id) == {0, 1, 2} and np.allclose(seg.d.median(), 0.5 * 0.01 / 0.05, rtol=0.5)
+    assert list(seg.columns) == [
+        "track_id",
+        "segment",
+        "start_frame",
+        "stop_frame",
+        "n_frames",
+        "d",
+    ]
+    assert set(seg.track_id) == {0, 1, 2} and np.allclose(
+        seg.d.median(), 0.5 * 0.01 / 0.05, rtol=0.5
+    )
     res = pd.read_csv(tmp_path / "o3" / "a.results.csv")
     assert "segment_d" in res and "changepoint" in res
 

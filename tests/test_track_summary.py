@@ -186,3 +186,20 @@ def test_real_colloid_movie_one_row_per_analysed_track():
     assert 0.5 < np.median(s.median_d / s.tamsd_d) < 2.0
     assert 0.5 < np.median(s.median_d / s.msd_d) < 2.0
     assert (s.duration > 49 / 24 - 1e-9).all()
+
+
+def test_public_msd_helpers_agree_with_the_summary():
+    from napari_step.track_summary import fit_msd, tamsd_per_track
+
+    table = brownian_table([0.2, 1.5], n_frames=120, seed=4)
+    table["step_d"] = 1.0
+    ids, msd, counts = tamsd_per_track(table, [1, 2, 3, 4])
+    assert ids.tolist() == [0, 1] and counts[:, 0].tolist() == [119, 119]
+    k, alpha = fit_msd(msd, [1, 2, 3, 4], dim=2)
+    s = track_summary(table, max_lag=4)
+    np.testing.assert_allclose(k, s.msd_d)
+    np.testing.assert_allclose(alpha, s.msd_alpha)
+    k1, a1 = fit_msd(msd[1], [1, 2, 3, 4], dim=2, max_lag=2)  # one curve, two lags
+    assert a1[0] == pytest.approx(np.log(msd[1, 1] / msd[1, 0]) / np.log(2))
+    with pytest.raises(ValueError, match="lags"):
+        tamsd_per_track(table, [0, 1])

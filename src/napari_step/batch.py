@@ -1,9 +1,11 @@
 """Many-file analysis, in this process or on Dask (a local cluster or an existing scheduler).
 
-Each input file (a track table or a movie) becomes one results table in the output folder plus a
-row in ``summary.csv``. Finished outputs are skipped on a re-run, a failing file is recorded and
-does not stop the others, and every output is written atomically (temp file + rename), so a crash
-never leaves a half-written result that a re-run would mistake for a finished one.
+Each input file (a track table or a movie) becomes, in the output folder, a per-point results
+table ``<name>.results.csv``, a per-track table ``<name>.tracks.csv`` (:mod:`napari_step.
+track_summary`), optionally a segments table and an AnDi-2 prediction, plus a row in
+``summary.csv``. Finished outputs are skipped on a re-run, a failing file is recorded and does
+not stop the others, and every output is written atomically (:func:`napari_step.io.write_table`),
+so a crash never leaves a half-written result that a re-run would mistake for a finished one.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import glob
 import os
 import time
 import traceback
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -21,15 +24,55 @@ import pandas as pd
 from .io import read_tracks, write_table, write_tracks
 from .pipeline import DetectionParams, LinkingParams
 
-__all__ = ["BatchParams", "analyze", "expand_inputs", "analyze_file", "read_movie"]
+__all__ = [
+    "BatchParams",
+    "analyze",
+    "expand_inputs",
+    "analyze_file",
+    "read_movie",
+    "write_segments",
+]
 
 TRACK_SUFFIXES = {".csv", ".tsv", ".txt", ".xml", ".parquet"}
 MOVIE_SUFFIXES = {".tif", ".tiff", ".npy", ".npz", ".mov", ".avi", ".mp4"}
+_ROW = {
+    "input": "",
+    "output": "",
+    "status": "",
+    "n_tracks": np.nan,
+    "n_points": np.nan,
+    "seconds": 0.0,
+    "error": "",
+}
 
 
 @dataclass
 class BatchParams:
-    """Everything a worker needs to analyse one file (plain data, cheap to ship to workers)."""
+    """Everything a worker needs to analyse one file (plain data, cheap to ship to workers).
+
+    Attributes
+    ----------
+    pixel_size : float
+        um per pixel (D in um^2/s; 1 with ``frame_interval`` 1 keeps px^2/frame).
+    frame_interval : float
+        Seconds per frame.
+    model, device, window, min_length
+        As for :func:`napari_step.analysis.analyse_tracks`.
+    output_format : str
+        "csv" or "parquet" (results, per-track and segments tables).
+    segments : bool
+        Also find change points and write ``<name>.segments.csv``.
+    detection, linking : dict
+        :class:`DetectionParams` / :class:`LinkingParams` fields for movie inputs.
+    alpha : bool
+        Also predict the per-frame anomalous exponent (``step_alpha``).
+    andi2_dir : str, optional
+        AnDi-2 submission folder: ``track_2/exp_<e>/fov_<f>.txt`` per challenge trajectory
+        file ``exp_<e>/trajs_fov_<f>.csv`` and ``ensemble_labels.txt`` per experiment
+        (:func:`analyze` turns on ``segments`` and ``alpha`` with it).
+    immobile_d : float
+        Immobile threshold of the per-track tables (D units), used when there are no states.
+    """
 
     pixel_size: float = 1.0
     frame_interval: float = 1.0
@@ -41,26 +84,37 @@ class BatchParams:
     segments: bool = False
     detection: dict = field(default_factory=lambda: asdict(DetectionParams()))
     linking: dict = field(default_factory=lambda: asdict(LinkingParams()))
+    alpha: bool = False
+    andi2_dir: str | None = None
+    immobile_d: float = 0.01
 
 
-def expand_inputs(paths) -> list[Path]:
-    """Files and glob patterns -> sorted unique existing files; a pattern matching nothing or
-    a missing file raises FileNotFoundError naming it."""
-    out = []
+def _expand(paths) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """(files, ignored): files and glob patterns -> sorted unique existing files, and the
+    matches that are not files with the reason (reported in the batch summary)."""
+    out, ignored = [], []
     for p in paths:
         p = str(p)
         if any(ch in p for ch in "*?["):
             hits = sorted(glob.glob(p, recursive=True))
             if not hits:
                 raise FileNotFoundError(f"no file matches {p!r}")
-            out.extend(Path(h) for h in hits if Path(h).is_file())
+            for h in map(Path, hits):
+                if h.is_file():
+                    out.append(h)
+                else:
+                    kind = "a folder" if h.is_dir() else "not a regular file"
+                    ignored.append(
+                        (
+                            h,
+                            f"{kind} matched by {p!r}, not analysed (give the "
+                            "folder itself to analyse the files in it)",
+                        )
+                    )
         elif Path(p).is_dir():
+            suffixes = TRACK_SUFFIXES | MOVIE_SUFFIXES
             out.extend(
-                sorted(
-                    q
-                    for q in Path(p).iterdir()
-                    if q.suffix.lower() in TRACK_SUFFIXES | MOVIE_SUFFIXES
-                )
+                sorted(q for q in Path(p).iterdir() if q.suffix.lower() in suffixes and q.is_file())
             )
         elif Path(p).is_file():
             out.append(Path(p))
@@ -72,7 +126,25 @@ def expand_inputs(paths) -> list[Path]:
         if key not in seen:
             seen.add(key)
             unique.append(p)
-    return unique
+    return unique, ignored
+
+
+def expand_inputs(paths) -> list[Path]:
+    """Files, folders and glob patterns -> sorted unique existing files.
+
+    Parameters
+    ----------
+    paths : iterable of str or path-like
+        Files, folders (their track and movie files) or glob patterns (``**`` recursive).
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files, each once. A pattern matching nothing or a missing file raises
+        FileNotFoundError naming it; folders matched by a pattern are left out (:func:`analyze`
+        lists them in its summary as "ignored").
+    """
+    return _expand(paths)[0]
 
 
 def read_movie(path) -> np.ndarray:
@@ -101,54 +173,108 @@ def read_movie(path) -> np.ndarray:
     return movie
 
 
-def _output_path(src: Path, out_dir: Path, fmt: str) -> Path:
-    return out_dir / f"{src.stem}.results.{'parquet' if fmt == 'parquet' else 'csv'}"
+def _output_paths(inputs: list[Path], out_dir: Path, fmt: str) -> list[Path]:
+    """``<stem>.results.<fmt>`` per input; inputs sharing a stem (same file name in different
+    folders) are prefixed with their folder names until the names differ."""
+    ext = "parquet" if fmt == "parquet" else "csv"
+    names = [p.stem for p in inputs]
+    depth = 0
+    while True:
+        dup = {n for n, c in Counter(names).items() if c > 1}
+        if not dup or depth > 32:
+            break
+        depth += 1
+        names = [
+            ("_".join(p.parent.parts[-depth:] + (p.stem,)) if n in dup else n)
+            for p, n in zip(inputs, names)
+        ]
+    return [out_dir / f"{n}.results.{ext}" for n in names]
 
 
-def analyze_file(src, dst, params: BatchParams) -> dict:
-    """Analyse one file and write its results atomically; never raises (errors are recorded)."""
+def _sibling(dst: Path, kind: str) -> Path:
+    """``x.results.csv`` -> ``x.<kind>.csv`` (segments, tracks)."""
+    return dst.with_name(dst.name.replace(".results.", f".{kind}.", 1))
+
+
+def _analyse(src: Path, params: BatchParams):
     from .analysis import analyse_tracks
     from .pipeline import run_movie
 
+    options = {"segments": params.segments}
+    if params.alpha:
+        options["alpha"] = True
+    if src.suffix.lower() in MOVIE_SUFFIXES:
+        results, summary, _ = run_movie(
+            read_movie(src),
+            params.pixel_size,
+            params.frame_interval,
+            DetectionParams(**params.detection),
+            LinkingParams(**params.linking),
+            params.model,
+            params.device,
+            params.window,
+            **options,
+        )
+    else:
+        results, summary = analyse_tracks(
+            read_tracks(src),
+            params.pixel_size,
+            params.frame_interval,
+            model=params.model,
+            device=params.device,
+            window=params.window,
+            min_length=params.min_length,
+            **options,
+        )
+    return results, summary
+
+
+def _write_outputs(src: Path, dst: Path, results, summary, params: BatchParams) -> None:
+    """Segments, per-track table, AnDi-2 prediction, then the results table (last: its
+    presence marks the file as finished)."""
+    from .io.andi2 import andi2_segments, andi2_submission_path, write_andi2_labels
+    from .track_summary import track_summary
+
+    meta = dict(results.attrs.get("napari_step", {}), source=str(src))
+    if params.segments and summary.segments is not None:
+        write_segments(summary.segments, _sibling(dst, "segments"), meta)
+    per_track = track_summary(results, immobile_d=params.immobile_d)
+    write_table(per_track, _sibling(dst, "tracks"), {"source": str(src)})
+    if params.andi2_dir:
+        target = andi2_submission_path(src, params.andi2_dir)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_andi2_labels(andi2_segments(results), target)
+    write_tracks(results, dst, meta)
+
+
+def analyze_file(src, dst, params: BatchParams) -> dict:
+    """Analyse one file and write its outputs atomically; never raises (errors are recorded).
+
+    Parameters
+    ----------
+    src : str or path-like
+        A track file or a movie.
+    dst : str or path-like
+        The results table; the per-track table (and segments) go beside it.
+    params : BatchParams
+        Analysis options.
+
+    Returns
+    -------
+    dict
+        The file's summary row: input, output, status ("done" or "failed"), n_tracks,
+        n_points, seconds, error.
+    """
     src, dst = Path(src), Path(dst)
     t0 = time.time()
-    row = {
-        "input": str(src),
-        "output": str(dst),
-        "status": "done",
-        "n_tracks": 0,
-        "n_points": 0,
-        "seconds": 0.0,
-        "error": "",
-    }
+    row = dict(_ROW, input=str(src), output=str(dst), status="done")
     try:
-        if src.suffix.lower() in MOVIE_SUFFIXES:
-            results, summary, _ = run_movie(
-                read_movie(src),
-                params.pixel_size,
-                params.frame_interval,
-                DetectionParams(**params.detection),
-                LinkingParams(**params.linking),
-                params.model,
-                params.device,
-                params.window,
-            )
-        else:
-            results, summary = analyse_tracks(
-                read_tracks(src),
-                params.pixel_size,
-                params.frame_interval,
-                model=params.model,
-                device=params.device,
-                window=params.window,
-                min_length=params.min_length,
-                segments=params.segments,
-            )
-        meta = dict(results.attrs.get("napari_step", {}), source=str(src))
-        if params.segments and summary.segments is not None:
-            seg_path = dst.with_name(dst.name.replace(".results.", ".segments."))
-            write_segments(summary.segments, seg_path, meta)
-        write_tracks(results, dst, meta)  # last: its presence marks the file as finished
+        if params.andi2_dir:
+            from .io.andi2 import andi2_submission_path
+
+            andi2_submission_path(src, params.andi2_dir)  # a misnamed file fails before work
+        results, summary = _analyse(src, params)
+        _write_outputs(src, dst, results, summary, params)
         row.update(n_tracks=int(summary.n_tracks), n_points=int(summary.n_points))
     except Exception as e:  # noqa: BLE001 - one bad file must not stop the batch
         row.update(status="failed", error=f"{type(e).__name__}: {e}")
@@ -180,72 +306,21 @@ def write_segments(
     return write_table(segments, path, metadata)
 
 
-def _worker_setup():
-    """One torch thread per Dask worker process: workers already use every core together."""
-    import torch
+def _finished(dst: Path, src: Path, params: BatchParams) -> bool:
+    if not dst.exists():
+        return False
+    if params.andi2_dir:
+        from .io.andi2 import andi2_submission_path
 
-    torch.set_num_threads(1)
+        try:
+            return andi2_submission_path(src, params.andi2_dir).exists()
+        except ValueError:
+            return True  # recorded as failed when it runs; nothing to redo here
+    return True
 
 
-def analyze(
-    paths,
-    out_dir,
-    pixel_size=1.0,
-    frame_interval=1.0,
-    model="default",
-    device=None,
-    window=20,
-    min_length=1,
-    output_format="csv",
-    scheduler=None,
-    workers=None,
-    overwrite=False,
-    progress=False,
-    detection=None,
-    linking=None,
-    segments=False,
-) -> pd.DataFrame:
-    """Analyse many files; returns (and writes to ``out_dir/summary.csv``) one row per input.
-
-    ``scheduler``: None (default) starts a local Dask cluster of ``workers`` processes (default:
-    one per core) when there is more than one file to do and Dask is installed, else runs here;
-    "sync" always runs in this process; "processes" always starts a local cluster; any other
-    string is the address of a running Dask scheduler ("tcp://host:8786"). The model is loaded
-    once per worker process. ``detection`` / ``linking`` (:class:`DetectionParams`,
-    :class:`LinkingParams`) apply to movie inputs.
-    """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    params = BatchParams(
-        pixel_size,
-        frame_interval,
-        str(model),
-        device,
-        window,
-        min_length,
-        output_format,
-        segments,
-        asdict(detection or DetectionParams()),
-        asdict(linking or LinkingParams()),
-    )
-    inputs = expand_inputs(paths)
-    rows, todo = [], []
-    for src in inputs:
-        dst = _output_path(src, out_dir, output_format)
-        if dst.exists() and not overwrite:
-            rows.append(
-                {
-                    "input": str(src),
-                    "output": str(dst),
-                    "status": "skipped",
-                    "n_tracks": np.nan,
-                    "n_points": np.nan,
-                    "seconds": 0.0,
-                    "error": "",
-                }
-            )
-        else:
-            todo.append((src, dst))
+def _run(todo, params, scheduler, workers, progress) -> list[dict]:
+    """Run ``analyze_file`` on every (src, dst) here or on Dask; one summary row each."""
     bar = None
     if progress and todo:
         from tqdm.auto import tqdm
@@ -258,79 +333,136 @@ def analyze(
         except ImportError:
             n_workers = 1
         scheduler = "processes" if len(todo) > 1 and n_workers > 1 else "sync"
+    rows = []
     if scheduler == "sync" or not todo:
         for src, dst in todo:
             rows.append(analyze_file(src, dst, params))
             if bar is not None:
                 bar.update(1)
     else:
-        rows.extend(_run_dask(todo, params, scheduler, workers, bar))
+        from ._dask_runner import run_on_dask
+
+        jobs = [(src, dst, params) for src, dst in todo]
+        for (src, dst, _), row, err in run_on_dask(
+            analyze_file, jobs, scheduler, workers, bar.update if bar is not None else None
+        ):
+            rows.append(
+                row
+                if err is None
+                else dict(
+                    _ROW,
+                    input=str(src),
+                    output=str(dst),
+                    status="failed",
+                    seconds=np.nan,
+                    error=f"{type(err).__name__}: {err}",
+                )
+            )
     if bar is not None:
         bar.close()
+    return rows
+
+
+def _plan(paths, out_dir: Path, params: BatchParams, overwrite: bool):
+    """(summary rows of ignored and finished inputs, [(src, dst)] still to do)."""
+    inputs, ignored = _expand(paths)
+    rows = [dict(_ROW, input=str(p), status="ignored", error=why) for p, why in ignored]
+    todo = []
+    for src, dst in zip(inputs, _output_paths(inputs, out_dir, params.output_format)):
+        if not overwrite and _finished(dst, src, params):
+            rows.append(dict(_ROW, input=str(src), output=str(dst), status="skipped"))
+        else:
+            todo.append((src, dst))
+    return rows, todo
+
+
+def analyze(
+    paths,
+    out_dir,
+    pixel_size: float = 1.0,
+    frame_interval: float = 1.0,
+    model="default",
+    device: str | None = None,
+    window: int = 20,
+    min_length: int = 1,
+    output_format: str = "csv",
+    scheduler: str | None = None,
+    workers: int | None = None,
+    overwrite: bool = False,
+    progress: bool = False,
+    detection: DetectionParams | None = None,
+    linking: LinkingParams | None = None,
+    segments: bool = False,
+    alpha: bool = False,
+    andi2_dir: str | os.PathLike | None = None,
+    immobile_d: float = 0.01,
+) -> pd.DataFrame:
+    """Analyse many files; one row per input in the returned table and ``out_dir/summary.csv``.
+
+    Parameters
+    ----------
+    paths : iterable of str or path-like
+        Track files, movies, folders or glob patterns (see :func:`expand_inputs`).
+    out_dir : str or path-like
+        Output folder (created): per input ``<name>.results.csv`` (per point) and
+        ``<name>.tracks.csv`` (per track), with ``segments``  ``<name>.segments.csv``
+        (``.parquet`` for ``output_format="parquet"``); inputs sharing a file name get their
+        folder names as prefix.
+    pixel_size, frame_interval, model, device, window, min_length, output_format, segments,
+    alpha, andi2_dir, immobile_d
+        Analysis and output options: see :class:`BatchParams`.
+    scheduler : str, optional
+        None: a local Dask cluster of ``workers`` processes (default: one per core) when there
+        is more than one file to do and Dask is installed, else this process; "sync": always
+        this process; "processes": always a local cluster; else a Dask scheduler address.
+    workers : int, optional
+        Worker processes of a local cluster.
+    overwrite : bool
+        Redo finished outputs (default: skip them).
+    progress : bool
+        Show a progress bar.
+    detection, linking : DetectionParams, LinkingParams, optional
+        Detection and linking of movie inputs.
+
+    Returns
+    -------
+    pandas.DataFrame
+        input, output, status ("done", "skipped", "failed" or "ignored" for folders matched by
+        a pattern), n_tracks, n_points, seconds, error.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    andi2 = None if andi2_dir is None else str(andi2_dir)
+    params = BatchParams(
+        pixel_size,
+        frame_interval,
+        str(model),
+        device,
+        window,
+        min_length,
+        output_format,
+        segments or bool(andi2),
+        asdict(detection or DetectionParams()),
+        asdict(linking or LinkingParams()),
+        alpha or bool(andi2),
+        andi2,
+        immobile_d,
+    )
+    rows, todo = _plan(paths, out_dir, params, overwrite)
+    rows += _run(todo, params, scheduler, workers, progress)
+    if andi2_dir is not None:
+        _write_andi2_ensembles(Path(andi2_dir))
     summary = pd.DataFrame(rows).sort_values("input", kind="stable").reset_index(drop=True)
     write_table(summary, out_dir / "summary.csv")
     return summary
 
 
-def _run_dask(todo, params, scheduler, workers, bar):
-    try:
-        from distributed import Client, LocalCluster, as_completed
-    except ImportError:
-        raise ValueError(
-            "parallel batch runs need Dask: pip install 'napari-step[batch]'"
-        ) from None
-    cluster = None
-    if scheduler in ("processes", "local", "threads"):
-        n = workers or os.cpu_count() or 1
-        cluster = LocalCluster(
-            n_workers=n,
-            threads_per_worker=1,
-            processes=scheduler != "threads",
-            dashboard_address=None,
-        )
-        client = Client(cluster)
-    else:
-        client = Client(scheduler)
-    try:
-        client.register_plugin(_TorchThreads())
-        futures = {
-            client.submit(analyze_file, src, dst, params, pure=False, retries=2): (src, dst)
-            for src, dst in todo
-        }
-        rows = []
-        for fut in as_completed(futures):
-            src, dst = futures[fut]
-            try:
-                rows.append(fut.result())
-            except Exception as e:  # noqa: BLE001 - e.g. a worker died on every retry
-                rows.append(
-                    {
-                        "input": str(src),
-                        "output": str(dst),
-                        "status": "failed",
-                        "n_tracks": np.nan,
-                        "n_points": np.nan,
-                        "seconds": np.nan,
-                        "error": f"{type(e).__name__}: {e}",
-                    }
-                )
-            if bar is not None:
-                bar.update(1)
-        return rows
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+def _write_andi2_ensembles(andi2_dir: Path) -> None:
+    """``ensemble_labels.txt`` of every experiment folder, from all its FOV predictions."""
+    from .io.andi2 import andi2_ensemble, read_andi2_labels, write_andi2_ensemble
 
-
-try:  # a worker plugin so each Dask worker process uses one torch thread
-    from distributed.diagnostics.plugin import WorkerPlugin
-
-    class _TorchThreads(WorkerPlugin):
-        name = "napari-step-torch-threads"
-
-        def setup(self, worker):
-            _worker_setup()
-
-except ImportError:  # pragma: no cover - dask is optional
-    _TorchThreads = None
+    for exp in sorted((andi2_dir / "track_2").glob("exp_*")):
+        fovs = sorted(exp.glob("fov_*.txt"))
+        if fovs:
+            segs = pd.concat([read_andi2_labels(f) for f in fovs], ignore_index=True)
+            write_andi2_ensemble(exp / "ensemble_labels.txt", *andi2_ensemble(segs))

@@ -135,14 +135,20 @@ def _cmd_analyze(args):
         segments=args.segments,
         detection=detection,
         linking=linking,
+        alpha=args.alpha,
+        andi2_dir=args.andi2,
+        immobile_d=args.immobile_d,
     )
     failed = summary[summary.status == "failed"]
+    n = summary.status.value_counts()
     print(
-        f"{(summary.status == 'done').sum()} done, {(summary.status == 'skipped').sum()} "
-        f"skipped, {len(failed)} failed -> {args.out}"
+        f"{n.get('done', 0)} done, {n.get('skipped', 0)} skipped, {len(failed)} failed"
+        + (f", {n['ignored']} ignored" if n.get("ignored") else "")
+        + f" -> {args.out}"
+        + (f" (AnDi-2 submission: {args.andi2})" if args.andi2 else "")
     )
-    for _, row in failed.iterrows():
-        print(f"  failed: {row.input}: {row.error}", file=sys.stderr)
+    for _, row in summary[summary.status.isin(["failed", "ignored"])].iterrows():
+        print(f"  {row.status}: {row.input}: {row.error}", file=sys.stderr)
     return 1 if len(failed) else 0
 
 
@@ -203,10 +209,7 @@ def _cmd_reproduce(args):
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="napari-step", description=__doc__)
-    sub = p.add_subparsers(dest="command", required=True)
-
+def _add_train(sub) -> None:
     t = sub.add_parser(
         "train", help="train or resume a STEP model (D or alpha) on simulated tracks"
     )
@@ -249,6 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.set_defaults(func=_cmd_train)
 
+
+def _add_demo(sub) -> None:
     d = sub.add_parser("demo", help="run the whole pipeline on the bundled sample movie")
     d.add_argument(
         "--headless",
@@ -260,6 +265,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--device", default=None)
     d.set_defaults(func=_cmd_demo)
 
+
+def _add_analyze(sub) -> None:
     a = sub.add_parser("analyze", help="analyse track files or movies in batch")
     a.add_argument(
         "paths",
@@ -288,6 +295,26 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also find change points and write <name>.segments.csv per input",
     )
+    a.add_argument(
+        "--alpha",
+        action="store_true",
+        help="also predict the per-frame anomalous exponent (column step_alpha)",
+    )
+    a.add_argument(
+        "--immobile-d",
+        type=float,
+        default=0.01,
+        help="per-track table (<name>.tracks.csv): frames with D below this (um^2/s, or "
+        "px^2/frame uncalibrated) count as immobile when there are no states",
+    )
+    a.add_argument(
+        "--andi2",
+        metavar="OUT_DIR",
+        default=None,
+        help="also write an AnDi-2 challenge submission to OUT_DIR (track_2/exp_<e>/"
+        "fov_<f>.txt per exp_<e>/trajs_fov_<f>.csv input, ensemble_labels.txt per "
+        "experiment); implies --segments and --alpha",
+    )
     g = a.add_argument_group("movies", "trackpy detection and linking for movie inputs")
     g.add_argument("--diameter", type=int, default=7, help="spot diameter (odd, px)")
     g.add_argument("--minmass", type=float, default=400.0)
@@ -298,6 +325,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--link-min-length", type=int, default=20, help="shortest linked track kept")
     a.set_defaults(func=_cmd_analyze)
 
+
+def _add_reproduce(sub) -> None:
     r = sub.add_parser("reproduce", help="reproduce an analysis of the STEP tutorials")
     r.add_argument(
         "analysis",
@@ -315,6 +344,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--device", default=None)
     r.set_defaults(func=_cmd_reproduce)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``napari-step`` argument parser (subcommands train, demo, analyze, reproduce)."""
+    p = argparse.ArgumentParser(prog="napari-step", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    for add in (_add_train, _add_demo, _add_analyze, _add_reproduce):
+        add(sub)
     return p
 
 

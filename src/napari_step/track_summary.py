@@ -17,7 +17,7 @@ import pandas as pd
 
 from .tracks import position_columns, validate_table
 
-__all__ = ["track_summary", "STATE_NAMES", "DEFAULT_IMMOBILE_D"]
+__all__ = ["track_summary", "tamsd_per_track", "fit_msd", "STATE_NAMES", "DEFAULT_IMMOBILE_D"]
 
 #: AnDi-2 diffusive states (per-frame ``state`` column values)
 STATE_NAMES = {0: "immobile", 1: "confined", 2: "free", 3: "directed"}
@@ -104,6 +104,66 @@ def _msd_fit(msd, lags, max_lags, dim: int) -> tuple[np.ndarray, np.ndarray]:
     alpha = np.where(n >= 2, alpha, np.nan)
     k = np.where(n >= 2, np.exp(intercept) / (2.0 * dim), np.nan)
     return k, alpha
+
+
+def tamsd_per_track(table: pd.DataFrame, lags) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Time-averaged MSD of every track of a track table at the given lags, all at once.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Track table (``track_id``, ``frame``, ``(z,) y, x`` in px); missing frames are gaps (a
+        displacement never spans one) and non-finite positions are skipped.
+    lags : sequence of int
+        Lags in frames (positive).
+
+    Returns
+    -------
+    track_ids : numpy.ndarray
+        Sorted track ids.
+    msd : numpy.ndarray
+        (n_tracks, n_lags) TA-MSD in px^2 (NaN where a track has no pair at that lag).
+    counts : numpy.ndarray
+        (n_tracks, n_lags) number of displacements averaged.
+    """
+    lags = np.asarray(lags, dtype=int)
+    if lags.ndim != 1 or lags.size == 0 or (lags < 1).any():
+        raise ValueError(f"lags must be positive whole numbers, got {lags.tolist()}")
+    table = validate_table(table, "track table")
+    codes, ids = pd.factorize(table["track_id"], sort=True)
+    pos = table[position_columns(table)].to_numpy(dtype=float)
+    frames = table["frame"].to_numpy(dtype=np.int64)
+    msd, count = _tamsd_by_track(codes, frames, pos, len(ids), lags)
+    return np.asarray(ids, dtype=np.int64), msd, count
+
+
+def fit_msd(msd, lags, dim: int, max_lag=None) -> tuple[np.ndarray, np.ndarray]:
+    """Power-law fit MSD(t) = 2 dim K t^alpha of MSD curves (least squares in log-log).
+
+    Parameters
+    ----------
+    msd : array_like
+        (n_curves, n_lags) or (n_lags,) MSD values (e.g. px^2); non-positive values are ignored.
+    lags : sequence of float
+        The lags of the columns (e.g. frames).
+    dim : int
+        Number of spatial dimensions.
+    max_lag : float or array_like, optional
+        Largest lag used, one value or one per curve (default: all lags).
+
+    Returns
+    -------
+    k : numpy.ndarray
+        K in MSD units per lag unit (px^2/frame for px and frames): the MSD at lag 1 over
+        2 dim, which is D for alpha = 1. NaN where fewer than two lags are usable.
+    alpha : numpy.ndarray
+        The anomalous exponent.
+    """
+    msd = np.atleast_2d(np.asarray(msd, dtype=float))
+    lags = np.asarray(lags, dtype=float)
+    limit = np.inf if max_lag is None else max_lag
+    max_lags = np.broadcast_to(np.asarray(limit, dtype=float), (msd.shape[0],))
+    return _msd_fit(msd, lags, max_lags, dim)
 
 
 def _segment_counts(table: pd.DataFrame, codes, n_tracks: int) -> np.ndarray:

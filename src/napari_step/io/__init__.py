@@ -28,11 +28,14 @@ table-plus-sidecar writer (:func:`write_table`, used by every export of the pack
   XML" file. Tracks that split or merge are cut into linear pieces (new ids) - the original id
   stays in ``trackmate_track_id``. DOCTYPE and ENTITY declarations are refused.
 * :mod:`.tables` - Parquet (``.parquet``) and the track-table writer :func:`write_tracks`.
+* :mod:`.andi2` - AnDi-2 challenge files: trajectories (``trajs_fov_*.csv``) in, single-trajectory
+  and ensemble predictions out, the submission folder layout.
 """
 
 from __future__ import annotations
 
 import codecs
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -40,6 +43,7 @@ import pandas as pd
 from ._common import META_KEY, TrackFileError, _apply_pixel_size, _existing, sidecar_path
 from ._decode import TRACKMATE_CSV_MARKERS, _read_head, _sniff_csv
 from ._write import atomic_write, write_table
+from .andi2 import read_andi2_trajectories
 from .tables import read_parquet, write_tracks
 from .trackmate_csv import read_trackmate_csv
 from .trackmate_xml import read_trackmate_xml
@@ -54,16 +58,14 @@ __all__ = [
     "read_trackmate_csv",
     "read_trackmate_xml",
     "read_parquet",
+    "read_andi2_trajectories",
     "write_tracks",
     "write_table",
     "atomic_write",
     "sidecar_path",
 ]
 
-FORMATS = ("auto", "csv", "trackpy", "trackmate-csv", "trackmate-xml", "parquet")
-
-# the GUI's segment export still imports this private name; it moves to write_table
-_atomic_write = atomic_write
+FORMATS = ("auto", "csv", "trackpy", "trackmate-csv", "trackmate-xml", "parquet", "andi2")
 
 
 def _guess_format(p: Path) -> str:
@@ -81,16 +83,39 @@ def _guess_format(p: Path) -> str:
     layout = _sniff_csv(p)
     if set(layout.names) & TRACKMATE_CSV_MARKERS:
         return "trackmate-csv"
+    if "traj_idx" in layout.names and not {"track_id", "particle"} & set(layout.names):
+        return "andi2"
     return "csv"
 
 
-def read_tracks(path, format: str = "auto", *, pixel_size=None) -> pd.DataFrame:
+def read_tracks(
+    path: str | os.PathLike, format: str = "auto", *, pixel_size: float | None = None
+) -> pd.DataFrame:
     """Read any supported track file into a validated track table.
 
-    ``format``: "auto" (from the content and extension), "csv"/"trackpy" (trackpy or our own
-    CSV), "trackmate-csv", "trackmate-xml" or "parquet". ``pixel_size`` converts positions in
-    physical units (TrackMate files, or our files whose sidecar says so) to pixels; for files
-    already in pixels it is an error. Metadata go into ``table.attrs["napari_step"]``.
+    Parameters
+    ----------
+    path : str or path-like
+        The track file.
+    format : str
+        "auto" (from the content and extension), "csv"/"trackpy" (trackpy or napari-step CSV),
+        "trackmate-csv", "trackmate-xml", "parquet" or "andi2" (AnDi-2 ``trajs_fov_*.csv``).
+    pixel_size : float, optional
+        Size of a pixel in the file's space unit (e.g. um): converts positions in physical
+        units (TrackMate files, or napari-step files whose sidecar says so) to pixels; for
+        files already in pixels it is an error.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Validated track table, ``track_id, frame, (z,) y, x`` first (positions in px unless
+        the metadata says otherwise); what is known about units and the source goes into
+        ``table.attrs["napari_step"]``.
+
+    Raises
+    ------
+    TrackFileError
+        Any problem with the file; the message starts with the file's name.
     """
     if format not in FORMATS:
         raise ValueError(f"unknown track file format {format!r}; use one of {list(FORMATS)}")
@@ -100,6 +125,11 @@ def read_tracks(path, format: str = "auto", *, pixel_size=None) -> pd.DataFrame:
         return read_trackmate_csv(p, pixel_size)
     if fmt == "trackmate-xml":
         return read_trackmate_xml(p, pixel_size)
+    if fmt == "andi2":
+        table = read_andi2_trajectories(p)
+        if pixel_size is not None:
+            raise TrackFileError(f"{p.name}: AnDi-2 positions are already in pixels")
+        return table
     table = read_parquet(p) if fmt == "parquet" else read_trackpy_csv(p)
     if pixel_size is not None:
         meta = dict(table.attrs.get(META_KEY) or {})
