@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from napari_step.simulate.andi2_world import ANDI2_MODELS, andi2_like, andi2_parameters
 from napari_step.simulate.phenom_spatial import (
     confinement,
     dimerisation,
@@ -241,3 +242,36 @@ def test_label_changepoints_and_bad_inputs():
         confinement(2, 50, dim=1)
     with pytest.raises(ValueError, match="do not fit"):
         place_compartments(3, 6.0, 10.0, 2, np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("model", ANDI2_MODELS)
+def test_andi2_like_draws_the_challenge_world(model):
+    res = andi2_like(model, 100, 120, rng=np.random.default_rng(10))
+    check_labels(res, 100, 120)
+    noise = res.positions - res.true_positions
+    assert noise.std() == pytest.approx(0.12, rel=0.05)
+    moving = res.d > 0
+    assert ((res.alpha[moving] > 0) & (res.alpha[moving] < 2)).all()
+    d, alpha = andi2_parameters(model, 100, rng=np.random.default_rng(11))
+    assert d.shape[1] == alpha.shape[1] == (1 if model in ("single_state", "immobile_traps") else 2)
+    if d.shape[1] == 2:  # the second state is slower, with a smaller alpha, in each field
+        for f in (slice(0, 50), slice(50, 100)):
+            assert np.median(d[f, 1]) < 0.15 < 0.8 < np.median(d[f, 0])
+            assert np.median(alpha[f, 0] - alpha[f, 1]) > 0.15
+    with pytest.raises(ValueError, match="unknown AnDi-2 model"):
+        andi2_like("brownian", 10)
+
+
+@pytest.mark.parametrize("model", [immobile_traps, confinement, dimerisation])
+def test_spatial_models_move_by_fbm_from_the_first_frame(model):
+    alpha = 0.5
+    kw = {"transmittance": 1.0, "radius": 0.5} if model is confinement else {"p_bind": 0.0}
+    res = model(1000, 120, d=1.0, alpha=alpha, rng=np.random.default_rng(12), **kw)
+    free = (res.state == FREE).all(1)
+    assert free.mean() > 0.9
+    inc = np.diff(res.true_positions[free][:, :60], axis=1)
+    walls = (np.abs(res.true_positions[free][:, :60] - 115.2) > 110).any((1, 2))
+    inc = inc[~walls]
+    assert inc.var() / 2 == pytest.approx(1.0, rel=0.05)
+    rho = (inc[:, 1:] * inc[:, :-1]).mean() / inc.var()
+    assert rho == pytest.approx(2 ** (alpha - 1) - 1, abs=0.03)

@@ -7,7 +7,8 @@
 * :mod:`.acquisition`: what the camera adds: motion blur, localisation noise, movie rendering.
 * :mod:`.phenomenological` and :mod:`.phenom_spatial`: the AnDi-2 phenomenological models
   (single state, Markov switching, immobile traps, dimerisation, confinement) and directed
-  motion, with per-frame D, alpha and state labels.
+  motion, with per-frame D, alpha and state labels; :mod:`.andi2_world` draws them with the
+  AnDi-2 challenge's default parameters.
 
 Everything is vectorised over tracks and seeded through ``numpy.random.Generator``. Units are px
 and frames (D in px^2/frame). Per-frame convention (forward, as andi-datasets and the STEP
@@ -24,6 +25,7 @@ from .acquisition import (
     localisation_sigma,
     render_movie,
 )
+from .andi2_world import ANDI2_MODELS, andi2_like
 from .anomalous import (
     ALPHA_RANGES,
     MODELS,
@@ -82,4 +84,6 @@ __all__ = [
     "dimerisation",
     "confinement",
     "place_compartments",
+    "ANDI2_MODELS",
+    "andi2_like",
 ]

@@ -173,7 +173,8 @@ def _trap_walk(w: _World, tree, d, alpha, radius, p_bind, p_unbind, d_trapped, r
         near = tree.query(w.path[:, t], distance_upper_bound=radius)[0] < radius
         unbind = bound & (rng.uniform(size=n) < p_unbind)
         bound = (bound & ~unbind) | (~bound & near & (rng.uniform(size=n) < p_bind))
-        w.stream.restart(np.flatnonzero(unbind), alpha[unbind, 0], t)
+        fresh = np.flatnonzero(unbind) if t else np.arange(n)  # every fBm starts at frame 0
+        w.stream.restart(fresh, alpha[fresh, 0], t)
         trapped[:, t] = bound
         step = np.sqrt(2.0 * d) * w.stream.next()
         step[bound] = np.sqrt(2.0 * d_trapped) * rng.standard_normal((bound.sum(), dim))
@@ -328,9 +329,8 @@ def _confinement_walk(w: _World, centres, d, alpha, radius, transmittance, rng) 
     comp = _membership(tree, w.path[:, 0], radius)
     for t in range(n_steps):
         inside[:, t] = comp >= 0
-        if t:
-            changed = np.flatnonzero(inside[:, t] != inside[:, t - 1])
-            w.stream.restart(changed, alpha[changed, inside[changed, t]], t)
+        changed = np.flatnonzero(inside[:, t] != inside[:, t - 1]) if t else rows
+        w.stream.restart(changed, alpha[changed, inside[changed, t]], t)
         step = np.sqrt(2.0 * d[rows, inside[:, t]])[:, None] * w.stream.next()
         p1 = _confined_step(w.path[:, t], step, comp, centres, radius, transmittance, rng)
         w.move(t, p1 - w.path[:, t])
@@ -429,8 +429,7 @@ def _dimer_walk(w: _World, d, alpha, radius, p_bind, p_unbind, rng) -> np.ndarra
         bound = partner >= 0
         leader = np.where(bound, np.minimum(rows, partner), rows)
         k = bound.astype(int)
-        if t:
-            changed = np.flatnonzero(bound != (partners[:, t - 1] >= 0))
-            w.stream.restart(changed, alpha[leader[changed], k[changed]], t)
+        changed = np.flatnonzero(bound != (partners[:, t - 1] >= 0)) if t else rows
+        w.stream.restart(changed, alpha[leader[changed], k[changed]], t)
         w.move(t, np.sqrt(2.0 * d[leader, k])[:, None] * w.stream.next()[leader])
     return partners
