@@ -13,12 +13,16 @@ napari-step); ``benchmarks/andi2_env.py`` is the part that runs there::
    tracks 20-200 frames inside a 128 px FOV; localisation noise 0.12 px), written as a
    challenge-shaped reference folder under ``--data`` (cached, not committed).
 2. **Predictions** in the challenge's single-trajectory format (``fov_{f}.txt``: index, then K,
-   alpha, state, change point per segment, ending with the track length), one submission folder
-   per method:
+   alpha, state, change point per segment, ending with the track length), read and written with
+   napari-step's own AnDi-2 reader/writer (``napari_step.io.andi2``), one submission folder per
+   method:
 
    - ``step_<estimator>``: STEP change points and per-segment D (``napari_step.segment``, from
      ``predict_log10_d``), per-segment alpha = mean of ``predict_alpha`` over the segment, state 3
-     (directed) when that alpha >= 1.9, else 2 (free) — the shipped models have no state output;
+     (directed) when that alpha >= 1.9, else 2 (free);
+   - ``step_<estimator>+states``: the same, with the segment's state the most probable class of
+     the per-frame state model (``napari_step.states.predict_state``, mean probability over the
+     segment; alpha 0 for immobile segments, as the AnDi-2 labels), when a model is available;
    - ``baseline``: kernel change points (``ruptures.KernelCPD``, linear kernel, min 5 frames,
      penalty 1.1 log T: the step-size detector of ``benchmarks/changepoints.py``) on log10
      squared step sizes, maximum-likelihood D per segment, alpha 1, state 2 (free).
@@ -78,10 +82,13 @@ def andi_env(*args) -> None:
 
 
 def read_fov(path: Path) -> tuple[list[int], list[np.ndarray]]:
-    """Track indices and (T, 2) positions (px) of one ``trajs_fov_{f}.csv``."""
-    table = pd.read_csv(path)
+    """Track indices and (T, 2) x, y positions (px) of one ``trajs_fov_{f}.csv``, read with
+    napari-step's AnDi-2 reader (``napari_step.io.andi2.read_andi2_trajectories``)."""
+    from napari_step.io.andi2 import read_andi2_trajectories
+
+    table = read_andi2_trajectories(path)
     idx, tracks = [], []
-    for i, part in table.groupby(table["traj_idx"].astype(int), sort=True):
+    for i, part in table.groupby("track_id", sort=True):
         part = part.sort_values("frame")
         if np.any(np.diff(part["frame"].to_numpy()) != 1):
             raise ValueError(f"{path}: track {i} has gaps")
@@ -90,21 +97,18 @@ def read_fov(path: Path) -> tuple[list[int], list[np.ndarray]]:
     return idx, tracks
 
 
-def format_line(idx: int, segments: list[tuple], n_frames: int) -> str:
-    """One line of the single-trajectory format from (start, stop, K, alpha, state) segments."""
-    values: list[str] = [str(idx)]
-    for j, (start, _stop, k, alpha, state) in enumerate(segments):
-        if j > 0:
-            values.append(str(int(start)))
-        values += [f"{k:.6g}", f"{alpha:.4f}", str(int(state))]
-    values.append(str(int(n_frames)))
-    return ",".join(values)
-
-
 def write_fov(path: Path, idx: list[int], per_track: list[list[tuple]], lengths: list[int]):
+    """Write (start, stop, K, alpha, state) segments with napari-step's AnDi-2 writer
+    (``napari_step.io.andi2.write_andi2_labels``), unmodified input for the andi scorer."""
+    from napari_step.io.andi2 import write_andi2_labels
+
+    rows = [
+        {"track_id": i, "start": a, "stop": b, "k": k, "alpha": al, "state": st, "length": n}
+        for i, segs, n in zip(idx, per_track, lengths)
+        for a, b, k, al, st in segs
+    ]
     path.parent.mkdir(parents=True, exist_ok=True)
-    lines = [format_line(i, segs, n) for i, segs, n in zip(idx, per_track, lengths)]
-    path.write_text("\n".join(lines) + "\n")
+    write_andi2_labels(pd.DataFrame(rows), path)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -160,33 +164,52 @@ def baseline_segments(tracks: list[np.ndarray]) -> list[list[tuple]]:
     return out
 
 
-def step_segments(tracks: list[np.ndarray], estimator: str, preds=None) -> list[list[tuple]]:
-    """napari-step: STEP change points and segment D, STEP alpha averaged per segment."""
+def _segment_state(alpha: float, probs) -> tuple[float, int]:
+    """(alpha, state) of a segment: the state model's mean probabilities when given (alpha 0 for
+    an immobile segment, as the AnDi-2 labels), else directed when alpha >= 1.9, free otherwise."""
+    if probs is None or not np.isfinite(probs).all():
+        return alpha, 3 if alpha >= 1.9 else 2
+    state = int(np.argmax(probs.mean(axis=0)))
+    return (0.0 if state == 0 else alpha), state
+
+
+def step_segments(tracks: list[np.ndarray], estimator: str, preds) -> list[list[tuple]]:
+    """napari-step: STEP change points and segment D, STEP alpha averaged per segment, the state
+    model's most probable class per segment when ``preds`` has state probabilities."""
     from napari_step.segment import segment_tracks
 
-    logs, alphas = preds if preds is not None else step_predictions(tracks)
+    logs, alphas, states = preds
     kw = {"R": 0.0} if estimator.startswith("cve") else {}
     res = segment_tracks(tracks, log10_d_preds=logs, estimator=estimator, **kw)
     out = []
-    for xy, seg, alpha, logd in zip(tracks, res, alphas, logs):
+    for i, (xy, seg, alpha, logd) in enumerate(zip(tracks, res, alphas, logs)):
         rows = []
         for a, b in _bounds(seg.changepoints, len(xy)):
             k = float(np.nanmean(seg.segmented_d[a:b]))
             if not np.isfinite(k):
                 k = float(np.nanmean(10.0 ** logd[a:b])) if np.isfinite(logd).any() else 1.0
             al = float(np.nanmean(alpha[a:b])) if np.isfinite(alpha[a:b]).any() else 1.0
-            al = min(max(al, 0.0), 1.99)
-            rows.append((a, b, k, al, 3 if al >= 1.9 else 2))
+            al, state = _segment_state(
+                min(max(al, 0.0), 1.99), None if states is None else states[i][a:b]
+            )
+            rows.append((a, b, k, al, state))
         out.append(rows)
     return out
 
 
-def step_predictions(tracks: list[np.ndarray]):
+def step_predictions(tracks: list[np.ndarray], state_model=None):
+    """STEP log10 D and alpha per frame, and the state model's probabilities (or None)."""
     from napari_step.predict import predict_alpha, predict_log10_d
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return predict_log10_d(tracks, device="cpu"), predict_alpha(tracks, device="cpu")
+        logs, alphas = predict_log10_d(tracks, device="cpu"), predict_alpha(tracks, device="cpu")
+    states = None
+    if state_model is not None:
+        from napari_step.states import predict_state
+
+        states = predict_state(tracks, model=state_model)
+    return logs, alphas, states
 
 
 # ---------------------------------------------------------------------------------------------
@@ -194,22 +217,26 @@ def step_predictions(tracks: list[np.ndarray]):
 # ---------------------------------------------------------------------------------------------
 
 
-def run_challenge(ref: Path, res_root: Path, estimators: list[str]) -> dict[str, Path]:
+def run_challenge(ref: Path, res_root: Path, estimators: list[str], state_model) -> dict:
     """Write one submission folder per method; return {method: folder}."""
     subs = {f"step_{e}": res_root / f"step_{e}" for e in estimators}
+    if state_model is not None:
+        subs |= {f"step_{e}+states": res_root / f"step_{e}_states" for e in estimators}
     subs["baseline"] = res_root / "baseline"
     for exp_dir in sorted((ref / "track_2").glob("exp_*")):
         for csv in sorted(exp_dir.glob("trajs_fov_*.csv")):
             fov = csv.stem.removeprefix("trajs_")
             idx, tracks = read_fov(csv)
             lengths = [len(t) for t in tracks]
-            preds = step_predictions(tracks)
+            logs, alphas, states = step_predictions(tracks, state_model)
             for method, folder in subs.items():
                 target = folder / "track_2" / exp_dir.name / f"{fov}.txt"
                 if method == "baseline":
                     segs = baseline_segments(tracks)
                 else:
-                    segs = step_segments(tracks, method.removeprefix("step_"), preds)
+                    est, _, with_states = method.removeprefix("step_").partition("+")
+                    preds = (logs, alphas, states if with_states else None)
+                    segs = step_segments(tracks, est, preds)
                 write_fov(target, idx, segs, lengths)
     return subs
 
@@ -290,6 +317,19 @@ def run_twostate(npz: Path, sigmas: list[float], seed: int) -> dict:
 # ---------------------------------------------------------------------------------------------
 
 
+def _state_model(arg: str):
+    """The state model path for --state-model, or None."""
+    if arg == "none":
+        return None
+    if arg != "default":
+        return Path(arg)
+    try:
+        from napari_step.states import DEFAULT_WEIGHTS
+    except ImportError:
+        return None
+    return DEFAULT_WEIGHTS if DEFAULT_WEIGHTS.is_file() else None
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument(
@@ -303,6 +343,12 @@ def main() -> None:
         "--data", type=Path, default=Path(os.environ.get("ANDI_DATA", "/work/andi_data"))
     )
     ap.add_argument("--json", type=Path, help="also write all figures to this JSON file")
+    ap.add_argument(
+        "--state-model",
+        default="default",
+        help="state model weights for the +states submissions ('default': the shipped one if "
+        "present; 'none': no state model)",
+    )
     ap.add_argument("--skip-challenge", action="store_true")
     ap.add_argument("--skip-twostate", action="store_true")
     a = ap.parse_args()
@@ -315,7 +361,7 @@ def main() -> None:
         if not (root / "models.json").exists():
             andi_env("generate", root, "--exps-per-model", a.exps_per_model, "--fovs", a.fovs,
                      "--seed", a.seed)  # fmt: skip
-        subs = run_challenge(ref, root / "res", a.estimators)
+        subs = run_challenge(ref, root / "res", a.estimators, _state_model(a.state_model))
         score_json = root / "scores.json"
         andi_env("score", ref, *subs.values(), "--json", score_json)
         scores = json.loads(score_json.read_text())
