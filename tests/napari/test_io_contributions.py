@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from napari.layers import Tracks
 
@@ -121,3 +122,89 @@ def test_reader_declines_other_files_and_reports_broken_ones(viewer, tmp_path, n
     assert reader(str(broken)) == [(None,)]  # napari's "nothing to add"
     assert notes and notes[-1][0] == "error" and "broken.csv" in notes[-1][1]
     assert read_tracks_file(str(tmp_path / "gone.parquet")) == [(None,)]
+
+
+@pytest.fixture
+def fresh_settings(monkeypatch):
+    """napari settings that are never written to the user's settings file."""
+    import napari.plugins.utils as plugin_utils
+    import napari.settings
+    from napari.settings import NapariSettings
+
+    settings = NapariSettings(config_path=None)
+    monkeypatch.setattr(napari.settings, "get_settings", lambda *a, **k: settings)
+    monkeypatch.setattr(plugin_utils, "get_settings", lambda *a, **k: settings)
+    return settings
+
+
+@pytest.fixture
+def results_files(tmp_path):
+    """A napari-step results table as CSV and Parquet (written by the core writer)."""
+    from napari_step.io import write_tracks
+
+    table = pd.DataFrame(
+        {
+            "track_id": np.repeat([0, 1], 5),
+            "frame": np.tile(np.arange(5), 2),
+            "y": np.arange(10.0),
+            "x": np.arange(10.0) * 2,
+            "step_d": 0.3,
+        }
+    )
+    return write_tracks(table, tmp_path / "a.results.csv"), write_tracks(
+        table, tmp_path / "a.results.parquet"
+    )
+
+
+def test_xml_and_parquet_open_without_a_reader_choice(viewer, results_files, fresh_settings):
+    """What a drop or File > Open does first: open with no plugin named. Only napari-step reads
+    TrackMate XML and Parquet, so napari opens them at once (no dialog)."""
+    for path in (DATA / "trackmate_session.xml", results_files[1]):
+        layers = viewer.open(str(path), plugin=None)
+        assert len(layers) == 1 and isinstance(layers[0], Tracks), path.name
+        assert len(layers[0].data) > 0
+
+
+def test_csv_opens_without_a_dialog_once_napari_step_is_the_preferred_reader(
+    viewer, results_files, fresh_settings, tmp_path
+):
+    from napari.errors import MultipleReaderError
+
+    from napari_step._napari._io import set_default_reader
+
+    csv = str(results_files[0])
+    # napari's built-in reader also claims every CSV: napari must ask (the dialog on a drop)
+    with pytest.raises(MultipleReaderError, match="napari-step"):
+        viewer.open(csv, plugin=None)
+    assert set_default_reader() == {"*.csv": "napari-step"}
+    layers = viewer.open(csv, plugin=None)  # drop / File > Open: no dialog now
+    assert len(layers) == 1 and isinstance(layers[0], Tracks)
+    np.testing.assert_allclose(layers[0].features["step_d"], 0.3)
+    # AnDi-2 trajectory files are track files too
+    andi = DATA / "andi2" / "challenge" / "ref" / "track_2" / "exp_1" / "trajs_fov_0.csv"
+    assert isinstance(viewer.open(str(andi), plugin=None)[0], Tracks)
+    with pytest.raises(ValueError, match="patterns"):
+        set_default_reader(["csv"])
+
+
+def test_reader_declines_napari_step_tables_that_are_not_tracks(results_files, tmp_path):
+    from napari_step._napari._io import get_reader
+    from napari_step.batch import write_segments
+
+    per_track = tmp_path / "a.tracks.csv"
+    pd.DataFrame({"track_id": [0], "n_points": [5], "first_frame": [0]}).to_csv(per_track)
+    segments = write_segments(
+        pd.DataFrame(
+            {
+                "track_id": [0],
+                "segment": [0],
+                "start_frame": [0],
+                "stop_frame": [5],
+                "n_frames": [5],
+                "d": [0.3],
+            }
+        ),
+        tmp_path / "a.segments.csv",
+    )
+    assert get_reader(str(per_track)) is None and get_reader(str(segments)) is None
+    assert get_reader(str(results_files[0])) is not None

@@ -1,13 +1,23 @@
 """Reader, writer and results export for Tracks layers (npe2 contributions).
 
 The file formats themselves are the core's business (:mod:`napari_step.io`: trackpy CSV,
-TrackMate CSV/XML, CSV/Parquet with a JSON sidecar); this module only converts between track
-tables and napari layer data, and turns every failure into a notification.
+TrackMate CSV/XML, CSV/Parquet with a JSON sidecar, AnDi-2 trajectories); this module only
+converts between track tables and napari layer data, and turns every failure into a notification.
+
+Which reader napari uses: TrackMate XML and Parquet files have no other reader, so napari opens
+them with napari-step directly (drag and drop, File > Open, ``viewer.open(path, plugin=None)``).
+Every ``*.csv`` is also claimed by napari's built-in reader, so napari asks which reader to use
+unless its reader preference names one; :func:`set_default_reader` sets that preference (what
+the dialog's "remember" box does). ``viewer.open(path)`` with napari's default ``plugin="napari"``
+always uses the built-in reader, which cannot read track CSVs: pass ``plugin="napari-step"`` or
+``plugin=None``.
 """
 
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -24,13 +34,15 @@ __all__ = [
     "WRITE_EXTENSIONS",
     "get_reader",
     "read_tracks_file",
+    "set_default_reader",
+    "FILE_ERRORS",
     "tracks_layer_data",
     "write_tracks_layer",
     "export_results",
     "export_metadata",
 ]
 
-TRACK_EXTENSIONS = (".csv", ".xml", ".parquet")
+TRACK_EXTENSIONS = (".csv", ".tsv", ".xml", ".parquet", ".pq")
 WRITE_EXTENSIONS = (".csv", ".parquet")
 
 
@@ -42,10 +54,18 @@ def _file_errors() -> tuple:
     return FILE_ERRORS
 
 
+_ID_COLUMNS = {"track_id", "particle", "traj_idx"}
+
+
 def _looks_like_tracks(path: Path) -> bool:
-    """Cheap sniffing so that we do not claim every CSV or XML file napari is asked to open."""
+    """Cheap sniffing so that we do not claim every CSV or XML file napari is asked to open.
+
+    A table qualifies when its header names a ``frame`` column and a track id column
+    (``track_id``, ``particle``, ``traj_idx``; TrackMate's ``TRACK_ID``): napari-step's own
+    per-track and segment tables (``first_frame``, ``start_frame``) are left to other readers.
+    """
     suffix = path.suffix.lower()
-    if suffix == ".parquet":
+    if suffix in (".parquet", ".pq"):
         return True
     try:
         with open(path, encoding="utf-8", errors="replace") as f:
@@ -54,12 +74,25 @@ def _looks_like_tracks(path: Path) -> bool:
         return False
     if suffix == ".xml":
         return "trackmate" in head or "<tracks" in head or "<model" in head
-    first = head.splitlines()[0] if head else ""
-    return any(k in first for k in ("track", "particle", "frame"))
+    first = head.lstrip("\ufeff").splitlines()[0] if head.strip() else ""
+    names = {n.strip().strip('"') for n in re.split(r"[,;\t]|\s+", first)}
+    return "frame" in names and bool(names & _ID_COLUMNS)
 
 
 def get_reader(path):
-    """npe2 reader: a callable for track files (csv, TrackMate xml, parquet), else None."""
+    """npe2 reader: a callable for track files, else None (the file is left to other readers).
+
+    Parameters
+    ----------
+    path : str or list of str
+        One path (a list of exactly one path is accepted).
+
+    Returns
+    -------
+    callable or None
+        :func:`read_tracks_file` for CSV/TSV track tables (trackpy, TrackMate spots, napari-step
+        results, AnDi-2 trajectories), TrackMate XML and Parquet files.
+    """
     if isinstance(path, (list, tuple)):
         if len(path) != 1:
             return None
@@ -68,6 +101,35 @@ def get_reader(path):
     if p.suffix.lower() not in TRACK_EXTENSIONS or not p.is_file() or not _looks_like_tracks(p):
         return None
     return read_tracks_file
+
+
+def set_default_reader(patterns: Sequence[str] = ("*.csv",)) -> dict[str, str]:
+    """Make napari open files matching ``patterns`` with napari-step without asking.
+
+    Sets napari's reader preference (``settings.plugins.extension2reader``, saved with the
+    user's settings; what the reader dialog's "remember" box does). Files napari-step declines
+    (CSV without track columns) then fail with napari-step and napari offers the other readers.
+
+    Parameters
+    ----------
+    patterns : sequence of str
+        Filename patterns, e.g. ``("*.csv",)`` or ``("*.results.csv",)``.
+
+    Returns
+    -------
+    dict
+        The preference mapping after the change.
+    """
+    from napari.settings import get_settings
+
+    prefs = get_settings().plugins
+    mapping = dict(prefs.extension2reader)
+    for pattern in patterns:
+        if not isinstance(pattern, str) or not pattern.startswith("*"):
+            raise ValueError(f"reader patterns look like '*.csv', got {pattern!r}")
+        mapping[pattern] = "napari-step"
+    prefs.extension2reader = mapping
+    return dict(prefs.extension2reader)
 
 
 def read_tracks_file(path):
