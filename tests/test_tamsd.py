@@ -183,3 +183,18 @@ def test_bad_lags_and_window():
         tamsd_d(np.zeros((2, 50, 2)), window=10.5)
     with pytest.raises(ValueError, match="shape"):
         tamsd_d(np.zeros((2, 3, 4, 5)))
+
+
+def test_list_inputs_are_validated_like_arrays():
+    rng = np.random.default_rng(5)
+    tracks = [rng.standard_normal((n, 2)).cumsum(0) for n in (30, 25, 30)]
+    ref = tamsd_d(np.stack([tracks[0], tracks[2]]))
+    out = tamsd_d(tracks)
+    np.testing.assert_array_equal(out[0], ref[0])
+    np.testing.assert_array_equal(out[2], ref[1])
+    as_int = tamsd_d([np.round(t * 100).astype(int) for t in tracks])
+    np.testing.assert_allclose(as_int[1], tamsd_d([np.round(tracks[1] * 100)])[0])
+    with pytest.raises(ValueError, match="same dimension"):
+        tamsd_d([tracks[0], np.zeros((30, 3))])
+    with pytest.raises(ValueError, match="complex"):
+        tamsd_d([tracks[0], tracks[1] + 1j])
