@@ -2,8 +2,8 @@
 
 * :mod:`.brownian`: Brownian motion with jumps of D (change points), smooth drifts, scaled
   Brownian motion, Brownian motion from any per-frame D.
-* :mod:`.anomalous`: the AnDi-1 anomalous models (ATTM, CTRW, FBM, Lévy walk, SBM) and tracks
-  whose model and alpha change at change points.
+* :mod:`.anomalous`: the AnDi-1 anomalous models (ATTM, CTRW, FBM, Lévy walk, SBM);
+  :mod:`.anomalous_tracks`: tracks whose model and alpha change at change points.
 * :mod:`.acquisition`: what the camera adds: motion blur, localisation noise, movie rendering.
 * :mod:`.phenomenological` and :mod:`.phenom_spatial`: the AnDi-2 phenomenological models
   (single state, Markov switching, immobile traps, dimerisation, confinement) and directed
@@ -29,14 +29,13 @@ from .andi2_world import ANDI2_MODELS, andi2_like
 from .anomalous import (
     ALPHA_RANGES,
     MODELS,
-    AnomalousChangepoints,
-    anomalous_changepoints,
     attm,
     ctrw,
     fbm,
     levy_walk,
     simulate_model,
 )
+from .anomalous_tracks import AnomalousChangepoints, anomalous_changepoints
 from .brownian import (
     BrownianChangepoints,
     brownian_changepoints,

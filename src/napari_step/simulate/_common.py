@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+RngLike = np.random.Generator | int | None  # a Generator, a seed, or None for a fresh one
 
-def as_rng(rng) -> np.random.Generator:
+
+def as_rng(rng: RngLike) -> np.random.Generator:
     """A ``numpy.random.Generator`` from a Generator, a seed or None."""
     return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
 

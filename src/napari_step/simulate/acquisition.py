@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import as_rng, check_dim
+from ._common import RngLike, as_rng, check_dim
 from .brownian import smooth_log_d_drift
 
 __all__ = [
@@ -92,7 +92,7 @@ def brownian_acquired(
     exposure: float | np.ndarray = 0.0,
     sigma: float | np.ndarray = 0.0,
     velocity: np.ndarray | None = None,
-    rng=None,
+    rng: RngLike = None,
 ) -> np.ndarray:
     """Brownian tracks as a camera records them: motion blur and localisation noise, exactly.
 
@@ -143,7 +143,7 @@ def brownian_acquired(
 
 
 def blur_steps(
-    path: np.ndarray, d: np.ndarray, exposure: float | np.ndarray, rng=None
+    path: np.ndarray, d: np.ndarray, exposure: float | np.ndarray, rng: RngLike = None
 ) -> np.ndarray:
     """Camera positions of a path known at whole frames only, blurred over the exposure.
 
@@ -185,7 +185,7 @@ def localisation_sigma(
     sigma: float | np.ndarray | None = None,
     snr: float | np.ndarray | None = None,
     drift_decades: float = 0.0,
-    rng=None,
+    rng: RngLike = None,
 ) -> np.ndarray:
     """Per-frame localisation noise std, absolute or relative to each track's D.
 
@@ -225,7 +225,7 @@ def localisation_sigma(
     return out
 
 
-def add_localisation_noise(positions: np.ndarray, sigma, rng=None) -> np.ndarray:
+def add_localisation_noise(positions: np.ndarray, sigma, rng: RngLike = None) -> np.ndarray:
     """A copy of ``positions`` with Gaussian localisation noise.
 
     Parameters
@@ -266,7 +266,7 @@ def render_movie(
     psf_sigma: float = 1.5,
     photons: float = 2000.0,
     background: float = 100.0,
-    rng=None,
+    rng: RngLike = None,
 ) -> np.ndarray:
     """Render tracks as a fluorescence movie with shot noise.
 

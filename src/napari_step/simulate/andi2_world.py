@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import as_rng
+from ._common import RngLike, as_rng
 from .phenom_spatial import ANDI_BOX, confinement, dimerisation, immobile_traps
 from .phenomenological import PhenomTracks, multi_state, single_state
 
@@ -34,7 +34,9 @@ def truncated_normal(mean, std, lo: float, hi: float, rng) -> np.ndarray:
     return out
 
 
-def andi2_parameters(model: str, n_tracks: int, rng=None) -> tuple[np.ndarray, np.ndarray]:
+def andi2_parameters(
+    model: str, n_tracks: int, rng: RngLike = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Per-track (D, alpha) of each state, drawn as the challenge does.
 
     Parameters
@@ -78,7 +80,7 @@ def andi2_like(
     n_frames: int = 200,
     sigma: float | np.ndarray = ANDI2_NOISE,
     exposure: float | np.ndarray = 0.0,
-    rng=None,
+    rng: RngLike = None,
 ) -> PhenomTracks:
     """Tracks of one AnDi-2 phenomenological model with the challenge's default parameters.
 

@@ -13,7 +13,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._common import as_rng, changepoint_frames, changepoint_range, check_dim, segment_index
+from ._common import (
+    RngLike,
+    as_rng,
+    changepoint_frames,
+    changepoint_range,
+    check_dim,
+    segment_index,
+)
 
 __all__ = [
     "BrownianChangepoints",
@@ -69,7 +76,7 @@ def brownian_changepoints(
     min_segment: int = 10,
     d_range: tuple[float, float] = (1e-3, 1e3),
     min_log_diff: float = 0.0,
-    rng=None,
+    rng: RngLike = None,
 ) -> BrownianChangepoints:
     """Brownian tracks whose D jumps at random change points (the STEP training distribution).
 
@@ -117,7 +124,7 @@ def brownian_changepoints(
 
 
 def smooth_log_d_drift(
-    n_tracks: int, n_frames: int, max_decades: float = 2.0, rng=None
+    n_tracks: int, n_frames: int, max_decades: float = 2.0, rng: RngLike = None
 ) -> np.ndarray:
     """Smooth per-frame changes of log10 D (N, T), zero-mean per track.
 
@@ -161,7 +168,7 @@ def smooth_log_d_drift(
     return drift - drift.mean(1, keepdims=True)
 
 
-def brownian_from_d(d: np.ndarray, dim: int = 2, rng=None) -> np.ndarray:
+def brownian_from_d(d: np.ndarray, dim: int = 2, rng: RngLike = None) -> np.ndarray:
     """Brownian tracks with a given per-frame diffusion coefficient.
 
     Parameters
@@ -192,7 +199,7 @@ def scaled_brownian(
     alpha: float | np.ndarray = 1.0,
     dim: int = 2,
     k: float = 1.0,
-    rng=None,
+    rng: RngLike = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Scaled Brownian motion: MSD = 2 dim K t^alpha, so D(t) = K ((t+1)^alpha - t^alpha).
 

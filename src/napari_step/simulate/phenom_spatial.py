@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
-from ._common import as_rng
+from ._common import RngLike, as_rng
 from ._increments import IncrementStream, unit_vectors
 from .phenomenological import (
     CONFINED,
@@ -113,7 +113,7 @@ def immobile_traps(
     dim: int = 2,
     exposure: float | np.ndarray = 0.0,
     sigma: float | np.ndarray = 0.0,
-    rng=None,
+    rng: RngLike = None,
 ) -> PhenomTracks:
     """Free particles that stop in traps (AnDi-2 ``immobile_traps``; defaults: the challenge's).
 
@@ -265,7 +265,7 @@ def confinement(
     dim: int = 2,
     exposure: float | np.ndarray = 0.0,
     sigma: float | np.ndarray = 0.0,
-    rng=None,
+    rng: RngLike = None,
 ) -> PhenomTracks:
     """Diffusion among circular compartments (AnDi-2 ``confinement``; defaults: the challenge's).
 
@@ -369,7 +369,7 @@ def dimerisation(
     dim: int = 2,
     exposure: float | np.ndarray = 0.0,
     sigma: float | np.ndarray = 0.0,
-    rng=None,
+    rng: RngLike = None,
 ) -> PhenomTracks:
     """Particles that bind in pairs when they meet (AnDi-2 ``dimerization``).
 

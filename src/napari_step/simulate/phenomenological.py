@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._common import as_rng, check_dim, repeat_last
+from ._common import RngLike, as_rng, check_dim, repeat_last
 from ._increments import fgn_segments, unit_vectors
 from .acquisition import add_localisation_noise, blur_steps
 
@@ -188,7 +188,7 @@ def multi_state(
     dim: int = 2,
     exposure: float | np.ndarray = 0.0,
     sigma: float | np.ndarray = 0.0,
-    rng=None,
+    rng: RngLike = None,
 ) -> PhenomTracks:
     """Markov switching between K diffusive states (AnDi-2 ``multi_state``).
 
@@ -262,7 +262,7 @@ def single_state(
     dim: int = 2,
     exposure: float | np.ndarray = 0.0,
     sigma: float | np.ndarray = 0.0,
-    rng=None,
+    rng: RngLike = None,
 ) -> PhenomTracks:
     """One diffusive state per track (AnDi-2 ``single_state``), optionally directed.
 
