@@ -8,7 +8,10 @@ row; :func:`split_tracks` makes them explicit as NaN rows so no gap is ever sile
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,7 +23,10 @@ __all__ = [
     "validate_table",
     "detect",
     "locate_frame",
+    "iter_locate",
     "link",
+    "trackpy_quiet",
+    "detections_table",
     "to_napari",
     "from_napari",
     "split_tracks",
@@ -77,9 +83,39 @@ def validate_table(table: pd.DataFrame, name: str = "track table") -> pd.DataFra
     return out.sort_values(["track_id", "frame"], kind="stable").reset_index(drop=True)
 
 
-def locate_frame(image: np.ndarray, frame: int, diameter: int, minmass=None, separation=None,
-                 invert: bool = False, **kwargs) -> pd.DataFrame:
-    """trackpy.locate on one frame; returns its detections with a ``frame`` column."""
+def locate_frame(
+    image: np.ndarray,
+    frame: int,
+    diameter: int,
+    minmass=None,
+    separation=None,
+    invert: bool = False,
+    **kwargs,
+) -> pd.DataFrame:
+    """trackpy.locate on one frame.
+
+    Parameters
+    ----------
+    image : ndarray
+        One (Y, X) frame (read only).
+    frame : int
+        The frame number written into the ``frame`` column.
+    diameter : int
+        trackpy's feature size (px, odd, >= 3).
+    minmass : float, optional
+        Minimum integrated brightness (trackpy's units: grey levels x px).
+    separation : float, optional
+        Minimum distance between features (px; default diameter + 1).
+    invert : bool
+        True for dark particles on a bright background.
+    **kwargs
+        Further ``trackpy.locate`` options (``engine``, ``percentile``...).
+
+    Returns
+    -------
+    DataFrame
+        One row per detection (y, x, mass, size, ecc, signal, ..., frame).
+    """
     import trackpy as tp
 
     diameter = int(diameter)
@@ -87,38 +123,177 @@ def locate_frame(image: np.ndarray, frame: int, diameter: int, minmass=None, sep
         raise ValueError(f"diameter must be an odd integer >= 3, got {diameter}")
     with warnings.catch_warnings():  # an empty frame is a normal outcome, not a warning
         warnings.filterwarnings("ignore", message="No maxima survived")
-        f = tp.locate(np.asarray(image), diameter, minmass=minmass, separation=separation,
-                      invert=invert, **kwargs)
+        f = tp.locate(
+            np.asarray(image),
+            diameter,
+            minmass=minmass,
+            separation=separation,
+            invert=invert,
+            **kwargs,
+        )
     f["frame"] = int(frame)
     return f
 
 
-def detect(movie, diameter: int, minmass=None, separation=None, invert: bool = False,
-           progress=None, **kwargs) -> pd.DataFrame:
+def _locate_chunk(frames: np.ndarray, first: int, kwargs: dict) -> pd.DataFrame:
+    """Detections of consecutive frames (run in a worker process by :func:`iter_locate`)."""
+    parts = [locate_frame(im, first + i, **kwargs) for i, im in enumerate(frames)]
+    return pd.concat(parts, ignore_index=True)
+
+
+def _pool(processes: int):
+    """A process pool for detection: forkserver children (never a fork of a GUI process)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    ctx = multiprocessing.get_context("forkserver")
+    return ProcessPoolExecutor(max_workers=processes, mp_context=ctx)
+
+
+def iter_locate(
+    movie,
+    diameter: int,
+    minmass=None,
+    separation=None,
+    invert: bool = False,
+    processes: int = 1,
+    chunk: int = 16,
+    **kwargs,
+) -> Iterator[tuple[int, pd.DataFrame]]:
+    """Detect particles frame by frame, in chunks, optionally in worker processes.
+
+    Parameters
+    ----------
+    movie : array-like
+        (T, Y, X) images (numpy, dask, zarr...; frames are read in order, never modified).
+    diameter, minmass, separation, invert, **kwargs
+        As for :func:`locate_frame`.
+    processes : int
+        Worker processes (1: in this process). trackpy's numba engine is used when numba is
+        installed, in every process.
+    chunk : int
+        Frames per step (and per task sent to a worker process).
+
+    Yields
+    ------
+    (int, DataFrame)
+        Frames done so far and the detections of the last chunk. Closing the generator
+        (e.g. a cancelled job) stops the worker processes.
+    """
+    n = int(movie.shape[0])
+    chunk = max(1, int(chunk))
+    kw = dict(
+        diameter=int(diameter),
+        minmass=minmass,
+        separation=separation,
+        invert=bool(invert),
+        **kwargs,
+    )
+    starts = range(0, n, chunk)
+    if processes <= 1 or n <= chunk:
+        for a in starts:
+            b = min(a + chunk, n)
+            yield b, _locate_chunk(np.asarray(movie[a:b]), a, kw)
+        return
+    pool = _pool(int(processes))
+    try:
+        pending = []
+        todo = iter(starts)
+        for a in todo:  # keep a few chunks in flight: bounded memory, workers never idle
+            pending.append((a, pool.submit(_locate_chunk, np.asarray(movie[a : a + chunk]), a, kw)))
+            if len(pending) > 2 * processes:
+                first, fut = pending.pop(0)
+                yield min(first + chunk, n), fut.result()
+        for first, fut in pending:
+            yield min(first + chunk, n), fut.result()
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def detect(
+    movie,
+    diameter: int,
+    minmass=None,
+    separation=None,
+    invert: bool = False,
+    progress=None,
+    processes: int = 1,
+    **kwargs,
+) -> pd.DataFrame:
     """Detect particles in every frame of a (T, Y, X) movie with trackpy.
 
-    Returns one row per detection (frame, y, x, mass, size, ecc, signal, ...). ``progress`` is an
-    optional callable ``(done, total)``.
+    Parameters
+    ----------
+    movie : array-like
+        (T, Y, X) images.
+    diameter, minmass, separation, invert, **kwargs
+        As for :func:`locate_frame`.
+    progress : callable, optional
+        Called as ``progress(done, total)`` (frames).
+    processes : int
+        Worker processes (see :func:`iter_locate`).
+
+    Returns
+    -------
+    DataFrame
+        One row per detection (frame, y, x, mass, size, ecc, signal, ...).
     """
     movie = np.asarray(movie) if not hasattr(movie, "shape") else movie
     if len(movie.shape) != 3:
         raise ValueError(f"detection needs a (T, Y, X) movie, got shape {tuple(movie.shape)}")
     frames = []
-    for t in range(movie.shape[0]):
-        frames.append(locate_frame(np.asarray(movie[t]), t, diameter, minmass, separation,
-                                   invert, **kwargs))
+    for done, part in iter_locate(
+        movie, diameter, minmass, separation, invert, processes=processes, **kwargs
+    ):
+        frames.append(part)
         if progress:
-            progress(t + 1, movie.shape[0])
+            progress(done, movie.shape[0])
+    return detections_table(frames)
+
+
+def detections_table(parts) -> pd.DataFrame:
+    """Concatenate per-frame detection tables: frame, y, x first (an empty table keeps them)."""
     cols = ["frame", "y", "x"]
-    out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cols)
+    parts = [p for p in parts if len(p)]
+    out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=cols)
     return out[cols + [c for c in out.columns if c not in cols]]
 
 
-def link(detections: pd.DataFrame, search_range: float, memory: int = 0,
-         min_length: int = 1) -> pd.DataFrame:
+@contextlib.contextmanager
+def trackpy_quiet():
+    """Hide trackpy's INFO messages (one line per frame while linking) inside the block only;
+    the ``trackpy`` logger's level is restored afterwards (unlike ``trackpy.quiet()``, which
+    silences trackpy for the whole process)."""
+    logger = logging.getLogger("trackpy")
+    level = logger.level
+    logger.setLevel(max(logging.WARNING, level))
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def link(
+    detections: pd.DataFrame, search_range: float, memory: int = 0, min_length: int = 1
+) -> pd.DataFrame:
     """Link detections into tracks (trackpy.link + filter_stubs) and return a track table.
 
-    Frames skipped thanks to ``memory`` stay absent from the table (gaps are explicit).
+    Parameters
+    ----------
+    detections : DataFrame
+        frame, y, x (and z) columns, e.g. from :func:`detect`.
+    search_range : float
+        Largest displacement between two frames (px).
+    memory : int
+        Frames a particle may vanish and still keep its track (the skipped frames stay absent
+        from the table: gaps are explicit).
+    min_length : int
+        Shortest track kept (points).
+
+    Returns
+    -------
+    DataFrame
+        The track table (track_id, frame, y, x, then the detection columns).
     """
     import trackpy as tp
 
@@ -126,14 +301,25 @@ def link(detections: pd.DataFrame, search_range: float, memory: int = 0,
         if c not in detections.columns:
             raise TrackTableError(f"detections lack the '{c}' column")
     if len(detections) == 0:
-        return pd.DataFrame({"track_id": pd.Series(dtype=int), "frame": pd.Series(dtype=int),
-                             "y": pd.Series(dtype=float), "x": pd.Series(dtype=float)})
+        return pd.DataFrame(
+            {
+                "track_id": pd.Series(dtype=int),
+                "frame": pd.Series(dtype=int),
+                "y": pd.Series(dtype=float),
+                "x": pd.Series(dtype=float),
+            }
+        )
     pos = [c for c in ("z", "y", "x") if c in detections.columns]
-    tp.quiet()
-    linked = tp.link(detections.reset_index(drop=True), search_range, memory=memory,
-                     pos_columns=pos, t_column="frame")
-    if min_length > 1:
-        linked = tp.filter_stubs(linked, min_length)
+    with trackpy_quiet():
+        linked = tp.link(
+            detections.reset_index(drop=True),
+            search_range,
+            memory=memory,
+            pos_columns=pos,
+            t_column="frame",
+        )
+        if min_length > 1:
+            linked = tp.filter_stubs(linked, min_length)
     linked = linked.rename(columns={"particle": "track_id"}).reset_index(drop=True)
     cols = ["track_id", "frame"] + pos
     linked = linked[cols + [c for c in linked.columns if c not in cols]]
@@ -154,7 +340,7 @@ def from_napari(data: np.ndarray, features=None) -> pd.DataFrame:
     data = np.asarray(data)
     if data.ndim != 2 or data.shape[1] not in (3, 4, 5):
         raise TrackTableError(f"napari tracks data must be (N, 3-5), got {data.shape}")
-    pos = ["z", "y", "x"][-(data.shape[1] - 2):]
+    pos = ["z", "y", "x"][-(data.shape[1] - 2) :]
     table = pd.DataFrame(data[:, 2:], columns=pos)
     table.insert(0, "frame", np.round(data[:, 1]).astype(np.int64))
     table.insert(0, "track_id", np.round(data[:, 0]).astype(np.int64))

@@ -1,24 +1,54 @@
-"""Detect & link on a real rendered movie, then STEP on the linked tracks, against the truth."""
+"""Detect & link on a rendered movie (against its truth) and on the real bulk-water clip:
+suggestions, the preview in a worker, the mass histogram, progress in the dock, relinking that
+replaces its previous result, then STEP on the linked tracks."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from napari.layers import Points, Tracks
 
+CLIP = Path(__file__).resolve().parents[1] / "data" / "bulk_water_clip.npz"
+
+
+def _settle(qtbot, widget, timeout=60_000):
+    """Wait until the widget's suggestion and preview workers are done."""
+    qtbot.waitUntil(lambda: not widget._suggest_busy and not widget._preview_busy, timeout=timeout)
+    qtbot.wait(20)
+
 
 @pytest.fixture
-def detect_widget(viewer, small_sample):
+def detect_widget(viewer, small_sample, qtbot):
     from napari_step._napari.detect_widget import DetectLinkWidget
 
     movie, _ = small_sample
-    image = viewer.add_image(movie, name="movie", scale=(0.05, 0.1, 0.1),
-                             metadata={"pixel_size_um": 0.1, "frame_interval_s": 0.05})
+    image = viewer.add_image(
+        movie,
+        name="movie",
+        scale=(0.05, 0.1, 0.1),
+        metadata={"pixel_size_um": 0.1, "frame_interval_s": 0.05},
+    )
     widget = DetectLinkWidget(viewer)
     viewer.window.add_dock_widget(widget)
     assert widget.image.value is image
+    _settle(qtbot, widget)
     return widget
+
+
+@pytest.fixture
+def clip_viewer(viewer):
+    """The committed real clip (bulk water, 60 x 200 x 300, dark colloids) as a user opens it."""
+    movie = np.load(CLIP)["movie"]
+    viewer.add_image(
+        movie,
+        name="bulk water",
+        scale=(1 / 24, 100 / 285, 100 / 285),
+        metadata={"pixel_size_um": 100 / 285, "frame_interval_s": 1 / 24},
+    )
+    return viewer
 
 
 def _match_truth(table: pd.DataFrame, truth: pd.DataFrame, tol=1.5) -> pd.DataFrame:
@@ -29,21 +59,29 @@ def _match_truth(table: pd.DataFrame, truth: pd.DataFrame, tol=1.5) -> pd.DataFr
 
 
 def test_preview_follows_frame_and_parameters(detect_widget, viewer, small_sample, qtbot):
+    import threading
+
     movie, truth = small_sample
-    viewer.dims.set_current_step(0, 17)
-    n = detect_widget._preview_now()
+    w = detect_widget
+    assert not w.invert.value and w.diameter.value in (7, 9)  # suggested: bright spots
+    with qtbot.waitSignal(w.preview_updated, timeout=10_000) as blocker:
+        viewer.dims.set_current_step(0, 17)
     pts = [lyr for lyr in viewer.layers if isinstance(lyr, Points)]
-    assert len(pts) == 1 and pts[0] is detect_widget._preview_layer
-    assert n == len(pts[0].data) == (truth["frame"] == 17).sum()
+    assert len(pts) == 1 and pts[0] is w._preview_layer
+    assert blocker.args == [len(pts[0].data)] == [(truth["frame"] == 17).sum()]
     assert np.all(pts[0].data[:, 0] == 17)  # points sit on the shown frame
     np.testing.assert_allclose(pts[0].scale, viewer.layers["movie"].scale)
 
-    # moving the time slider or a parameter re-runs the preview (debounced, via the timer)
-    with qtbot.waitSignal(detect_widget.preview_updated, timeout=5000):
+    # the layer is only ever changed in the GUI thread (the detection runs in a worker)
+    threads = []
+    pts[0].events.data.connect(lambda e: threads.append(threading.current_thread()))
+    with qtbot.waitSignal(w.preview_updated, timeout=10_000):
         viewer.dims.set_current_step(0, 40)
     assert np.all(pts[0].data[:, 0] == 40)
-    with qtbot.waitSignal(detect_widget.preview_updated, timeout=5000) as blocker:
-        detect_widget.minmass.value = 1e7  # nothing is that bright
+    assert threads and all(t is threading.main_thread() for t in threads)
+    # the min. mass only filters the frame's features: the answer is immediate
+    with qtbot.waitSignal(w.preview_updated, timeout=1000) as blocker:
+        w.minmass.value = 1e7  # nothing is that bright
     assert blocker.args == [0] and len(pts[0].data) == 0
     assert len([lyr for lyr in viewer.layers if isinstance(lyr, Points)]) == 1  # reused
 
@@ -60,10 +98,16 @@ def test_detect_link_and_step_end_to_end(detect_widget, viewer, small_sample, wa
     detect_widget.min_length.value = 20
     added = []
     detect_widget.tracks_added.connect(added.append)
+    assert detect_widget._preview_layer is not None
     worker = detect_widget.detect()
     assert worker is not None and detect_widget.running
+    assert not detect_widget.progress.native.isHidden()  # progress in the dock itself
     wait_worker(detect_widget)
+    assert detect_widget.progress.native.isHidden()
     np.testing.assert_array_equal(viewer.layers["movie"].data, before)  # image untouched
+    # the preview circles do not stay on top of the tracks
+    assert not any(isinstance(lyr, Points) for lyr in viewer.layers)
+    assert not detect_widget.preview.value
 
     # detections per frame close to the truth (12 particles in every frame)
     det = detect_widget._detections
@@ -114,6 +158,11 @@ def test_detect_link_and_step_end_to_end(detect_widget, viewer, small_sample, wa
     assert abs(slow - np.log10(0.05 * 0.01 / 0.05)) < 0.4
     assert abs(fast - np.log10(0.8 * 0.01 / 0.05)) < 0.4
 
+    # relinking keeps the analysed result and adds the new one beside it
+    relinked = detect_widget.relink()
+    assert isinstance(relinked, Tracks) and relinked is not layer
+    assert layer in viewer.layers and relinked in viewer.layers
+
 
 def test_cancel_detection_adds_nothing(detect_widget, viewer, wait_worker, notes):
     n_layers = len(viewer.layers)
@@ -129,18 +178,24 @@ def test_cancel_detection_adds_nothing(detect_widget, viewer, wait_worker, notes
     assert detect_widget.detect_button.enabled and not detect_widget.cancel_button.enabled
 
 
-def test_relink_uses_new_parameters(detect_widget, viewer, wait_worker):
+def test_relink_replaces_the_previous_result(detect_widget, viewer, wait_worker):
     detect_widget.preview.value = False
     detect_widget.min_length.value = 1
     detect_widget.detect()
     wait_worker(detect_widget)
     first = viewer.layers[-1]
+    assert isinstance(first, Tracks) and detect_widget.relink_button.enabled
     detect_widget.min_length.value = 1000  # longer than the movie: nothing survives
     assert detect_widget.relink() is None
+    assert first in viewer.layers  # a failed relink changes nothing
     detect_widget.min_length.value = 30
     second = detect_widget.relink()
     assert isinstance(second, Tracks) and second is not first
     assert np.unique(second.data[:, 0], return_counts=True)[1].min() >= 30
+    # not stacked: one Tracks layer, the same name, in the same place
+    tracks = [lyr for lyr in viewer.layers if isinstance(lyr, Tracks)]
+    assert tracks == [second] and second.name == first.name == "movie tracks"
+    assert "replaced" in detect_widget.status.value
 
 
 def test_bad_image_choices_notify(viewer, notes):
@@ -155,15 +210,16 @@ def test_bad_image_choices_notify(viewer, notes):
     assert "Image layer" in notes[0][1] and "dimensions" in notes[1][1]
 
 
-def test_single_frame_image(viewer, small_sample, wait_worker):
+def test_single_frame_image(viewer, small_sample, wait_worker, qtbot):
     """A 2-D image is one frame: preview and detection work, tracks get a time axis."""
     from napari_step._napari.detect_widget import DetectLinkWidget
 
     movie, truth = small_sample
     viewer.add_image(movie[5], name="frame 5", scale=(0.1, 0.1))
     widget = DetectLinkWidget(viewer)
-    assert widget._preview_now() == (truth["frame"] == 5).sum()
+    _settle(qtbot, widget)
     assert widget._preview_layer.ndim == 2
+    assert len(widget._preview_layer.data) == (truth["frame"] == 5).sum()
     widget.min_length.value = 1
     widget.detect()
     wait_worker(widget)
@@ -171,3 +227,100 @@ def test_single_frame_image(viewer, small_sample, wait_worker):
     assert isinstance(layer, Tracks) and layer.data.shape[1] == 4
     assert np.all(layer.data[:, 1] == 0)
     np.testing.assert_allclose(layer.scale, [1.0, 0.1, 0.1])
+
+
+# ------------------------------------------------------------------ the real clip
+def test_defaults_fail_and_suggestions_find_the_particles(clip_viewer, qtbot):
+    """Issue 14 item 6: the defaults (diameter 7, min. mass 400, bright) find almost nothing on
+    the real movie; the suggested parameters find the ~110 colloids of the 200 x 300 clip."""
+    from napari_step._napari.detect_widget import DetectLinkWidget
+    from napari_step.pipeline import DetectionParams
+    from napari_step.tracks import locate_frame
+
+    frame = np.load(CLIP)["movie"][30]
+    d = DetectionParams()
+    assert len(locate_frame(frame, 30, d.diameter, d.minmass, None, d.invert)) <= 5
+
+    widget = DetectLinkWidget(clip_viewer)
+    clip_viewer.window.add_dock_widget(widget)
+    with qtbot.waitSignal(widget.suggested, timeout=60_000) as blocker:
+        pass
+    hint = blocker.args[0]
+    _settle(qtbot, widget)
+    assert widget.invert.value is True  # dark colloids on a bright background
+    assert widget.diameter.value == hint.diameter and 9 <= hint.diameter <= 13
+    assert widget.minmass.value == pytest.approx(hint.minmass)
+    n = len(widget._preview_layer.data)
+    assert 85 <= n <= 140, n
+    assert "suggested" in widget.status.value and "dark" in widget.status.value
+    # the histogram shows this frame's masses with the min. mass marked
+    ax = widget.histogram.figure.axes[0]
+    assert ax.lines[0].get_xdata()[0] == pytest.approx(widget.minmass.value)
+    assert sum(p.get_height() for p in ax.patches) == len(hint.features)
+    # clicking the histogram sets the min. mass; the preview follows at once
+    with qtbot.waitSignal(widget.preview_updated, timeout=1000) as blocker:
+        widget._set_minmass(300.0)
+    assert blocker.args[0] < n
+    ax = widget.histogram.figure.axes[0]
+    assert ax.lines[0].get_xdata()[0] == pytest.approx(300.0)
+
+
+def test_detect_and_link_the_real_clip(clip_viewer, qtbot, wait_worker):
+    from napari_step._napari.detect_widget import DetectLinkWidget
+
+    widget = DetectLinkWidget(clip_viewer)
+    clip_viewer.window.add_dock_widget(widget)
+    _settle(qtbot, widget)
+    steps = []
+    worker = widget.detect()
+    worker.yielded.connect(steps.append)
+    wait_worker(widget, timeout=120_000)
+    assert steps and steps[-1] == (60, 60) and len(steps) <= 61  # (frames done, frames)
+    det = widget._detections
+    per_frame = det.groupby("frame").size()
+    assert len(per_frame) == 60 and per_frame.between(85, 140).all()
+    layer = clip_viewer.layers[-1]
+    assert isinstance(layer, Tracks) and layer.metadata["detection"]["invert"] is True
+    lengths = np.unique(layer.data[:, 0], return_counts=True)[1]
+    assert len(lengths) >= 60 and np.median(lengths) >= 40
+
+
+def test_preview_goes_with_its_image(clip_viewer, qtbot):
+    """The preview layer never outlives its image, wherever it sits in the layer list."""
+    from napari_step._napari.detect_widget import DetectLinkWidget
+
+    widget = DetectLinkWidget(clip_viewer)
+    _settle(qtbot, widget)
+    pts = widget._preview_layer
+    assert pts is not None and pts in clip_viewer.layers
+    clip_viewer.layers.remove(clip_viewer.layers["bulk water"])
+    assert pts not in clip_viewer.layers and widget._preview_layer is None
+    assert len(clip_viewer.layers) == 0
+
+    # again with the preview moved below its image
+    image = clip_viewer.add_image(np.load(CLIP)["movie"], name="again")
+    widget.preview.value = True
+    _settle(qtbot, widget)
+    qtbot.waitUntil(lambda: widget._preview_layer is not None, timeout=30_000)
+    pts = widget._preview_layer
+    clip_viewer.layers.move(clip_viewer.layers.index(pts), 0)
+    clip_viewer.layers.remove(image)
+    assert list(clip_viewer.layers) == []
+
+
+def test_dock_scrolls_wraps_and_explains(detect_widget):
+    from magicgui.widgets import Label
+    from qtpy.QtWidgets import QDockWidget, QScrollArea
+
+    w = detect_widget
+    assert isinstance(w.native, QScrollArea)  # what napari docks: the scroll area
+    assert isinstance(w.native.parentWidget(), QDockWidget)
+    before = w.native.sizeHint().width()
+    w.status.value = "a long status text " * 60
+    assert w.native.sizeHint().width() <= max(before, 500)  # wraps, never widens the dock
+    assert w.status.native.wordWrap()
+    for control in w:
+        if isinstance(control, Label):
+            continue
+        assert control.tooltip, f"{control.label or control.name} has no tooltip"
+    assert w.histogram.toolTip()

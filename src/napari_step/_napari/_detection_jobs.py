@@ -1,29 +1,49 @@
-"""The detection jobs behind the "Detect & link" widget, as plain generators (no Qt).
+"""The detection jobs behind the "Detect & link" widget, as plain functions and generators
+(no Qt, no napari): the widget runs them in worker threads and only ever touches layers in the
+GUI thread with what they return.
 
-The widget runs them in napari ``thread_worker`` threads (every ``yield`` is one progress step
-and a point where Cancel can stop the job); :func:`._jobs.run_job` drives one to the end
-without any GUI. Detection and linking are the core's functions (``tracks.locate_frame``,
-``tracks.link``) with the core's parameter classes (``pipeline.DetectionParams``,
-``pipeline.LinkingParams``), so the GUI computes exactly what ``pipeline.run_movie`` computes.
+- :func:`detect_job`: detect every frame (chunked, optionally in worker processes), then link;
+  each ``yield`` is ``(frames done, frames)`` for the dock's progress bar and a point where
+  Cancel stops the job; :func:`._jobs.run_job` drives it to the end without a GUI.
+- :func:`preview_features`: one frame's detections without a mass limit (the preview and the
+  mass histogram filter them by the min. mass, so changing the min. mass needs no detection).
+- :func:`suggest_job`: suggested parameters from the shown frame.
+
+Detection and linking are the core's functions (``tracks.iter_locate``, ``tracks.link``,
+``detection_hints.suggest_detection``) with the core's parameter classes, so the GUI computes
+exactly what ``pipeline.run_movie`` computes.
 """
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
+from ..detection_hints import DetectionHint, suggest_detection
 from ..pipeline import DetectionParams, LinkingParams
-from ..tracks import link, locate_frame
+from ..tracks import detections_table, iter_locate, link, locate_frame
 from ._jobs import JobError
 
-__all__ = ["detect_job", "detection_kwargs", "link_detections"]
+__all__ = [
+    "PreviewRequest",
+    "default_processes",
+    "detect_job",
+    "detection_kwargs",
+    "link_detections",
+    "preview_features",
+    "replaceable",
+    "suggest_job",
+    "tracks_layer_kwargs",
+]
 
-
-def _frame(movie, t: int) -> np.ndarray:
-    return np.asarray(movie[t])
+MIN_FRAMES_PER_PROCESS = 120  # below this, starting worker processes costs more than it saves
 
 
 def detection_kwargs(p: DetectionParams) -> dict:
+    """trackpy.locate keyword arguments of a :class:`DetectionParams`."""
     return {
         "diameter": int(p.diameter),
         "minmass": p.minmass,
@@ -32,26 +52,53 @@ def detection_kwargs(p: DetectionParams) -> dict:
     }
 
 
-def detect_job(movie, detection: DetectionParams, linking: LinkingParams | None):
-    """Generator: detect every frame (yields the number of frames done), then link.
+def default_processes(n_frames: int) -> int:
+    """Worker processes for detecting ``n_frames`` frames: up to 2 (never more than the CPUs),
+    and 1 for short movies, where starting the processes costs more than it saves."""
+    cpus = os.cpu_count() or 1
+    return int(max(1, min(2, cpus, n_frames // MIN_FRAMES_PER_PROCESS)))
 
-    Returns ``(detections, tracks)`` (``tracks`` is None when ``linking`` is None) or a
-    :class:`JobError`. ``movie`` is any (T, Y, X) array-like (numpy, dask, zarr); frames are read
-    one at a time and never modified.
+
+def detect_job(
+    movie, detection: DetectionParams, linking: LinkingParams | None, processes: int | None = None
+):
+    """Generator: detect every frame, then link.
+
+    Parameters
+    ----------
+    movie : array-like
+        (T, Y, X) images (numpy, dask, zarr); read chunk by chunk, never modified.
+    detection : DetectionParams
+    linking : LinkingParams or None
+        None: detect only.
+    processes : int, optional
+        Worker processes for detection (default: :func:`default_processes`).
+
+    Yields
+    ------
+    (int, int)
+        Frames done and frames in all (about 50 steps, whatever the movie's length).
+
+    Returns
+    -------
+    (DataFrame, DataFrame or None) or JobError
+        The detections and the linked track table (None without ``linking``).
     """
     try:
         n = int(movie.shape[0])
-        frames = []
-        for t in range(n):
-            frames.append(locate_frame(_frame(movie, t), t, **detection_kwargs(detection)))
-            yield t + 1
-        cols = ["frame", "y", "x"]
-        detections = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cols)
-        detections = detections[cols + [c for c in detections.columns if c not in cols]]
+        procs = default_processes(n) if processes is None else max(1, int(processes))
+        chunk = max(1, min(32, n // 50))
+        parts = []
+        for done, part in iter_locate(
+            movie, processes=procs, chunk=chunk, **detection_kwargs(detection)
+        ):
+            parts.append(part)
+            yield done, n
+        detections = detections_table(parts)
         if linking is None:
             return detections, None
         return detections, link_detections(detections, linking)
-    except (ValueError, TypeError, MemoryError, RuntimeError) as e:  # bad parameters, bad data
+    except (ValueError, TypeError, MemoryError, RuntimeError, OSError) as e:  # bad input
         return JobError(f"detection failed: {e}")
 
 
@@ -63,3 +110,87 @@ def link_detections(detections: pd.DataFrame, linking: LinkingParams) -> pd.Data
         int(linking.memory),
         max(1, int(linking.min_length)),
     )
+
+
+@dataclass(frozen=True)
+class PreviewRequest:
+    """What a preview detects: one frame of one image with the mass-independent parameters."""
+
+    image_id: int  # id() of the image layer
+    frame: int
+    diameter: int
+    separation: float | None
+    invert: bool
+
+
+def preview_features(image: np.ndarray, request: PreviewRequest):
+    """The frame's detections without a mass limit (y, x, mass...), or a :class:`JobError`.
+
+    Returns ``(request, features)`` so the widget can drop answers to outdated requests.
+    """
+    try:
+        feats = locate_frame(
+            image,
+            request.frame,
+            request.diameter,
+            minmass=0,
+            separation=request.separation,
+            invert=request.invert,
+        )
+    except (ValueError, TypeError, RuntimeError, MemoryError) as e:
+        return request, JobError(f"preview failed: {e}")
+    return request, feats
+
+
+def suggest_job(image: np.ndarray, image_id: int, frame: int):
+    """Suggested parameters for one frame: ``(image_id, frame, DetectionHint)`` or a JobError."""
+    try:
+        hint: DetectionHint = suggest_detection(image)
+    except (ValueError, TypeError, RuntimeError, MemoryError) as e:
+        return image_id, frame, JobError(f"no suggestion: {e}")
+    return image_id, frame, hint
+
+
+def tracks_layer_kwargs(image, det: DetectionParams, lnk: LinkingParams) -> dict:
+    """``add_tracks`` keyword arguments for tracks found in ``image`` (an Image layer): its
+    scale, translation, units and acquisition metadata, and the parameters used."""
+    meta = {
+        k: image.metadata[k]
+        for k in ("pixel_size_um", "frame_interval_s")
+        if k in (image.metadata or {})
+    }
+    meta["source_image"] = image.name
+    meta["detection"] = {
+        "diameter": det.diameter,
+        "minmass": det.minmass,
+        "separation": det.separation,
+        "invert": det.invert,
+    }
+    meta["linking"] = {
+        "search_range": lnk.search_range,
+        "memory": lnk.memory,
+        "min_length": lnk.min_length,
+    }
+    movie = image.ndim == 3
+    kwargs = {
+        "name": f"{image.name} tracks",
+        "metadata": meta,
+        "tail_length": 30,
+        "tail_width": 2,
+        "scale": list(image.scale) if movie else [1.0, *image.scale],
+        "translate": list(image.translate) if movie else [0.0, *image.translate],
+    }
+    if movie:
+        kwargs["units"] = image.units
+        kwargs["axis_labels"] = image.axis_labels
+    return kwargs
+
+
+def replaceable(layers, old, image) -> bool:
+    """Whether a new linking of ``image`` may replace ``old`` (the widget's previous Tracks
+    layer): it is still among ``layers``, came from the same image and holds no analysis."""
+    if old is None or not any(lyr is old for lyr in layers):
+        return False
+    if old.metadata.get("source_image") != image.name or "napari_step" in old.metadata:
+        return False
+    return not any(str(c).startswith("step_") for c in old.features.columns)

@@ -1,11 +1,23 @@
-"""The "Detect & link" dock widget: trackpy detection with a live preview, then linking.
+"""The "Detect & link" dock widget: trackpy detection with suggestions and a live preview, then
+linking.
 
 - choose an Image layer (T, Y, X) (a single 2-D image counts as one frame); it is only read;
-- the preview runs ``trackpy.locate`` on the frame shown in the viewer and puts the detections
-  in a Points layer; it follows the parameters and the time slider, debounced;
-- *Detect* runs detection over all frames in a ``thread_worker`` (progress bar in the viewer,
-  *Cancel* stops it between two frames), then links the detections into a **new** Tracks layer;
-- *Link again* relinks the last detections with the current linking parameters.
+- when the widget opens or another image is chosen, diameter, min. mass and "dark particles" are
+  suggested from the shown frame (*Suggest* asks again on the frame shown now);
+- the preview detects on the shown frame in a worker thread (debounced; the newest request
+  wins) and shows the detections in a Points layer and their masses in a histogram with the
+  min. mass marked (click the histogram to set the min. mass); changing the min. mass only
+  filters, it needs no new detection;
+- *Detect & link* detects every frame in a worker (a progress bar in the dock; *Cancel* stops
+  it between two chunks of frames), then links the detections into a Tracks layer;
+  *Link again* relinks the last detections with the current linking parameters. A new result
+  replaces this widget's previous, not yet analysed result of the same movie (an analysed one
+  is kept and the new one gets its own name).
+
+The preview layer never outlives its image or a finished detection: it is hidden when its image
+is being removed and removed right after (napari 0.9 / vispy on Mesa crash drawing a Points
+layer in the frame that removes a 3-D image), and removed when detection succeeds. Worker
+threads only compute; layers are changed in the GUI thread.
 
 Frames that a track skipped thanks to ``memory`` have no point in the layer: gaps stay explicit
 (the STEP analysis splits tracks there).
@@ -23,9 +35,9 @@ from psygnal import Signal
 from qtpy.QtCore import QTimer
 
 from ..pipeline import DetectionParams, LinkingParams
-from ..tracks import locate_frame, to_napari
-from ._detection_jobs import detect_job, link_detections
-from ._layers import layer_in_viewer
+from ..tracks import to_napari
+from ._detect_preview import DetectionPreview, MassHistogram
+from ._detection_jobs import detect_job, link_detections, replaceable, tracks_layer_kwargs
 from ._jobs import JobError
 from ._widgets_common import (
     BackgroundJob,
@@ -33,73 +45,178 @@ from ._widgets_common import (
     float_box,
     is_alive,
     layer_choices,
+    make_scrollable,
+    scroll_content,
     unwrap_viewer,
 )
 
 __all__ = ["DetectLinkWidget"]
 
-PREVIEW_DELAY_MS = 250
+PREVIEW_DELAY_MS = 150
 
 
-class DetectLinkWidget(BackgroundJob, Container):
+class DetectLinkWidget(DetectionPreview, BackgroundJob, Container):
     """Detect particles with trackpy and link them into a Tracks layer."""
 
     tracks_added = Signal(object)  # the new Tracks layer
     preview_updated = Signal(int)  # number of detections shown in the preview
+    suggested = Signal(object)  # the DetectionHint applied to the controls
+
+    @property
+    def native(self):
+        """The scroll area around the controls: napari docks a magicgui widget's ``native``,
+        which for a scrollable Container (magicgui 0.10) is the scroll area's content, so the
+        dock would lose its scroll bar."""
+        return self.root_native_widget
 
     def __init__(self, napari_viewer):
-        super().__init__(labels=True)
+        super().__init__(labels=True, scrollable=True)
         self._viewer = napari_viewer = unwrap_viewer(napari_viewer)
         det, lnk = DetectionParams(), LinkingParams()
-        self.image = ComboBox(label="image", choices=layer_choices(napari_viewer, Image),
-                              tooltip="the movie (T, Y, X); it is never modified")
-        self.diameter = SpinBox(label="diameter (px)", value=det.diameter, min=3, max=101, step=2,
-                                tooltip="odd feature size for trackpy.locate")
-        self.minmass = float_box("min. mass", det.minmass or 0.0, 0.0, 1e12, 10.0, 1,
-                                 "minimum integrated brightness (0: trackpy's default)")
-        self.separation = float_box("separation (px)", 0.0, 0.0, 1000.0, 0.5, 2,
-                                    "minimum distance between features (0: diameter + 1)")
-        self.invert = CheckBox(label="dark particles", value=det.invert)
-        self.preview = CheckBox(label="live preview", value=True,
-                                tooltip="detect on the current frame into a Points layer")
-        self.preview_info = Label(label="preview", value="")
-        self.search_range = float_box("search range (px)", lnk.search_range, 0.1, 1000.0, 0.5, 2)
-        self.memory = SpinBox(label="memory (frames)", value=lnk.memory, min=0, max=1000,
-                              tooltip="frames a particle may vanish; the gap stays a gap")
-        self.min_length = SpinBox(label="min. track length", value=lnk.min_length, min=1,
-                                  max=100000)
-        self.detect_button = PushButton(text="Detect && link")
-        self.cancel_button = PushButton(text="Cancel", enabled=False)
-        self.relink_button = PushButton(text="Link again", enabled=False,
-                                        tooltip="relink the last detections")
-        self.status = Label(label="", value="")
-        self.extend([
-            self.image, self.diameter, self.minmass, self.separation, self.invert, self.preview,
-            self.preview_info, self.search_range, self.memory, self.min_length,
-            self.detect_button, self.cancel_button, self.relink_button, self.status,
-        ])
-
+        self._make_controls(napari_viewer, det, lnk)
         self._worker = None
         self._detections = None
         self._detections_source = None  # (image layer, DetectionParams)
-        self._preview_layer = None
+        self._last_result = None  # the Tracks layer of the last detection/linking
+        self._preview_layer = self._preview_image = None
+        self._preview_cache: dict = {}
+        self._preview_busy = self._preview_pending = False
+        self._suggested_for = None  # the image the controls were last suggested for
+        self._suggest_busy = False
         self._timer = QTimer(self.native)  # dies with the widget
         self._timer.setSingleShot(True)
         self._timer.setInterval(PREVIEW_DELAY_MS)
         self._timer.timeout.connect(self._preview_now)
-
-        for w in (self.image, self.diameter, self.minmass, self.separation, self.invert,
-                  self.preview):
+        for w in (self.image, self.diameter, self.separation, self.invert, self.preview):
             w.changed.connect(self._schedule_preview)
-        self.detect_button.changed.connect(self.detect)
-        self.cancel_button.changed.connect(self.cancel)
+        self.minmass.changed.connect(self._on_minmass)
+        self.image.changed.connect(self._on_image_choice)
+        self.suggest_button.changed.connect(self.suggest)
         self.relink_button.changed.connect(self.relink)
-        napari_viewer.dims.events.current_step.connect(self._on_dims)
+        napari_viewer.dims.events.current_step.connect(self._schedule_preview)
         connect_layer_list(napari_viewer, self._on_layers_changed)
+        napari_viewer.layers.events.removing.connect(self._on_removing)
         self.reset_choices()
+        make_scrollable(self)
+        self._on_image_choice()
+
+    def _make_controls(self, viewer, det: DetectionParams, lnk: LinkingParams) -> None:
+        self.image = ComboBox(
+            label="image",
+            choices=layer_choices(viewer, Image),
+            tooltip="the movie (T, Y, X) to detect particles in; it is never modified",
+        )
+        self.diameter = SpinBox(
+            label="diameter (px)",
+            value=det.diameter,
+            min=3,
+            max=101,
+            step=2,
+            tooltip="trackpy's feature size: an odd number of pixels a little larger than a "
+            "particle (suggested from the image)",
+        )
+        self.minmass = float_box(
+            "min. mass",
+            det.minmass or 0.0,
+            0.0,
+            1e12,
+            10.0,
+            1,
+            "minimum integrated brightness of a feature (0: no limit); see the histogram, "
+            "click it to set the value",
+        )
+        self.separation = float_box(
+            "separation (px)",
+            0.0,
+            0.0,
+            1000.0,
+            0.5,
+            2,
+            "minimum distance between two features (0: trackpy's default, diameter + 1)",
+        )
+        self.invert = CheckBox(
+            label="dark particles",
+            value=det.invert,
+            tooltip="tick for dark particles on a bright background "
+            "(bright-field); suggested from the grey levels",
+        )
+        self.suggest_button = PushButton(
+            text="Suggest",
+            tooltip="suggest diameter, min. mass and dark/bright particles "
+            "from the frame shown now",
+        )
+        self.preview = CheckBox(
+            label="live preview",
+            value=True,
+            tooltip="detect on the shown frame into a Points layer (red "
+            "circles); switched off when a detection finishes",
+        )
+        self.preview_info = Label(label="preview", value="")
+        self.search_range = float_box(
+            "search range (px)",
+            lnk.search_range,
+            0.1,
+            1000.0,
+            0.5,
+            2,
+            "largest distance a particle moves between two frames (trackpy.link)",
+        )
+        self.memory = SpinBox(
+            label="memory (frames)",
+            value=lnk.memory,
+            min=0,
+            max=1000,
+            tooltip="frames a particle may vanish and keep its track; the skipped frames stay gaps",
+        )
+        self.min_length = SpinBox(
+            label="min. track length",
+            value=lnk.min_length,
+            min=1,
+            max=100000,
+            tooltip="shorter tracks are dropped (points)",
+        )
+        run, cancel, progress = self._init_job_controls(
+            "Detect && link",
+            "detect in every frame, then link into a Tracks layer",
+            on_run=self.detect,
+        )
+        self.detect_button = run
+        self.relink_button = PushButton(
+            text="Link again",
+            enabled=False,
+            tooltip="relink the last detections with the linking "
+            "parameters above; replaces the previous result",
+        )
+        self.status = Label(label="status", value="")
+        self.extend(
+            [
+                self.image,
+                self.diameter,
+                self.minmass,
+                self.separation,
+                self.invert,
+                self.suggest_button,
+                self.preview,
+                self.preview_info,
+                self.search_range,
+                self.memory,
+                self.min_length,
+                run,
+                cancel,
+                progress,
+                self.relink_button,
+                self.status,
+            ]
+        )
+        self.histogram = MassHistogram(on_click=self._set_minmass)
+        layout = scroll_content(self).layout()
+        layout.insertWidget(
+            layout.indexOf(self.preview_info.native.parentWidget()) + 1, self.histogram
+        )
 
     # ----------------------------------------------------------------- parameters
     def detection_params(self) -> DetectionParams:
+        """The detection parameters shown in the widget."""
         return DetectionParams(
             diameter=int(self.diameter.value),
             minmass=float(self.minmass.value) or None,
@@ -108,8 +225,10 @@ class DetectLinkWidget(BackgroundJob, Container):
         )
 
     def linking_params(self) -> LinkingParams:
-        return LinkingParams(float(self.search_range.value), int(self.memory.value),
-                             int(self.min_length.value))
+        """The linking parameters shown in the widget."""
+        return LinkingParams(
+            float(self.search_range.value), int(self.memory.value), int(self.min_length.value)
+        )
 
     def _checked_image(self, notify=True):
         """The chosen Image layer if it can be detected on, else None (with a notification)."""
@@ -122,8 +241,10 @@ class DetectLinkWidget(BackgroundJob, Container):
         elif getattr(layer, "rgb", False):
             msg = f"Detect & link: '{layer.name}' is an RGB image; convert it to grey levels"
         elif layer.ndim not in (2, 3):
-            msg = (f"Detect & link: '{layer.name}' has {layer.ndim} dimensions; "
-                   "a (T, Y, X) movie or a single (Y, X) frame is needed")
+            msg = (
+                f"Detect & link: '{layer.name}' has {layer.ndim} dimensions; "
+                "a (T, Y, X) movie or a single (Y, X) frame is needed"
+            )
         if msg:
             if notify:
                 notifications.show_error(msg)
@@ -136,79 +257,13 @@ class DetectLinkWidget(BackgroundJob, Container):
         return data[None] if len(data.shape) == 2 else data
 
     def current_frame(self, layer=None) -> int:
+        """The frame of ``layer`` (default: the chosen image) shown in the viewer."""
         layer = layer or self.image.value
         if layer is None or layer.ndim < 3:
             return 0
         t = layer.world_to_data(self._viewer.dims.point)[0]
         n = self._movie(layer).shape[0]
         return int(np.clip(np.round(t), 0, n - 1))
-
-    # -------------------------------------------------------------------- preview
-    def _on_dims(self, event=None):
-        self._schedule_preview()
-
-    def _on_layers_changed(self, event=None):
-        if not is_alive(self.native):
-            return
-        self.reset_choices()
-        if self._preview_layer is not None and not layer_in_viewer(self._viewer,
-                                                                   self._preview_layer):
-            self._preview_layer = None
-
-    def _schedule_preview(self, *_):
-        if is_alive(self.native) and is_alive(self._timer):
-            self._timer.start()
-
-    def _preview_now(self) -> int | None:
-        """Detect on the current frame into the preview Points layer; returns the count."""
-        if not is_alive(self.native):
-            return None
-        if not bool(self.preview.value):
-            if self._preview_layer is not None and layer_in_viewer(self._viewer,
-                                                                   self._preview_layer):
-                self._preview_layer.visible = False
-            return None
-        layer = self._checked_image(notify=False)
-        if layer is None:
-            return None
-        movie = self._movie(layer)
-        t = self.current_frame(layer)
-        p = self.detection_params()
-        try:
-            found = locate_frame(np.asarray(movie[t]), t, p.diameter, p.minmass, p.separation,
-                                 p.invert)
-        except (ValueError, TypeError, RuntimeError) as e:
-            self.preview_info.value = f"preview failed: {e}"
-            return None
-        coords = found[["y", "x"]].to_numpy(float)
-        if layer.ndim == 3:
-            coords = np.column_stack([np.full(len(coords), t, float), coords])
-        self._show_preview(layer, coords, p.diameter)
-        self.preview_info.value = f"frame {t}: {len(coords)} particles"
-        self.preview_updated.emit(len(coords))
-        return len(coords)
-
-    def _show_preview(self, image, coords, diameter):
-        pts = self._preview_layer
-        name = f"{image.name} detections (preview)"
-        if pts is None or not layer_in_viewer(self._viewer, pts) or pts.ndim != image.ndim:
-            kwargs = {"scale": image.scale, "translate": image.translate, "name": name,
-                      "size": diameter, "face_color": "transparent", "border_color": "#ff3b30",
-                      "border_width": 0.12, "opacity": 0.9}
-            try:
-                kwargs["units"] = image.units
-            except AttributeError:
-                pass
-            active = self._viewer.layers.selection.active
-            pts = self._viewer.add_points(coords if len(coords) else None, ndim=image.ndim,
-                                          **kwargs)
-            self._preview_layer = pts
-            self._viewer.layers.selection.active = active or image  # keep the user's focus
-        else:
-            pts.data = coords if len(coords) else np.empty((0, image.ndim))
-            pts.size = diameter
-            pts.visible = True
-            pts.name = name
 
     # ---------------------------------------------------------------- detection
     def detect(self, *_):
@@ -222,12 +277,16 @@ class DetectLinkWidget(BackgroundJob, Container):
         movie = self._movie(layer)
         det, lnk = self.detection_params(), self.linking_params()
         n = int(movie.shape[0])
-        worker = self._start_job(detect_job, movie, det, lnk, total=n,
-                                 desc=f"Detecting in {layer.name}",
-                                 on_returned=partial(self._on_detected, layer, det, lnk))
-        self.detect_button.enabled = False
-        self.relink_button.enabled = False
-        self.cancel_button.enabled = True
+        worker = self._start_job(
+            detect_job,
+            movie,
+            det,
+            lnk,
+            total=n,
+            desc=f"detecting in {layer.name}",
+            on_returned=partial(self._on_detected, layer, det, lnk),
+            also_disable=(self.relink_button, self.suggest_button),
+        )
         self.status.value = f"detecting in {n} frame(s)..."
         worker.start()
         return worker
@@ -240,12 +299,8 @@ class DetectLinkWidget(BackgroundJob, Container):
         notifications.show_info("Detect & link: detection cancelled, nothing was added")
 
     def _on_finished(self, *_):
-        self._worker = None
-        if not is_alive(self.native):
-            return
-        self.detect_button.enabled = True
-        self.cancel_button.enabled = False
-        self.relink_button.enabled = self._detections is not None
+        if is_alive(self.native):
+            self.relink_button.enabled = self._detections is not None
 
     def _on_detected(self, image, det, lnk, result):
         if isinstance(result, JobError):
@@ -255,13 +310,14 @@ class DetectLinkWidget(BackgroundJob, Container):
         detections, table = result
         self._detections = detections
         self._detections_source = (image, det)
-        n_frames = int(self._movie(image).shape[0])
-        per_frame = len(detections) / max(1, n_frames)
-        self.status.value = f"{len(detections)} detections ({per_frame:.1f} per frame)"
+        with self.preview.changed.blocked():
+            self.preview.value = False  # the red circles would cover the tracks
+        self.remove_preview()
         self._add_tracks(image, table, det, lnk)
 
     def relink(self, *_):
-        """Link the last detections again with the current linking parameters."""
+        """Link the last detections again with the current linking parameters; returns the
+        new Tracks layer (None if nothing was linked)."""
         if self._detections is None:
             notifications.show_warning("Detect & link: detect particles first")
             return None
@@ -276,36 +332,32 @@ class DetectLinkWidget(BackgroundJob, Container):
 
     def _add_tracks(self, image, table, det, lnk):
         if len(table) == 0:
+            self.status.value = "no track is long enough"
             notifications.show_warning(
                 "Detect & link: no track is long enough; lower the minimum mass or the minimum "
                 "track length, or raise the search range"
             )
             return None
         data, feats = to_napari(table)
-        scale = list(image.scale) if image.ndim == 3 else [1.0, *image.scale]
-        translate = list(image.translate) if image.ndim == 3 else [0.0, *image.translate]
-        meta = {k: image.metadata[k] for k in ("pixel_size_um", "frame_interval_s")
-                if k in (image.metadata or {})}
-        meta["source_image"] = image.name
-        meta["detection"] = {"diameter": det.diameter, "minmass": det.minmass,
-                             "separation": det.separation, "invert": det.invert}
-        meta["linking"] = {"search_range": lnk.search_range, "memory": lnk.memory,
-                           "min_length": lnk.min_length}
-        kwargs = {"name": f"{image.name} tracks", "features": feats, "scale": scale,
-                  "translate": translate, "metadata": meta, "tail_length": 30,
-                  "tail_width": 2}
-        if image.ndim == 3:
-            try:
-                kwargs["units"] = image.units
-                kwargs["axis_labels"] = image.axis_labels
-            except AttributeError:
-                pass
-        layer = self._viewer.add_tracks(data, **kwargs)
+        kwargs = tracks_layer_kwargs(image, det, lnk)
+        old = self._last_result
+        old = old if replaceable(self._viewer.layers, old, image) else None
+        if old is not None:
+            index, kwargs["name"] = self._viewer.layers.index(old), old.name
+            self._viewer.layers.remove(old)
+        layer = self._viewer.add_tracks(data, features=feats, **kwargs)
+        if old is not None:  # in the old one's place in the layer list
+            self._viewer.layers.move(self._viewer.layers.index(layer), index)
+        self._last_result = layer
         n_tracks = int(table["track_id"].nunique())
         frames = table.groupby("track_id")["frame"]
         n_gaps = int((frames.max() - frames.min() + 1 - frames.size()).clip(lower=0).sum())
-        self.status.value = (f"{n_tracks} tracks, {len(table)} points -> '{layer.name}'"
-                             + (f"; {n_gaps} skipped frame(s) left as gaps" if n_gaps else ""))
-        notifications.show_info(f"Detect & link: {n_tracks} tracks added as '{layer.name}'")
+        n_det = len(self._detections) if self._detections is not None else len(table)
+        verb = "replaced" if old is not None else "added as"
+        self.status.value = (
+            f"{n_det} detections; {n_tracks} tracks, {len(table)} points {verb} '{layer.name}'"
+            + (f"; {n_gaps} skipped frame(s) left as gaps" if n_gaps else "")
+        )
+        notifications.show_info(f"Detect & link: {n_tracks} tracks {verb} '{layer.name}'")
         self.tracks_added.emit(layer)
         return layer
