@@ -147,8 +147,20 @@ def expand_inputs(paths) -> list[Path]:
     return _expand(paths)[0]
 
 
-def read_movie(path) -> np.ndarray:
-    """A (T, Y, X) movie from TIFF, NumPy (.npy/.npz) or a video file (grey)."""
+def read_movie(path: str | os.PathLike) -> np.ndarray:
+    """Read a movie for detection.
+
+    Parameters
+    ----------
+    path : str or path-like
+        TIFF stack, NumPy ``.npy`` / ``.npz`` (array ``movie`` or the first array) or a video
+        file (``.mov``, ``.avi``, ``.mp4``; needs PyAV, read as grey).
+
+    Returns
+    -------
+    numpy.ndarray
+        (T, Y, X) frames; ValueError for any other shape.
+    """
     path = Path(path)
     s = path.suffix.lower()
     if s == ".npy":

@@ -355,7 +355,19 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``napari-step`` command.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Arguments (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        Exit status: 0 success, 1 some batch inputs failed, 2 bad input (message on stderr).
+    """
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

@@ -16,6 +16,7 @@ always uses the built-in reader, which cannot read track CSVs: pass ``plugin="na
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -132,8 +133,19 @@ def set_default_reader(patterns: Sequence[str] = ("*.csv",)) -> dict[str, str]:
     return dict(prefs.extension2reader)
 
 
-def read_tracks_file(path):
-    """Read one track file into a Tracks layer; a failure is a notification, not a traceback."""
+def read_tracks_file(path: str | list[str]) -> list[tuple]:
+    """Read one track file into a Tracks layer; a failure is a notification, not a traceback.
+
+    Parameters
+    ----------
+    path : str or list of str
+        The file (see :func:`napari_step.io.read_tracks` for the formats).
+
+    Returns
+    -------
+    list of tuple
+        ``[(data, kwargs, "tracks")]``, or napari's "nothing to add" ``[(None,)]`` on failure.
+    """
     if isinstance(path, (list, tuple)):
         path = path[0]
     p = Path(str(path))
@@ -185,8 +197,27 @@ def _layer_metadata(md: dict, has_results: bool) -> dict:
     return out
 
 
-def tracks_layer_data(table: pd.DataFrame, name: str = "tracks", metadata: dict | None = None):
-    """(data, kwargs, 'tracks') for a track table; result columns come with the D colouring."""
+def tracks_layer_data(
+    table: pd.DataFrame, name: str = "tracks", metadata: dict | None = None
+) -> tuple[np.ndarray, dict, str]:
+    """napari layer data for a track table; result columns come with the STEP colouring.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Track table (positions in px); its ``attrs["napari_step"]`` carries the file metadata.
+    name : str
+        Layer name.
+    metadata : dict, optional
+        Overrides of the file metadata.
+
+    Returns
+    -------
+    tuple
+        ``(data, kwargs, "tracks")``: napari Tracks data, layer keyword arguments (features,
+        metadata with pixel size um / frame interval s, scale and translate as saved, the
+        colouring when results are present) and the layer type.
+    """
     md = {**_table_metadata(table), **(metadata or {})}
     data, feats = to_napari(table)
     has_results = "step_log10_d" in feats.columns
@@ -203,10 +234,27 @@ def tracks_layer_data(table: pd.DataFrame, name: str = "tracks", metadata: dict 
     return data, kwargs, "tracks"
 
 
-def export_metadata(layer_metadata: dict, name=None, scale=None, translate=None) -> dict:
-    """Flat metadata for the JSON sidecar: D units, model, pixel size and frame interval the
-    results were computed with (else the acquisition's), units of every column, and the layer's
-    geometry (so a re-opened file lies where it was)."""
+def export_metadata(
+    layer_metadata: dict, name: str | None = None, scale=None, translate=None
+) -> dict:
+    """Flat metadata for the JSON sidecar of an exported layer.
+
+    Parameters
+    ----------
+    layer_metadata : dict
+        The layer's metadata (``napari_step`` results entry, ``pixel_size_um``,
+        ``frame_interval_s``...).
+    name : str, optional
+        Layer name.
+    scale, translate : array_like, optional
+        The layer's geometry, so that a re-opened file lies where it was.
+
+    Returns
+    -------
+    dict
+        JSON-ready: D units, model, pixel size (um) and frame interval (s) the results were
+        computed with (else the acquisition's), ``column_units`` and ``layer``.
+    """
     layer_metadata = dict(layer_metadata or {})
     res = dict(layer_metadata.get("napari_step", {}) or {})
     md: dict = {}
@@ -249,7 +297,22 @@ def _write(table: pd.DataFrame, path, metadata: dict) -> list[str]:
 
 
 def write_tracks_layer(path: str, data, meta: dict) -> list[str]:
-    """npe2 single-layer writer: a Tracks layer (positions + features) -> CSV/Parquet + sidecar."""
+    """npe2 single-layer writer: a Tracks layer (positions + features) -> CSV/Parquet + sidecar.
+
+    Parameters
+    ----------
+    path : str
+        Target ``.csv`` or ``.parquet``.
+    data : array_like
+        napari Tracks data (track_id, t, (z,) y, x).
+    meta : dict
+        The layer's attributes (features, metadata, name, scale, translate).
+
+    Returns
+    -------
+    list of str
+        The paths written (empty on failure, which is a notification).
+    """
     table = from_napari(np.asarray(data), meta.get("features"))
     md = export_metadata(
         meta.get("metadata", {}), meta.get("name"), meta.get("scale"), meta.get("translate")
@@ -261,9 +324,23 @@ def write_tracks_layer(path: str, data, meta: dict) -> list[str]:
         return []
 
 
-def export_results(layer, path) -> list[str]:
-    """Write a Tracks layer's results table (track_id, frame, positions, features incl. D) with
-    units and model in the metadata; what the STEP widget's Export button calls."""
+def export_results(layer, path: str | os.PathLike) -> list[str]:
+    """Write a Tracks layer's results table; what the STEP widget's Export button calls.
+
+    Parameters
+    ----------
+    layer : napari.layers.Tracks
+        The analysed layer.
+    path : str or path-like
+        Target ``.csv`` or ``.parquet`` (track_id, frame, positions in px, features incl. D in
+        the layer's units; units and model in the JSON sidecar).
+
+    Returns
+    -------
+    list of str
+        The paths written. Raises :class:`napari_step.io.TrackFileError` or ValueError on
+        failure.
+    """
     table = layer_table(layer)
     table.attrs = {}
     meta = {**layer.metadata, "napari_step": results_metadata(layer)}

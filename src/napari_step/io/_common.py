@@ -27,8 +27,19 @@ class TrackFileError(ValueError):
     """A track file that cannot be read or written; the message names the file and the problem."""
 
 
-def sidecar_path(path) -> Path:
-    """The JSON metadata sidecar of a track file: ``results.csv`` -> ``results.csv.json``."""
+def sidecar_path(path: str | os.PathLike) -> Path:
+    """The JSON metadata sidecar of a table file: ``results.csv`` -> ``results.csv.json``.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The table file.
+
+    Returns
+    -------
+    pathlib.Path
+        ``<path>.json``.
+    """
     p = Path(os.fspath(path))
     return p.with_name(p.name + ".json")
 

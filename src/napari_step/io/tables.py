@@ -28,8 +28,21 @@ from ._write import write_table
 __all__ = ["read_parquet", "write_tracks"]
 
 
-def read_parquet(path) -> pd.DataFrame:
-    """Read a Parquet track table (as written by :func:`write_tracks`)."""
+def read_parquet(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a Parquet track table (as written by :func:`write_tracks`).
+
+    Parameters
+    ----------
+    path : str or path-like
+        Parquet file with ``track_id`` (or ``particle``), ``frame``, ``x``, ``y`` (px),
+        optionally ``z``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Track table; metadata embedded in the file and from its sidecar ``<file>.json`` go into
+        ``attrs["napari_step"]``.
+    """
     p = _existing(path)
     name = p.name
     _empty_check(_read_head(p), name)

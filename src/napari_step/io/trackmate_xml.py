@@ -9,6 +9,7 @@ and external-entity attacks that ``defusedxml`` guards against without adding a 
 from __future__ import annotations
 
 import math
+import os
 from collections import defaultdict
 from pathlib import Path
 from xml.parsers import expat
@@ -396,16 +397,27 @@ def _table_from_simple_xml(c: _XmlCollector, name: str) -> tuple[pd.DataFrame, d
     return table, meta
 
 
-def read_trackmate_xml(path, pixel_size=None) -> pd.DataFrame:
+def read_trackmate_xml(path: str | os.PathLike, pixel_size: float | None = None) -> pd.DataFrame:
     """Read a TrackMate XML: a full session file (``<TrackMate>``) or "Export tracks to XML".
 
     From a session file: the spots of the visible tracks (``<FilteredTracks>``) with all their
     features (ID -> spot_id, name -> LABEL, FRAME -> frame, POSITION_X/Y/Z -> x/y/z, z dropped
     when all zero); a track that splits or merges is cut into linear pieces, each with a new
     ``track_id`` (``trackmate_track_id`` keeps TrackMate's id). From a simple tracks file:
-    track_id is the particle's position in the file. Units, the image pixel size and frame
-    interval go into ``attrs["napari_step"]``; ``pixel_size`` converts positions to pixels as in
-    :func:`read_trackmate_csv`.
+    track_id is the particle's position in the file.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The XML file (DOCTYPE/ENTITY declarations are refused).
+    pixel_size : float, optional
+        Size of a pixel in the file's space unit (e.g. um): converts positions to pixels.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Track table; units, the image's pixel size and frame interval go into
+        ``attrs["napari_step"]``.
     """
     p = _existing(path)
     name = p.name

@@ -3,6 +3,8 @@ including the CSV that :func:`napari_step.io.write_tracks` writes."""
 
 from __future__ import annotations
 
+import os
+
 import pandas as pd
 
 from ._common import (
@@ -19,11 +21,20 @@ from ._decode import _INDEX, TRACKMATE_CSV_MARKERS, _load_csv, _sniff_csv
 __all__ = ["read_trackpy_csv"]
 
 
-def read_trackpy_csv(path) -> pd.DataFrame:
+def read_trackpy_csv(path: str | os.PathLike) -> pd.DataFrame:
     """Read a trackpy-style CSV (or one written by :func:`write_tracks`).
 
-    Needs ``particle`` or ``track_id``, ``frame``, ``x``, ``y`` (any letter case), optional ``z``;
-    every other column is kept. A sidecar ``<file>.json`` is read into ``attrs["napari_step"]``.
+    Parameters
+    ----------
+    path : str or path-like
+        CSV (comma, semicolon, tab or whitespace separated) with ``particle`` or ``track_id``,
+        ``frame``, ``x``, ``y`` (any letter case; px) and optionally ``z``; every other column
+        is kept.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Track table; a sidecar ``<file>.json`` is read into ``attrs["napari_step"]``.
     """
     p = _existing(path)
     layout = _sniff_csv(p)
