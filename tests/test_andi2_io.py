@@ -1,0 +1,267 @@
+"""AnDi-2 formats against the fixtures andi-datasets made (tests/data/andi2), the ``--andi2``
+submission folder, and andi-datasets' own scorer on what we write (when its env exists)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from napari_step.cli import main
+from napari_step.io import TrackFileError, read_tracks
+from napari_step.io.andi2 import (
+    andi2_ensemble,
+    andi2_segments,
+    andi2_submission_path,
+    read_andi2_ensemble,
+    read_andi2_labels,
+    read_andi2_trajectories,
+    write_andi2_ensemble,
+    write_andi2_labels,
+)
+
+CHALLENGE = Path(__file__).parent / "data" / "andi2" / "challenge"
+REF = CHALLENGE / "ref" / "track_2"
+RES = CHALLENGE / "res" / "track_2"
+TRAJ_FILES = sorted(REF.glob("exp_*/trajs_fov_*.csv"))
+ANDI_PYTHON = Path(os.environ.get("NAPARI_STEP_ANDI_PYTHON", "/work/andi_env/bin/python"))
+
+SCORER = """
+import json, pathlib, sys, tempfile, warnings
+warnings.filterwarnings("ignore")
+from andi_datasets.utils_challenge import (codalab_scoring_local, error_SingleTraj_dataset,
+                                           load_file_to_df)
+res, ref = sys.argv[1], sys.argv[2]
+out = {}
+for truth in sorted(pathlib.Path(ref, "track_2").glob("exp_*/traj_labs_fov_*.txt")):
+    pred = pathlib.Path(res, "track_2", truth.parent.name, truth.name[len("traj_labs_"):])
+    scores = error_SingleTraj_dataset(load_file_to_df(pred), load_file_to_df(truth),
+                                      prints=False, disable_tqdm=True)
+    out[truth.parent.name + "/" + pred.name] = [float(x) for x in scores]
+with tempfile.TemporaryDirectory() as tmp:
+    codalab_scoring_local(res, ref, tmp)
+    lines = pathlib.Path(tmp, "scores.txt").read_text().splitlines()
+out["codalab"] = {ln.split(":")[0]: float(ln.split(":")[1]) for ln in lines
+                  if ln.startswith("tr2")}
+print("SCORES " + json.dumps(out))
+"""
+
+
+def test_fixtures_are_present():
+    assert len(TRAJ_FILES) == 10  # 5 models x 2 FOVs, committed
+
+
+@pytest.mark.parametrize("path", TRAJ_FILES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_read_trajectories(path):
+    raw = pd.read_csv(path)
+    table = read_tracks(path)  # recognised as AnDi-2 by its traj_idx column
+    assert table.attrs["napari_step"]["source_format"] == "andi2"
+    assert list(table.columns[:4]) == ["track_id", "frame", "y", "x"]
+    assert table.track_id.dtype == np.int64 and table.frame.dtype == np.int64
+    assert sorted(table.track_id.unique()) == sorted(raw.traj_idx.astype(int).unique())
+    raw = raw.sort_values(["traj_idx", "frame"], kind="stable")
+    np.testing.assert_array_equal(table.frame, raw.frame.astype(int))
+    np.testing.assert_allclose(table.x, raw.x)
+    np.testing.assert_allclose(table.y, raw.y)
+    assert (table.groupby("track_id").frame.diff().dropna() == 1).all()  # gap-free
+    # the truth's track lengths T match the trajectories
+    truth = read_andi2_labels(
+        path.with_name(path.name.replace("trajs_", "traj_labs_").replace(".csv", ".txt"))
+    )
+    lengths = truth.groupby("track_id").length.first()
+    assert (table.groupby("track_id").size() == lengths).all()
+
+
+def test_truth_columns_are_kept_under_their_own_names(tmp_path):
+    p = tmp_path / "trajs_fov_0.csv"
+    p.write_text(
+        "traj_idx,frame,x,y,alpha,D,state\n0.0,5.0,1.0,2.0,0.9,1.1,2.0\n"
+        "0.0,6.0,1.5,2.5,0.9,1.1,2.0\n"
+    )
+    table = read_andi2_trajectories(p)
+    assert {"alpha_true", "d_true", "state_true"} <= set(table.columns)
+    assert table.frame.tolist() == [5, 6]
+    bad = tmp_path / "trajs_fov_1.csv"
+    bad.write_text("traj_idx,frame,x\n0,0,1\n")
+    with pytest.raises(TrackFileError, match=r"trajs_fov_1.csv: missing column\(s\) \['y'\]"):
+        read_andi2_trajectories(bad)
+    with pytest.raises(TrackFileError, match="already in pixels"):
+        read_tracks(p, pixel_size=0.1)
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted(REF.glob("exp_*/traj_labs_fov_*.txt")) + sorted(RES.glob("exp_*/fov_*.txt")),
+    ids=lambda p: f"{p.parents[1].name}/{p.parent.name}/{p.name}",
+)
+def test_single_trajectory_round_trip(path, tmp_path):
+    seg = read_andi2_labels(path)
+    assert (seg.groupby("track_id").stop.last() == seg.groupby("track_id").length.first()).all()
+    assert (seg.start < seg.stop).all() and set(seg.state) <= {0, 1, 2, 3}
+    out = write_andi2_labels(seg, tmp_path / "fov.txt")
+    back = read_andi2_labels(out)
+    pd.testing.assert_frame_equal(back, seg)
+    # same numbers, line by line, as andi-datasets wrote them
+    for ours, theirs in zip(out.read_text().splitlines(), path.read_text().splitlines()):
+        assert np.allclose(
+            [float(v) for v in ours.split(",")],
+            [float(v) for v in theirs.split(",")],
+            rtol=1e-15,
+            atol=0,
+        )
+        assert len(ours.split(",")) % 4 == 1  # idx + 4 per segment (last CP = T)
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted(CHALLENGE.glob("*/track_2/exp_*/ensemble_labels.txt")),
+    ids=lambda p: f"{p.parents[2].name}/{p.parent.name}",
+)
+def test_ensemble_round_trip(path, tmp_path):
+    model, matrix = read_andi2_ensemble(path)
+    header = path.read_text().splitlines()[0]
+    assert header == f"model: {model}; num_state: {matrix.shape[1]} "
+    out = write_andi2_ensemble(tmp_path / "ensemble_labels.txt", model, matrix)
+    assert out.read_text().splitlines()[0] == header
+    model2, matrix2 = read_andi2_ensemble(out)
+    assert model2 == model
+    np.testing.assert_array_equal(matrix2, matrix)
+    # what the scorer reads: np.loadtxt(skiprows=1, delimiter=";")
+    np.testing.assert_array_equal(np.loadtxt(out, skiprows=1, delimiter=";").reshape(5, -1), matrix)
+
+
+def test_segments_from_a_results_table():
+    frames = np.arange(30, 70)
+    results = pd.DataFrame(
+        {
+            "track_id": 4,
+            "frame": frames,
+            "y": 0.0,
+            "x": frames * 0.5,
+            "step_d": 0.5,
+            "segment_d": np.r_[[0.5] * 10, [5.0] * 30],
+            "changepoint": np.isin(frames, [40]),
+            "step_alpha": np.r_[[0.6] * 10, [3.0] * 30],
+            "state": np.r_[[1] * 8, [2] * 32],
+        }
+    )
+    results.attrs["napari_step"] = {
+        "units": "um^2/s",
+        "pixel_size_um": 0.5,
+        "frame_interval_s": 0.1,
+    }
+    seg = andi2_segments(results)
+    assert seg.start.tolist() == [0, 10] and seg.stop.tolist() == [10, 40]
+    assert seg.length.tolist() == [40, 40]
+    np.testing.assert_allclose(seg.k, [0.5 * 0.1 / 0.25, 5.0 * 0.1 / 0.25])  # px^2/frame
+    np.testing.assert_allclose(seg.alpha, [0.6, 2.0])  # clipped to the AnDi range
+    assert seg.state.tolist() == [1, 2]
+    # no segments, alpha or states: one free Brownian segment per track
+    plain = andi2_segments(
+        results[["track_id", "frame", "y", "x", "step_d"]], pixel_size=1.0, frame_interval=1.0
+    )
+    assert len(plain) == 1 and plain.k[0] == 0.5 and plain.alpha[0] == 1.0
+    assert plain.state[0] == 2
+
+
+def test_ensemble_from_segments():
+    fast = pd.DataFrame({"start": 0, "stop": 100, "k": np.full(6, 1.0), "alpha": 1.0, "state": 2})
+    slow = fast.assign(k=0.02, alpha=0.4, stop=50)
+    model, matrix = andi2_ensemble(pd.concat([fast, slow], ignore_index=True))
+    assert model == "multi_state" and matrix.shape == (5, 2)
+    np.testing.assert_allclose(matrix[[0, 2, 4]], [[0.4, 1.0], [0.02, 1.0], [1 / 3, 2 / 3]])
+    model, matrix = andi2_ensemble(fast)
+    assert model == "single_state" and matrix.shape == (5, 1)
+    model, _ = andi2_ensemble(pd.concat([fast, slow.assign(state=0)], ignore_index=True))
+    assert model == "immobile_traps"
+
+
+def test_submission_paths(tmp_path):
+    assert andi2_submission_path(REF / "exp_3" / "trajs_fov_1.csv", tmp_path) == (
+        tmp_path / "track_2" / "exp_3" / "fov_1.txt"
+    )
+    assert andi2_submission_path("x/traj_fov_7.csv", tmp_path).name == "fov_7.txt"
+    with pytest.raises(ValueError, match="trajs_fov_<n>.csv"):
+        andi2_submission_path("tracks.csv", tmp_path)
+
+
+@pytest.fixture(scope="module")
+def submission(tmp_path_factory):
+    """``napari-step analyze --andi2`` on the challenge-shaped fixture folder."""
+    root = tmp_path_factory.mktemp("andi2")
+    rc = main(
+        [
+            "analyze",
+            str(REF / "exp_*" / "trajs_fov_*.csv"),
+            "--out",
+            str(root / "out"),
+            "--andi2",
+            str(root / "sub"),
+            "--scheduler",
+            "sync",
+        ]
+    )
+    assert rc == 0
+    return root
+
+
+def test_andi2_cli_writes_a_submission_shaped_folder(submission):
+    sub = submission / "sub" / "track_2"
+    for truth_file in sorted(REF.glob("exp_*/traj_labs_fov_*.txt")):
+        pred_file = sub / truth_file.parent.name / truth_file.name.replace("traj_labs_", "")
+        truth, pred = read_andi2_labels(truth_file), read_andi2_labels(pred_file)
+        # every trajectory predicted once, with its length
+        t_len = truth.groupby("track_id").length.first()
+        assert (pred.groupby("track_id").length.first() == t_len).all()
+        assert set(pred.state) <= {0, 1, 2, 3} and (pred.k > 0).all()
+        assert ((pred.alpha >= 0) & (pred.alpha <= 2)).all()
+        # change points near the true ones (the scorer's threshold is 10 frames)
+        for tid, g in truth.groupby("track_id"):
+            for cp in g.start.iloc[1:]:
+                found = pred[pred.track_id == tid].start.iloc[1:]
+                assert (np.abs(found - cp) < 10).any(), (truth_file, tid, cp)
+    for exp in sorted(REF.glob("exp_*")):
+        model, matrix = read_andi2_ensemble(sub / exp.name / "ensemble_labels.txt")
+        assert matrix.shape[0] == 5 and np.isclose(matrix[4].sum(), 1.0)
+    # results, per-track and segments tables for every input, names kept apart per experiment
+    out = submission / "out"
+    assert len(list(out.glob("exp_*_trajs_fov_*.results.csv"))) == 10
+    assert len(list(out.glob("exp_*_trajs_fov_*.tracks.csv"))) == 10
+    assert len(list(out.glob("exp_*_trajs_fov_*.segments.csv"))) == 10
+
+
+def _score(res: Path) -> dict:
+    proc = subprocess.run(
+        [str(ANDI_PYTHON), "-c", SCORER, str(res), str(CHALLENGE / "ref")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("SCORES "))
+    return json.loads(line.removeprefix("SCORES "))
+
+
+@pytest.mark.skipif(
+    not ANDI_PYTHON.exists(), reason="andi-datasets env absent (set NAPARI_STEP_ANDI_PYTHON)"
+)
+def test_andi_datasets_scorer_accepts_what_we_write(submission):
+    # the harness reproduces the fixture's recorded scores of its reference prediction
+    expected = json.loads((CHALLENGE / "expected_scores.json").read_text())
+    ref_scores = _score(CHALLENGE / "res")
+    for key, values in expected["per_fov_prediction"].items():
+        np.testing.assert_allclose(ref_scores[key], values, rtol=1e-9)
+    # our folder is scored as written: every FOV gets finite scores, none the error maximum
+    ours = _score(submission / "sub")
+    for key in expected["per_fov_prediction"]:
+        rmse_cp, jaccard, mae_alpha, msle_k, f1 = ours[key]
+        assert np.isfinite([rmse_cp, jaccard, mae_alpha, msle_k, f1]).all(), key
+        assert jaccard >= 0.5 and mae_alpha < 0.6 and msle_k < 0.2, (key, ours[key])
+    total = ours["codalab"]
+    assert total["tr2.ta1.JI"] >= 0.8 and total["tr2.ta1.alpha"] < 0.3
+    assert total["tr2.ta1.D"] < 0.05 and np.isfinite(total["tr2.ta2.alpha"])
