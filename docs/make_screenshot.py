@@ -1,38 +1,122 @@
-"""Make the README screenshot: the demo in a real napari window (run under xvfb-run).
+"""Make the README screenshot: a real movie analysed in a real napari window, as a user does it.
 
-    xvfb-run -a -s "-screen 0 1600x1000x24" python docs/make_screenshot.py docs/screenshot.png
+Decodes the first frames of trackpy's bright-field bulk-water movie, saves them as a TIFF stack,
+opens it with napari's own reader, docks the plugin's widgets from napari's plugin menu, detects
+(diameter 11, dark particles, min. mass 150), links, runs STEP on all tracks of >= 20 points
+(0.351 um per pixel, 24 frames per second) and saves a screenshot of the whole window. Run it on
+a virtual display::
+
+    QT_QPA_PLATFORM=xcb xvfb-run -a -s "-screen 0 1600x1100x24" \\
+        python docs/make_screenshot.py ../shared/data/bulk-water.mov docs/screenshot.png
 """
 
-import sys
+from __future__ import annotations
+
+import argparse
+import tempfile
 import time
+from pathlib import Path
 
-import napari
-from qtpy.QtWidgets import QApplication
+import numpy as np
 
-from napari_step._napari.demo import open_demo
+PIXEL_SIZE_UM = 100 / 285  # as published with the movie
+FPS = 24.0
 
 
-def main(path):
-    viewer = napari.Viewer(title="napari-step demo", show=True)
-    viewer.window._qt_window.resize(1600, 1000)
-    handles = open_demo(viewer)
+def decode(path: str, n_frames: int) -> np.ndarray:
+    """The first ``n_frames`` frames of a movie as an 8-bit grey (T, Y, X) array (PyAV)."""
+    import av
+
+    frames = []
+    with av.open(path) as container:
+        for frame in container.decode(video=0):
+            frames.append(frame.to_ndarray(format="gray"))
+            if len(frames) >= n_frames:
+                break
+    return np.stack(frames)
+
+
+def wait(app, condition, timeout: float, what: str) -> None:
     t0 = time.time()
-    while not handles.done and time.time() - t0 < 600:
-        QApplication.processEvents()
+    while not condition():
+        if time.time() - t0 > timeout:
+            raise SystemExit(f"timed out waiting for {what}")
+        app.processEvents()
         time.sleep(0.05)
-    if not handles.done:
-        raise SystemExit(f"demo did not finish: {handles.errors}")
-    viewer.dims.set_current_step(0, 150)
-    layer = handles.tracks_layer
-    tids = sorted(set(layer.data[:, 0].astype(int)))
-    handles.step_widget.set_current_track(tids[3], layer=layer)
-    for _ in range(40):
-        QApplication.processEvents()
+
+
+def settle(app, seconds: float = 1.0) -> None:
+    t0 = time.time()
+    while time.time() - t0 < seconds:
+        app.processEvents()
         time.sleep(0.05)
-    viewer.screenshot(path, canvas_only=False, flash=False)
-    print("wrote", path)
+
+
+def analyse(viewer, app, tif: Path, minmass: float, min_length: int):
+    """Open the TIFF, detect and link, run STEP; returns (detect, step, tracks layer)."""
+    viewer.open(str(tif), plugin="napari")
+    _, detect = viewer.window.add_plugin_dock_widget("napari-step", "Detect & link")
+    _, step = viewer.window.add_plugin_dock_widget("napari-step", "STEP analysis")
+    detect.image.value = viewer.layers[0]
+    detect.diameter.value = 11
+    detect.invert.value = True
+    detect.minmass.value = minmass
+    detect.min_length.value = min_length
+    added = []
+    detect.tracks_added.connect(added.append)
+    t0 = time.time()
+    detect.detect()
+    wait(app, lambda: added and not detect.running, 600, "detection and linking")
+    print(f"detect & link: {time.time() - t0:.1f} s, {len(added[-1].data)} points")
+    step.fps.value = FPS
+    step.pixel_size.value = PIXEL_SIZE_UM
+    step.mode.value = "all"
+    step.min_length.value = min_length
+    done = []
+    step.analysis_done.connect(done.append)
+    t0 = time.time()
+    step.run()
+    wait(app, lambda: done and not step.running, 900, "the STEP analysis")
+    print(f"STEP: {time.time() - t0:.1f} s; {step.status.value}")
+    return detect, step, done[-1]
+
+
+def main(movie: str, out: str, n_frames: int, minmass: float, min_length: int) -> None:
+    import napari
+    import tifffile
+    from qtpy.QtWidgets import QApplication
+
+    frames = decode(movie, n_frames)
+    with tempfile.TemporaryDirectory() as tmp:
+        tif = Path(tmp) / "bulk-water.tif"
+        tifffile.imwrite(tif, frames)
+        viewer = napari.Viewer(title="napari-step: bulk water (trackpy)", show=True)
+        app = QApplication.instance()
+        viewer.window._qt_window.resize(1600, 1060)
+        detect, step, layer = analyse(viewer, app, tif, minmass, min_length)
+    plot = step.open_plot_dock()
+    table = step.open_table_dock()
+    lengths = np.bincount(np.round(layer.data[:, 0]).astype(int))
+    step.set_current_track(int(np.argmax(lengths)), layer=layer)
+    viewer.dims.set_current_step(0, n_frames // 2)
+    viewer.layers.selection.active = layer
+    settle(app, 2.0)
+    viewer.screenshot(out, canvas_only=False, flash=False)
+    size = viewer.window._qt_window.size()
+    print(
+        f"wrote {out} (window {size.width()} x {size.height()}); "
+        f"colour range {layer.metadata['napari_step']['colour_range']}, "
+        f"{table.model.rowCount()} tracks in the table, plot track {plot.track}"
+    )
     viewer.close()
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "docs/screenshot.png")
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("movie", nargs="?", default="../shared/data/bulk-water.mov")
+    p.add_argument("out", nargs="?", default="docs/screenshot.png")
+    p.add_argument("--frames", type=int, default=150)
+    p.add_argument("--minmass", type=float, default=150.0)
+    p.add_argument("--min-length", type=int, default=20)
+    a = p.parse_args()
+    main(a.movie, a.out, a.frames, a.minmass, a.min_length)

@@ -91,6 +91,7 @@ def _grey_below(name: str, label: str):
         colors=np.asarray(base.colors),
         controls=np.asarray(base.controls),
         name=label,
+        display_name=f"STEP {name} (grey: none)",
         low_color=GREY,
         nan_color=GREY,
     )
@@ -309,3 +310,9 @@ def colouring_kwargs(feats, meta: dict) -> dict:
     feature = ALPHA_COLOUR_FEATURE if by == "alpha" else COLOUR_FEATURE
     meta.update({"colour_range": [lo, hi], "colour_by": by})
     return {"color_by": feature, "colormaps_dict": cmaps, "colormap": cmaps[feature].name}
+
+
+# registered when the plugin's GUI loads, before any layer controls list the colormaps
+for _by in COLOUR_BY:
+    registered_colormap(_by)
+del _by

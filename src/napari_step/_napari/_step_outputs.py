@@ -112,14 +112,25 @@ def table_docks(viewer) -> list:
     return _docks(viewer, TrackTableWidget)
 
 
-def _open_dock(widget, kind, name: str, area: str = "right"):
+def _open_dock(widget, kind, name: str, area: str = "right", tabify_with=None):
+    """Show the viewer's dock of ``kind`` (created when missing, tabbed with a dock of
+    ``tabify_with`` when one exists, so the results share one place beside the canvas)."""
     viewer = widget._viewer
     found = _docks(viewer, kind)
     if found:
         dock = found[0]
     else:
         dock = kind(viewer)
-        viewer.window.add_dock_widget(dock, name=name, area=area)
+        partner = _docks(viewer, tabify_with) if tabify_with is not None else []
+        dw = viewer.window.add_dock_widget(dock, name=name, area=area)
+        if partner:
+            qt_window = dw.parent()
+            partner_dw = partner[0].parent()
+            while partner_dw is not None and type(partner_dw) is not type(dw):
+                partner_dw = partner_dw.parent()
+            if partner_dw is not None and hasattr(qt_window, "tabifyDockWidget"):
+                qt_window.tabifyDockWidget(partner_dw, dw)
+                dw.raise_()
     layer = widget.tracks.value
     if layer is not None:
         dock.set_layer(layer)
@@ -128,9 +139,10 @@ def _open_dock(widget, kind, name: str, area: str = "right"):
 
 def open_plot_dock(widget):
     """Show (creating it if needed) the D(t) plot dock; it follows the widget's track."""
+    from ._results_table import TrackTableWidget
     from .plot_widget import DPlotWidget
 
-    plot = _open_dock(widget, DPlotWidget, "STEP D(t)")
+    plot = _open_dock(widget, DPlotWidget, "STEP D(t)", tabify_with=TrackTableWidget)
     plot.show_track(widget.current_track)
     return plot
 
@@ -138,8 +150,9 @@ def open_plot_dock(widget):
 def open_table_dock(widget):
     """Show (creating it if needed) the per-track results table dock."""
     from ._results_table import TrackTableWidget
+    from .plot_widget import DPlotWidget
 
-    table = _open_dock(widget, TrackTableWidget, "STEP per-track results")
+    table = _open_dock(widget, TrackTableWidget, "STEP per-track results", tabify_with=DPlotWidget)
     table.track_clicked.connect(widget.set_current_track)
     return table
 

@@ -57,11 +57,13 @@ ESTIMATOR_TIP = (
 SEGMENT_TABLE_HEADERS = ["track", "start", "end", "D", "length"]
 
 
-def _panel(title: str) -> Container:
-    box = Container(labels=True)
-    box.append(Label(value=f"<b>{title}</b>"))
-    box.margins = (0, 4, 0, 4)
-    return box
+def _title(panel: Container, text: str) -> None:
+    """A bold title above a panel's rows (spanning the label and value columns)."""
+    from qtpy.QtWidgets import QLabel
+
+    label = QLabel(f"<b>{text}</b>")
+    label.setContentsMargins(0, 6, 0, 0)
+    panel.native.layout().insertWidget(0, label)
 
 
 class SelectionPanel(Container):
@@ -103,7 +105,6 @@ class SelectionPanel(Container):
         self.selection_info.tooltip = "how many tracks Run will analyse, and which"
         self.extend(
             [
-                Label(value="<b>Tracks</b>"),
                 self.tracks,
                 self.mode,
                 self.min_length,
@@ -113,6 +114,7 @@ class SelectionPanel(Container):
                 self.selection_info,
             ]
         )
+        _title(self, "Tracks")
         bind(
             settings,
             {"mode": self.mode, "min_length": self.min_length, "track_ids": self.track_ids},
@@ -187,7 +189,6 @@ class UnitsModelPanel(Container):
         )
         self.extend(
             [
-                Label(value="<b>Units and model</b>"),
                 self.units,
                 self.pixel_size,
                 self.frame_interval,
@@ -197,6 +198,7 @@ class UnitsModelPanel(Container):
                 self.window,
             ]
         )
+        _title(self, "Units and model")
         bind(
             settings,
             {
@@ -276,7 +278,6 @@ class ColouringPanel(Container):
         self.colour_info.tooltip = "what the track colours mean"
         self.extend(
             [
-                Label(value="<b>Colours</b>"),
                 self.colour_by,
                 self.colour_auto,
                 self.colour_lo,
@@ -284,6 +285,7 @@ class ColouringPanel(Container):
                 self.colour_info,
             ]
         )
+        _title(self, "Colours")
         # a typed bound switches the automatic range off before the new bound is applied
         self.colour_lo.changed.connect(self._typed)
         self.colour_hi.changed.connect(self._typed)
@@ -338,9 +340,8 @@ class SegmentsPanel(Container):
             tooltip="also predict the per-frame anomalous exponent alpha "
             "(STEP alpha model; 1 = normal diffusion)",
         )
-        self.extend(
-            [Label(value="<b>Segments and alpha</b>"), self.segments, self.estimator, self.alpha]
-        )
+        self.extend([self.segments, self.estimator, self.alpha])
+        _title(self, "Segments and alpha")
         bind(
             settings, {"segments": self.segments, "estimator": self.estimator, "alpha": self.alpha}
         )

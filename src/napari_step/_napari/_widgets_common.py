@@ -17,6 +17,11 @@ __all__ = [
     "wrap_labels",
     "scroll_content",
     "make_scrollable",
+    "ScrollableDock",
+    "FollowsTracks",
+    "default_tracks_layer",
+    "register_dock",
+    "docks_of",
 ]
 
 
@@ -206,39 +211,66 @@ class BackgroundJob:
 
 
 def wrap_labels(container) -> None:
-    """Word-wrap every :class:`magicgui.widgets.Label` in ``container`` (recursively), so a
-    long status text grows the dock in height, never in width."""
+    """Word-wrap every :class:`magicgui.widgets.Label` in ``container`` (recursively) and let it
+    take the row's width, so a long status text grows the dock in height, never in width."""
     from magicgui.widgets import Container, Label
+    from qtpy.QtWidgets import QSizePolicy
 
     for w in container:
         if isinstance(w, Label):
             w.native.setWordWrap(True)
             w.native.setMinimumWidth(40)
+            w.native.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         elif isinstance(w, Container):
             wrap_labels(w)
 
 
+class ScrollableDock:
+    """Mixin (before ``Container``) for a ``Container(scrollable=True)`` docked in napari.
+
+    napari docks ``widget.native``; magicgui's ``native`` of a scrollable container is the
+    content *inside* the scroll area, so the scroll area would be dropped and the dock would
+    ask for the whole content's height. Here ``native`` is the scroll area itself and
+    ``content`` the widget inside it. Call :meth:`_finish_dock` after adding the widgets.
+    """
+
+    @property
+    def native(self):
+        return self.root_native_widget
+
+    @property
+    def content(self):
+        return scroll_content(self)
+
+    def _finish_dock(self) -> None:
+        make_scrollable(self)
+
+
 def scroll_content(container):
-    """The QWidget holding a ``Container(scrollable=True)``'s widgets (``container.native`` is
-    then the scroll area), to add plain Qt widgets to it; the native widget otherwise."""
+    """The QWidget holding a scrollable container's widgets (inside its scroll area)."""
     from qtpy.QtWidgets import QScrollArea
 
-    native = container.native
-    return native.widget() if isinstance(native, QScrollArea) else native
+    root = getattr(container, "root_native_widget", container.native)
+    return root.widget() if isinstance(root, QScrollArea) else root
 
 
 def make_scrollable(container) -> None:
-    """Finish a dock: word-wrap its labels and let its scroll area (``scrollable=True``) never
-    ask for more than a modest size, so the main window does not grow past the screen; the
-    vertical scroll bar appears when the dock is shorter than its content."""
+    """Finish a dock: word-wrap its labels and let its scroll area (``scrollable=True``) ask
+    for little height, so the main window never grows past the screen; the vertical scroll
+    bar appears when the dock is shorter than its content."""
     from qtpy.QtWidgets import QScrollArea, QSizePolicy
 
     wrap_labels(container)
-    native = container.native
-    if isinstance(native, QScrollArea):
-        native.setFrameShape(native.Shape.NoFrame)
-        native.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Expanding)
-        native.setMinimumHeight(120)
+    root = getattr(container, "root_native_widget", container.native)
+    if isinstance(root, QScrollArea):
+        root.setFrameShape(root.Shape.NoFrame)
+        root.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Expanding)
+        root.setMinimumHeight(120)
+
+
+def layer_in(viewer, layer) -> bool:
+    """True when ``layer`` (by identity) is in the viewer."""
+    return any(lyr is layer for lyr in viewer.layers)
 
 
 def default_tracks_layer(viewer):
@@ -293,8 +325,18 @@ class FollowsTracks:
         """Hook: the followed choice changed (or was refreshed)."""
 
     def _refresh_tracks_choices(self, *_):
-        if self._follow_alive():
-            self._follow_combo.reset_choices()
+        """New names or order in the choices; the chosen layer stays chosen (magicgui would
+        fall back to the first choice when the chosen layer's name changed)."""
+        if not self._follow_alive():
+            return
+        combo = self._follow_combo
+        current = combo.value
+        with combo.changed.blocked():
+            combo.reset_choices()
+            if current is not None and layer_in(self._follow_viewer, current):
+                combo.value = current
+        if combo.value is not current:
+            combo.changed.emit(combo.value)
 
     def _on_tracks_inserted(self, event):
         from napari.layers import Tracks

@@ -16,6 +16,7 @@ import numpy as np
 from magicgui.widgets import ComboBox, Container, SpinBox
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 from napari.layers import Tracks
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QHBoxLayout, QPushButton, QTabWidget, QVBoxLayout, QWidget
@@ -73,19 +74,24 @@ class DPlotWidget(FollowsTracks, QWidget):
         self.layer_choice.tooltip = "the Tracks layer plotted (follows the newest or selected)"
         self.track_choice.tooltip = "the track plotted (or click it in the canvas)"
         self.controls.extend([self.layer_choice, self.track_choice])
-        self.figure = Figure(figsize=(4.6, 6.2), dpi=90, layout="constrained")
+        self.figure = Figure(figsize=(4.6, 3.0), dpi=90, layout="constrained")
         self.canvas = FigureCanvasQTAgg(self.figure)
-        gs = self.figure.add_gridspec(3, 1, height_ratios=[3.0, 2.0, 0.22])
-        self.ax_d = self.figure.add_subplot(gs[0])
-        self.ax_hist = self.figure.add_subplot(gs[1])
-        self.ax_cbar = self.figure.add_subplot(gs[2])
+        self.ax_d = self.figure.add_subplot(111)
+        self.hist_figure = Figure(figsize=(4.6, 3.0), dpi=90, layout="constrained")
+        self.hist_canvas = FigureCanvasQTAgg(self.hist_figure)
+        gs = self.hist_figure.add_gridspec(2, 1, height_ratios=[3.0, 0.25])
+        self.ax_hist = self.hist_figure.add_subplot(gs[0])
+        self.ax_cbar = self.hist_figure.add_subplot(gs[1])
         self.msd_figure = Figure(figsize=(4.6, 4.0), dpi=90, layout="constrained")
         self.msd_canvas = FigureCanvasQTAgg(self.msd_figure)
         self.ax_msd = self.msd_figure.add_subplot(111)
         self.msd_data = None
         self.tabs = QTabWidget()
         self.tabs.addTab(self.canvas, "D(t)")
+        self.tabs.addTab(self.hist_canvas, "histogram")
         self.tabs.addTab(self.msd_canvas, "MSD")
+        for canvas in (self.canvas, self.hist_canvas, self.msd_canvas):
+            canvas.setMinimumHeight(150)
         self.tabs.currentChanged.connect(self._schedule)
         self.save_button = QPushButton("Save plot...")
         self.save_button.setToolTip("save the plot shown as PNG or SVG")
@@ -97,7 +103,7 @@ class DPlotWidget(FollowsTracks, QWidget):
         lay.setContentsMargins(2, 2, 2, 2)
         lay.addLayout(top)
         lay.addWidget(self.tabs)
-        self.setMinimumHeight(300)
+        self.setMinimumHeight(220)
 
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
@@ -253,7 +259,8 @@ class DPlotWidget(FollowsTracks, QWidget):
         self._draw_histogram(units, lo, hi)
         self._draw_colourbar(units, lo, hi)
         self.canvas.draw_idle()
-        if self.tabs.currentIndex() == 1:
+        self.hist_canvas.draw_idle()
+        if self.tabs.currentIndex() == 2:
             self.redraw_msd()
 
     def redraw_msd(self) -> None:
@@ -285,14 +292,14 @@ class DPlotWidget(FollowsTracks, QWidget):
 
     def save_figure(self, path) -> str:
         """Save the plot of the current tab (PNG, SVG or PDF by the file's suffix)."""
-        fig = self.msd_figure if self.tabs.currentIndex() == 1 else self.figure
+        fig = (self.figure, self.hist_figure, self.msd_figure)[max(0, self.tabs.currentIndex())]
         fig.savefig(path, dpi=150)
         return str(path)
 
     def _save_clicked(self, *_):
         from qtpy.QtWidgets import QFileDialog
 
-        name = "msd" if self.tabs.currentIndex() == 1 else "d_of_t"
+        name = ("d_of_t", "log10_d_histogram", "msd")[max(0, self.tabs.currentIndex())]
         path, _ = QFileDialog.getSaveFileName(
             self, "Save plot", f"{name}.png", "PNG (*.png);;SVG (*.svg);;PDF (*.pdf)"
         )
@@ -316,6 +323,7 @@ class DPlotWidget(FollowsTracks, QWidget):
             return
         frames, step_d, tamsd_d, d_true = td
         draw_d_of_t(ax, frames, dt, step_d, tamsd_d, d_true, units=units)
+        ax.yaxis.set_minor_formatter(NullFormatter())  # no crowded labels on short decades
         self.step_line = ax.lines[0]
         self.tamsd_line = ax.lines[1] if tamsd_d is not None else None
         self.true_line = ax.lines[-1] if d_true is not None else None

@@ -61,15 +61,15 @@ from ._step_selection import SelectionMixin
 from ._widgets_common import (
     BackgroundJob,
     FollowsTracks,
+    ScrollableDock,
     is_alive,
-    make_scrollable,
     unwrap_viewer,
 )
 
 __all__ = ["StepAnalysisWidget", "MODES", "DEVICES", "CHANGEPOINTS_KEY", "changepoints_layer"]
 
 
-class StepAnalysisWidget(SelectionMixin, FollowsTracks, BackgroundJob, Container):
+class StepAnalysisWidget(ScrollableDock, SelectionMixin, FollowsTracks, BackgroundJob, Container):
     """Analyse tracks with STEP (and TA-MSD) and colour them by their time-resolved D."""
 
     analysis_done = Signal(object)  # the Tracks layer that got new results
@@ -98,7 +98,7 @@ class StepAnalysisWidget(SelectionMixin, FollowsTracks, BackgroundJob, Container
         self._current_track: int | None = None
         self._run_layer = None
         self._wire()
-        make_scrollable(self)
+        self._finish_dock()
         self._follow_tracks(napari_viewer, self.tracks)
         self._on_layer_choice()
 

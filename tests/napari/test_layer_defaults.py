@@ -1,0 +1,60 @@
+"""Issue 14, item 1: the STEP widget and the plot docks work on the newest or the selected
+Tracks layer, and follow layers being added, selected, renamed and removed (they used to keep
+the oldest one: on the sample, the ground truth)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _tracks(viewer, truth_tracks, name, shift=0.0):
+    data, feats = truth_tracks
+    data = data.copy()
+    data[:, 2:] += shift
+    return viewer.add_tracks(data, features=feats.reset_index(drop=True), name=name)
+
+
+def test_sample_then_linking_picks_the_new_tracks_not_the_ground_truth(viewer, truth_tracks):
+    from napari_step._napari.plot_widget import DPlotWidget
+    from napari_step._napari.step_widget import StepAnalysisWidget
+
+    truth = _tracks(viewer, truth_tracks, "STEP sample ground truth")
+    step = StepAnalysisWidget(viewer)
+    plot = DPlotWidget(viewer)
+    assert step.tracks.value is truth and plot.layer is truth  # the only one
+
+    linked = _tracks(viewer, truth_tracks, "tracks", shift=0.5)  # what "Detect & link" adds
+    assert step.tracks.value is linked
+    assert plot.layer is linked and plot.layer_choice.value is linked
+    again = _tracks(viewer, truth_tracks, "tracks [1]", shift=1.0)  # "Link again"
+    assert step.tracks.value is again and plot.layer is again
+
+    # selecting a layer in the layer list makes it the widget's choice
+    viewer.layers.selection.active = linked
+    assert step.tracks.value is linked and plot.layer is linked
+
+    # renaming shows the new name in the choices
+    linked.name = "my tracks"
+    names = [c for c in step.tracks.choices]
+    assert linked in names
+    assert "my tracks" in [
+        step.tracks.native.itemText(i) for i in range(step.tracks.native.count())
+    ]
+
+    # removing the chosen layer falls back to the newest remaining one, not the oldest
+    viewer.layers.remove(linked)
+    assert step.tracks.value is again and plot.layer is again
+    viewer.layers.remove(again)
+    assert step.tracks.value is truth and plot.layer is truth
+
+
+def test_a_widget_opened_later_starts_on_the_newest(viewer, truth_tracks):
+    from napari_step._napari._results_table import TrackTableWidget
+    from napari_step._napari.step_widget import StepAnalysisWidget
+
+    _tracks(viewer, truth_tracks, "ground truth")
+    newest = _tracks(viewer, truth_tracks, "tracks", shift=0.5)
+    viewer.layers.selection.active = viewer.add_image(np.zeros((4, 8, 8)), name="movie")
+    step = StepAnalysisWidget(viewer)
+    table = TrackTableWidget(viewer)
+    assert step.tracks.value is newest and table.layer is newest
