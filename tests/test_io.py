@@ -26,6 +26,7 @@ from napari_step.io import (
     read_trackpy_csv,
     read_tracks,
     sidecar_path,
+    write_table,
     write_tracks,
 )
 from napari_step.tracks import TrackTableError, validate_table
@@ -78,13 +79,27 @@ def test_sample_files_are_small():
 def test_trackpy_csv_sample():
     t = read_tracks(TRACKPY)
     assert_valid(t)
-    assert list(t.columns) == ["track_id", "frame", "y", "x", "mass", "size", "ecc", "signal",
-                               "raw_mass", "ep"]  # particle renamed, pandas index dropped
+    assert list(t.columns) == [
+        "track_id",
+        "frame",
+        "y",
+        "x",
+        "mass",
+        "size",
+        "ecc",
+        "signal",
+        "raw_mass",
+        "ep",
+    ]  # particle renamed, pandas index dropped
     assert len(t) == 100
     assert t.groupby("track_id").size().to_dict() == {0: 25, 1: 25, 2: 25, 3: 25}
     r = row(t, 0, 0)
-    assert (r.y, r.x, r.mass, r.raw_mass) == (12.013231622746186, 13.989839728771768,
-                                              865.4183697526031, 4082.0)
+    assert (r.y, r.x, r.mass, r.raw_mass) == (
+        12.013231622746186,
+        13.989839728771768,
+        865.4183697526031,
+        4082.0,
+    )
     r = row(t, 2, 12)
     assert (r.y, r.x, r.mass) == (45.17825418660378, 15.710346277414962, 854.975429929897)
     assert t.attrs.get("napari_step") is None  # nothing known about units: trackpy is in px
@@ -99,14 +114,23 @@ def test_trackpy_csv_sample():
 def test_trackmate_csv_sample():
     t = read_tracks(TM_CSV)
     assert_valid(t)
-    assert t.attrs["napari_step"] == {"source_format": "trackmate-csv", "space_units": "micron",
-                                      "time_units": "sec"}
+    assert t.attrs["napari_step"] == {
+        "source_format": "trackmate-csv",
+        "space_units": "micron",
+        "time_units": "sec",
+    }
     assert t.groupby("track_id").size().to_dict() == {0: 6, 1: 4}  # untracked spots dropped
     assert "z" not in t.columns  # all POSITION_Z were 0
     assert not {"TRACK_ID", "FRAME", "POSITION_X", "POSITION_Y", "ID"} & set(t.columns)
     r = row(t, 0, 0)
     assert (r.x, r.y, r.spot_id, r.LABEL, r.QUALITY, r.POSITION_T) == (
-        1.2345, 2.3456, 1000, "ID1000", 51.1, 0.0)
+        1.2345,
+        2.3456,
+        1000,
+        "ID1000",
+        51.1,
+        0.0,
+    )
     r = row(t, 1, 3)  # after the gap
     assert (r.x, r.y, r.spot_id, r.TOTAL_INTENSITY_CH1) == (4.3987, 1.0342, 1103, 3988.0)
     assert row(t, 0, 3).MANUAL_SPOT_COLOR == "r=255;g=0;b=255"
@@ -177,8 +201,9 @@ def test_trackmate_xml_session_sample():
     r = row(t, 0, 5)
     assert (r.x, r.y, r.POSITION_T, r.VISIBILITY) == (1.3721, 2.2333, 0.25, 1)
     # track 2 splits at frame 2: trunk and both branches get new ids after TrackMate's 0-3
-    pieces = {tid: g["spot_id"].tolist() for tid, g in t[t.trackmate_track_id == 2].groupby(
-        "track_id")}
+    pieces = {
+        tid: g["spot_id"].tolist() for tid, g in t[t.trackmate_track_id == 2].groupby("track_id")
+    }
     assert pieces == {4: [1200, 1201, 1202], 5: [1210, 1211], 6: [1220, 1221]}
     assert set(t["track_id"]) == {0, 1, 4, 5, 6}
     assert row(t, 6, 4).x == 3.2003
@@ -208,20 +233,26 @@ def test_trackmate_simple_tracks_xml_sample():
     assert (row(t, 0, 0).x, row(t, 0, 0).y) == (1.2345, 2.3456)
     assert (row(t, 1, 4).x, row(t, 1, 4).y) == (4.441, 1.1207)
     assert t.attrs["napari_step"] == {
-        "source_format": "trackmate-tracks-xml", "space_units": "micron", "time_units": "sec",
-        "source_frame_interval": 0.05, "trackmate_version": "TrackMate v7.11.1"}
+        "source_format": "trackmate-tracks-xml",
+        "space_units": "micron",
+        "time_units": "sec",
+        "source_frame_interval": 0.05,
+        "trackmate_version": "TrackMate v7.11.1",
+    }
     pd.testing.assert_frame_equal(t, read_tracks(TM_TRACKS, format="trackmate-xml"))
     pd.testing.assert_frame_equal(t, read_tracks(TM_CSV)[t.columns], check_dtype=False)
 
 
 def test_trackmate_simple_xml_3d(tmp_path):
     p = tmp_path / "tracks3d.xml"
-    p.write_text('<?xml version="1.0" encoding="UTF-8"?>\n<Tracks nTracks="1" '
-                 'spaceUnits="micron" frameInterval="1.0" timeUnits="sec">\n'
-                 '  <particle nSpots="2">\n'
-                 '    <detection t="3" x="1.5" y="2.5" z="0.75" />\n'
-                 '    <detection t="4" x="1.25" y="2.0" z="1.0" />\n'
-                 "  </particle>\n</Tracks>\n")
+    p.write_text(
+        '<?xml version="1.0" encoding="UTF-8"?>\n<Tracks nTracks="1" '
+        'spaceUnits="micron" frameInterval="1.0" timeUnits="sec">\n'
+        '  <particle nSpots="2">\n'
+        '    <detection t="3" x="1.5" y="2.5" z="0.75" />\n'
+        '    <detection t="4" x="1.25" y="2.0" z="1.0" />\n'
+        "  </particle>\n</Tracks>\n"
+    )
     t = read_tracks(p)
     assert list(t.columns) == ["track_id", "frame", "z", "y", "x"]
     assert t["z"].tolist() == [0.75, 1.0] and t["frame"].tolist() == [3, 4]
@@ -251,13 +282,21 @@ def test_round_trip_with_results_and_sidecar(tmp_path, suffix):
     t = result_table()
     path = tmp_path / f"results{suffix}"
     shuffled = t.sample(frac=1, random_state=0)  # written sorted anyway
-    out = write_tracks(shuffled, path, metadata={"frame_interval_s": np.float64(0.02),
-                                                 "tamsd_window": np.int64(20)})
+    out = write_tracks(
+        shuffled,
+        path,
+        metadata={"frame_interval_s": np.float64(0.02), "tamsd_window": np.int64(20)},
+    )
     assert out == path
     sc = tmp_path / f"results{suffix}.json"
     assert sidecar_path(path) == sc and sc.is_file()
-    expected_meta = {"units": "um^2/s", "pixel_size_um": 0.16, "model": "default",
-                     "frame_interval_s": 0.02, "tamsd_window": 20}
+    expected_meta = {
+        "units": "um^2/s",
+        "pixel_size_um": 0.16,
+        "model": "default",
+        "frame_interval_s": 0.02,
+        "tamsd_window": 20,
+    }
     assert json.loads(sc.read_text()) == expected_meta
     back = read_tracks(path)
     pd.testing.assert_frame_equal(back, t)  # dtypes too: int, float, bool, str
@@ -267,9 +306,17 @@ def test_round_trip_with_results_and_sidecar(tmp_path, suffix):
 
 
 def test_round_trip_csv_dtypes_and_3d(tmp_path):
-    t = pd.DataFrame({"track_id": [7, 7, 2], "frame": [1, 0, 5], "x": [0.1, 1 / 3, 1e-12],
-                      "y": [2.0, -3.5, 1e12], "z": [0.0, 0.5, np.nan], "label": ["a", "b,c", ""],
-                      "n": [1, 2, 3]})
+    t = pd.DataFrame(
+        {
+            "track_id": [7, 7, 2],
+            "frame": [1, 0, 5],
+            "x": [0.1, 1 / 3, 1e-12],
+            "y": [2.0, -3.5, 1e12],
+            "z": [0.0, 0.5, np.nan],
+            "label": ["a", "b,c", ""],
+            "n": [1, 2, 3],
+        }
+    )
     path = write_tracks(t, tmp_path / "tracks3d.csv")
     back = read_tracks(path)
     assert list(back.columns) == ["track_id", "frame", "z", "y", "x", "label", "n"]
@@ -309,6 +356,28 @@ def test_write_is_atomic(tmp_path, monkeypatch):
     assert sorted(os.listdir(tmp_path)) == ["keep.csv", "keep.csv.json"]
 
 
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_write_table_any_table_with_sidecar_fsynced(tmp_path, monkeypatch, suffix):
+    """The one writer behind every export: any table, metadata merged over its attrs, the data
+    flushed to disk before the rename."""
+    if suffix == ".parquet":
+        pytest.importorskip("pyarrow")
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd))[1])
+    seg = pd.DataFrame({"track_id": [0, 0, 1], "segment": [0, 1, 0], "d": [0.1, 2.0, 0.5]})
+    seg.attrs["napari_step"] = {"units": "um^2/s", "model": "m"}
+    path = write_table(seg, tmp_path / f"seg{suffix}", {"model": "default", "n": np.int64(3)})
+    assert len(synced) >= 3  # table, sidecar, folder
+    meta = json.loads(sidecar_path(path).read_text())
+    assert meta == {"units": "um^2/s", "model": "default", "n": 3}
+    back = pd.read_parquet(path) if suffix == ".parquet" else pd.read_csv(path)
+    pd.testing.assert_frame_equal(back, seg, check_dtype=False)
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
+    with pytest.raises(TrackFileError, match="does not exist"):
+        write_table(seg, tmp_path / "nowhere" / "seg.csv")
+
+
 def test_write_errors(tmp_path):
     t = result_table()
     with pytest.raises(TrackFileError, match="out.csv: .*folder .* does not exist"):
@@ -333,20 +402,20 @@ def test_corrupt_sidecar(tmp_path):
 
 
 def test_semicolon_tab_and_whitespace_files_read(tmp_path):
-    expected = pd.DataFrame({"track_id": [0, 0, 1], "frame": [0, 1, 0], "y": [1.5, 2.25, 3.0],
-                             "x": [4.0, 5.5, 6.75]})
+    expected = pd.DataFrame(
+        {"track_id": [0, 0, 1], "frame": [0, 1, 0], "y": [1.5, 2.25, 3.0], "x": [4.0, 5.5, 6.75]}
+    )
     texts = {
         "semi.csv": "particle;frame;y;x\n0;0;1.5;4.0\n0;1;2.25;5.5\n1;0;3.0;6.75\n",
         "semi_decimal_comma.csv": "particle;frame;y;x\n0;0;1,5;4\n0;1;2,25;5,5\n1;0;3;6,75\n",
         "tabs.tsv": "particle\tframe\ty\tx\n0\t0\t1.5\t4.0\n0\t1\t2.25\t5.5\n1\t0\t3.0\t6.75\n",
         "spaces.txt": "particle  frame  y  x\n 0 0 1.5 4.0\n 0 1 2.25 5.5\n 1 0 3.0 6.75\n",
         "crlf_bom.csv": "\ufeffParticle, Frame, Y, X\r\n0, 0, 1.5, 4\r\n\r\n0, 1, 2.25, 5.5\r\n"
-                        "1, 0, 3, 6.75\r\n",
+        "1, 0, 3, 6.75\r\n",
         "index.csv": ",frame,y,x,particle\n5,0,1.5,4.0,0\n6,1,2.25,5.5,0\n7,0,3.0,6.75,1\n",
         "frame_index.csv": "frame,frame,y,x,particle\n0,0,1.5,4.0,0\n1,1,2.25,5.5,0\n"
-                           "0,0,3.0,6.75,1\n",
-        "implicit_index.csv": "frame,y,x,particle\n9,0,1.5,4.0,0\n8,1,2.25,5.5,0\n"
-                              "7,0,3.0,6.75,1\n",
+        "0,0,3.0,6.75,1\n",
+        "implicit_index.csv": "frame,y,x,particle\n9,0,1.5,4.0,0\n8,1,2.25,5.5,0\n7,0,3.0,6.75,1\n",
         "trailing_sep.csv": "particle,frame,y,x,\n0,0,1.5,4.0,\n0,1,2.25,5.5,\n1,0,3.0,6.75,\n",
         "trailing_sep_rows.csv": "particle,frame,y,x\n0,0,1.5,4.0,\n0,1,2.25,5.5,\n1,0,3.0,6.75,\n",
     }
@@ -367,10 +436,15 @@ def test_large_csv_loads(tmp_path):
 
     n = 1_000_000
     rng = np.random.default_rng(0)
-    df = pd.DataFrame({"particle": np.repeat(np.arange(n // 200), 200),
-                       "frame": np.tile(np.arange(200), n // 200),
-                       "y": rng.random(n) * 512, "x": rng.random(n) * 512,
-                       "mass": rng.random(n) * 1e3})
+    df = pd.DataFrame(
+        {
+            "particle": np.repeat(np.arange(n // 200), 200),
+            "frame": np.tile(np.arange(200), n // 200),
+            "y": rng.random(n) * 512,
+            "x": rng.random(n) * 512,
+            "mass": rng.random(n) * 1e3,
+        }
+    )
     p = tmp_path / "big.csv"
     pacsv.write_csv(pa.Table.from_pandas(df, preserve_index=False), p)  # fast writer
     t = read_tracks(p)
@@ -393,8 +467,13 @@ def write(tmp_path, name, content):
 
 def test_missing_columns(tmp_path):
     p = write(tmp_path, "tracks.csv", "a,b\n1,2\n")
-    msg = bad(p, "missing column(s)", "'frame'", "found: ['a', 'b']",
-              "a trackpy CSV needs particle/track_id, frame, x, y")
+    msg = bad(
+        p,
+        "missing column(s)",
+        "'frame'",
+        "found: ['a', 'b']",
+        "a trackpy CSV needs particle/track_id, frame, x, y",
+    )
     assert "'particle/track_id'" in msg
     p = write(tmp_path, "noframe.csv", "particle,x,y\n1,2,3\n")
     bad(p, "missing column(s) ['frame']")
@@ -424,8 +503,9 @@ def test_duplicate_points_and_columns_and_ragged_rows(tmp_path):
     bad(p, "duplicate column name(s) ['x']")
     p = write(tmp_path, "ragged.csv", "particle,frame,y,x\n0,0,1,2\n0,1,3,4,5\n")
     bad(p, "line 3 has 5 fields but the header has 4")
-    p = write(tmp_path, "ragged_late.csv",
-              "particle,frame,y,x\n" + "0,0,1,2\n" * 60 + "0,1,3,4,5,6\n")
+    p = write(
+        tmp_path, "ragged_late.csv", "particle,frame,y,x\n" + "0,0,1,2\n" * 60 + "0,1,3,4,5,6\n"
+    )
     bad(p, "line 62 has 6 fields but the header has 4")
 
 
@@ -434,12 +514,16 @@ def test_empty_and_header_only(tmp_path):
     bad(write(tmp_path, "blank.csv", "\n  \n\t\n"), "empty")
     bad(write(tmp_path, "header.csv", "particle,frame,y,x\n"), "header but no data rows")
     bad(write(tmp_path, "header_blank.csv", "particle,frame,y,x\n\n\n"), "header but no data")
-    bad(write(tmp_path, "tm_header.csv", "\n".join(TM_CSV.read_text().splitlines()[:4])),
-        "header but no spot rows")
+    bad(
+        write(tmp_path, "tm_header.csv", "\n".join(TM_CSV.read_text().splitlines()[:4])),
+        "header but no spot rows",
+    )
     lines = TM_CSV.read_text().splitlines()
     notrack = [ln for ln in lines[4:] if ln.startswith("ID14")]
-    bad(write(tmp_path, "tm_none.csv", "\n".join(lines[:4] + notrack)),
-        "none of the 2 spots belongs to a track")
+    bad(
+        write(tmp_path, "tm_none.csv", "\n".join(lines[:4] + notrack)),
+        "none of the 2 spots belongs to a track",
+    )
     bad(write(tmp_path, "empty.xml", b""), "empty")
 
 
@@ -450,8 +534,10 @@ def test_binary_files(tmp_path):
     bad(write(tmp_path, "excel.csv", b"PK\x03\x04" + rng.bytes(300)), "Excel")
     bad(write(tmp_path, "store.csv", b"\x89HDF\r\n\x1a\n" + rng.bytes(300)), "HDF5")
     bad(write(tmp_path, "bad.parquet", b"PAR1" + rng.bytes(300)), "not a readable Parquet")
-    bad(write(tmp_path, "latin.csv", "particle,frame,y,x\n0,0,1,2\n".encode() + b"\x81\x8d\x90"),
-        "not a text file")
+    bad(
+        write(tmp_path, "latin.csv", b"particle,frame,y,x\n0,0,1,2\n" + b"\x81\x8d\x90"),
+        "not a text file",
+    )
 
 
 def test_paths_that_are_not_files(tmp_path):
@@ -490,12 +576,20 @@ def test_non_trackmate_xml(tmp_path):
     bad(p, "not well-formed XML")
     p = write(tmp_path, "settings.xml", '<TrackMate version="7.0"><Settings/></TrackMate>')
     bad(p, "no <Model> with <AllSpots>")
-    p = write(tmp_path, "nospots.xml", TM_XML.read_text().replace(
-        'POSITION_X="1.2345"', 'POSITION_X="oops"'))
+    p = write(
+        tmp_path,
+        "nospots.xml",
+        TM_XML.read_text().replace('POSITION_X="1.2345"', 'POSITION_X="oops"'),
+    )
     bad(p, "column 'POSITION_X' must hold numbers", "spot ID='1000'", "'oops'")
     text = TM_XML.read_text()
-    p = write(tmp_path, "notracks.xml", text[:text.index("<AllTracks>")] + "<AllTracks/>"
-              + text[text.index("</AllTracks>") + len("</AllTracks>"):])
+    p = write(
+        tmp_path,
+        "notracks.xml",
+        text[: text.index("<AllTracks>")]
+        + "<AllTracks/>"
+        + text[text.index("</AllTracks>") + len("</AllTracks>") :],
+    )
     bad(p, "no (visible) tracks")
     p = write(tmp_path, "ghost.xml", text.replace('SPOT_TARGET_ID="1005"', 'SPOT_TARGET_ID="77"'))
     bad(p, "links spot 77, which is not in <AllSpots>")
@@ -520,19 +614,29 @@ def test_xml_with_doctype_or_entities_is_refused(tmp_path):
     bad(write(tmp_path, "lol.xml", BILLION_LAUGHS), "DOCTYPE or ENTITY")
     bad(write(tmp_path, "xxe.xml", XXE), "DOCTYPE or ENTITY")
     p = tmp_path / "lol16.xml"  # the check is in the parser, whatever the encoding
-    p.write_bytes(BILLION_LAUGHS.replace('version="1.0"?>', 'version="1.0" encoding="UTF-16"?>',
-                                         1).encode("utf-16"))
+    p.write_bytes(
+        BILLION_LAUGHS.replace('version="1.0"?>', 'version="1.0" encoding="UTF-16"?>', 1).encode(
+            "utf-16"
+        )
+    )
     bad(p, "DOCTYPE or ENTITY")
-    p = write(tmp_path, "plain_doctype.xml", '<!DOCTYPE Tracks>\n<Tracks><particle>'
-              '<detection t="0" x="1" y="1" z="0"/></particle></Tracks>')
+    p = write(
+        tmp_path,
+        "plain_doctype.xml",
+        "<!DOCTYPE Tracks>\n<Tracks><particle>"
+        '<detection t="0" x="1" y="1" z="0"/></particle></Tracks>',
+    )
     bad(p, "DOCTYPE")
 
 
 # --------------------------------------------------------------------------------------------
 # property-based: anything in, a valid table or TrackFileError out
 
-_FUZZ = settings(max_examples=60, deadline=None,
-                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+_FUZZ = settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 
 @pytest.fixture(scope="module")
@@ -558,19 +662,47 @@ def test_fuzz_random_bytes(fuzz_dir, data, suffix):
     read_or_file_error(p)
 
 
-_COLUMNS = ["track_id", "particle", "frame", "x", "y", "z", "mass", "TRACK_ID", "FRAME",
-            "POSITION_X", "POSITION_Y", "", "junk", "Unnamed: 0", 'a;"b', "X", "ID"]
-_VALUES = st.one_of(st.integers(-3, 40), st.floats(allow_nan=True, allow_infinity=True),
-                    st.text(max_size=4), st.none(), st.sampled_from(["None", "1,5", "nan", "1e3"]))
+_COLUMNS = [
+    "track_id",
+    "particle",
+    "frame",
+    "x",
+    "y",
+    "z",
+    "mass",
+    "TRACK_ID",
+    "FRAME",
+    "POSITION_X",
+    "POSITION_Y",
+    "",
+    "junk",
+    "Unnamed: 0",
+    'a;"b',
+    "X",
+    "ID",
+]
+_VALUES = st.one_of(
+    st.integers(-3, 40),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=4),
+    st.none(),
+    st.sampled_from(["None", "1,5", "nan", "1e3"]),
+)
 
 
 @_FUZZ
-@given(columns=st.lists(st.sampled_from(_COLUMNS), min_size=1, max_size=7),
-       n_rows=st.integers(0, 8), data=st.data(),
-       sep=st.sampled_from([",", ";", "\t"]), index=st.booleans())
+@given(
+    columns=st.lists(st.sampled_from(_COLUMNS), min_size=1, max_size=7),
+    n_rows=st.integers(0, 8),
+    data=st.data(),
+    sep=st.sampled_from([",", ";", "\t"]),
+    index=st.booleans(),
+)
 def test_fuzz_random_tables(fuzz_dir, columns, n_rows, data, sep, index):
-    values = {i: data.draw(st.lists(_VALUES, min_size=n_rows, max_size=n_rows))
-              for i in range(len(columns))}
+    values = {
+        i: data.draw(st.lists(_VALUES, min_size=n_rows, max_size=n_rows))
+        for i in range(len(columns))
+    }
     df = pd.DataFrame({i: pd.Series(v, dtype=object) for i, v in values.items()})
     df.columns = columns
     p = fuzz_dir / "table.csv"
