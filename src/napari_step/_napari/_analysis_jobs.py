@@ -31,7 +31,6 @@ __all__ = [
     "tidy_segments",
     "empty_segments",
     "ALPHA_FEATURE",
-    "alpha_rows",
 ]
 
 ESTIMATORS = ("mle", "cve_pooled")  # the per-segment D estimators the widget offers
@@ -131,43 +130,6 @@ def empty_segments() -> pd.DataFrame:
     )
 
 
-def alpha_rows(
-    table: pd.DataFrame, model=ALPHA_MODEL, device=None, min_length: int = 1
-) -> pd.DataFrame:
-    """Per-frame alpha of every track in a validated ``table`` with >= ``min_length`` points,
-    predicted gap-free piece by gap-free piece (like D in :func:`napari_step.analysis.
-    analyse_tracks`): a table of track_id, frame and :data:`ALPHA_FEATURE` for the table's rows
-    (NaN where no alpha was predicted, e.g. pieces shorter than the model's minimum)."""
-    import warnings
-
-    from ..anomalous import predict_alpha
-    from ..tracks import contiguous_runs, split_tracks
-
-    out = pd.DataFrame(
-        {
-            "track_id": table["track_id"].to_numpy(np.int64),
-            "frame": table["frame"].to_numpy(np.int64),
-        }
-    )
-    col = np.full(len(table), np.nan)
-    counts = table.groupby("track_id").size()
-    eligible = counts.index[counts >= max(1, int(min_length))]
-    pieces, piece_rows = [], []
-    for tr in split_tracks(table, eligible):
-        finite = np.isfinite(tr.positions).all(axis=1)
-        for a, b in contiguous_runs(finite):
-            pieces.append(tr.positions[a:b])
-            piece_rows.append(tr.rows[a:b])
-    if pieces:
-        with warnings.catch_warnings():  # short pieces get NaN (counted with D already)
-            warnings.simplefilter("ignore")
-            alphas = predict_alpha(pieces, model=model, device=device)
-        for rows, al in zip(piece_rows, alphas):
-            col[rows] = np.asarray(al, dtype=float)
-    out[ALPHA_FEATURE] = col
-    return out
-
-
 def analysis_chunks(track_ids, table: pd.DataFrame, n_chunks: int = 20, min_chunk: int = 8):
     """Split track IDs into chunks of similar track lengths (for batching and progress)."""
     counts = table.groupby("track_id").size()
@@ -196,7 +158,7 @@ def analyse_job(table: pd.DataFrame, track_ids, params: AnalysisParams, min_leng
     the rows of the chosen tracks only; or a :class:`JobError`. With ``params.segments`` the
     results also hold :data:`SEGMENT_FEATURES` and ``summary.segments`` the segments table
     (:func:`tidy_segments`, D in the results' units). With ``params.alpha`` the results also
-    hold :data:`ALPHA_FEATURE` (per-frame alpha, :func:`alpha_rows`).
+    hold :data:`ALPHA_FEATURE` (per-frame alpha from the core's ``analyse_tracks(alpha=True)``).
     """
     try:
         table = validate_table(table)
@@ -220,6 +182,8 @@ def analyse_job(table: pd.DataFrame, track_ids, params: AnalysisParams, min_leng
                 min_length=min_length,
                 segments=bool(params.segments),
                 estimator=params.estimator,
+                alpha=bool(params.alpha),
+                alpha_model=params.alpha_model,
             )
             if params.segments:
                 if "segment_d" not in part.columns:
@@ -227,23 +191,6 @@ def analyse_job(table: pd.DataFrame, track_ids, params: AnalysisParams, min_leng
                 seg = part["segment_d"].to_numpy(float)
                 with np.errstate(divide="ignore", invalid="ignore"):
                     part["segment_log10_d"] = np.log10(np.where(seg > 0, seg, np.nan))
-            if params.alpha:
-                al = alpha_rows(
-                    validate_table(sub[sub["track_id"].isin(chunk)]),
-                    params.alpha_model,
-                    params.device,
-                    min_length,
-                )
-                index = pd.MultiIndex.from_arrays(
-                    [al["track_id"].to_numpy(np.int64), al["frame"].to_numpy(np.int64)]
-                )
-                pos = index.get_indexer(
-                    pd.MultiIndex.from_arrays(
-                        [part["track_id"].to_numpy(np.int64), part["frame"].to_numpy(np.int64)]
-                    )
-                )
-                vals = al[ALPHA_FEATURE].to_numpy(float)
-                part[ALPHA_FEATURE] = np.where(pos >= 0, vals[np.clip(pos, 0, None)], np.nan)
             parts.append(part[columns])
             summaries.append(summary)
             yield len(parts)

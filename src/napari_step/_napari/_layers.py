@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..analysis import RESULT_COLUMNS, d_units
+from ..analysis import RESULT_COLUMNS, d_units, match_rows
 from ..tracks import from_napari
 
 __all__ = [
@@ -158,10 +158,7 @@ def merged_results(
     if ratio != 1.0:
         _rescale_d(feats, ratio)
     in_run = np.isin(tid, np.asarray(list(track_ids), dtype=np.int64))
-    res_index = pd.MultiIndex.from_arrays(
-        [results["track_id"].to_numpy(np.int64), results["frame"].to_numpy(np.int64)]
-    )
-    pos = res_index.get_indexer(pd.MultiIndex.from_arrays([tid[in_run], frame[in_run]]))
+    pos = match_rows(results["track_id"], results["frame"], tid[in_run], frame[in_run])
     for c in columns:
         col = feats[c].to_numpy(float).copy()
         if c in results.columns:
@@ -319,13 +316,8 @@ def _changepoint_positions(layer, seg: pd.DataFrame):
     seg = seg.sort_values(["track_id", "start_frame"]).reset_index(drop=True)
     prev_d = seg.groupby("track_id")["d"].shift(1)
     cps = seg[seg["changepoint"].astype(bool)]
-    index = pd.MultiIndex.from_arrays(
-        [np.round(data[:, 0]).astype(np.int64), np.round(data[:, 1]).astype(np.int64)]
-    )
-    rows = index.get_indexer(
-        pd.MultiIndex.from_arrays(
-            [cps["track_id"].to_numpy(np.int64), cps["start_frame"].to_numpy(np.int64)]
-        )
+    rows = match_rows(
+        np.round(data[:, 0]), np.round(data[:, 1]), cps["track_id"], cps["start_frame"]
     )
     ok = rows >= 0
     feats = pd.DataFrame(

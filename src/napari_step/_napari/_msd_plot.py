@@ -13,24 +13,12 @@ import pandas as pd
 __all__ = ["msd_curves", "draw_msd"]
 
 
-def _tamsd(table: pd.DataFrame, lags):
-    """(track ids, msd (n_tracks, n_lags) px^2, counts) of a track table."""
-    from ..track_summary import _tamsd_by_track
-    from ..tracks import position_columns
-
-    table = table.sort_values(["track_id", "frame"], kind="stable")
-    codes, ids = pd.factorize(table["track_id"], sort=True)
-    pos = table[position_columns(table)].to_numpy(float)
-    msd, count = _tamsd_by_track(codes, table["frame"].to_numpy(np.int64), pos, len(ids), lags)
-    return np.asarray(ids), msd, count, pos.shape[1]
-
-
 def _fit(msd_row, lags, dim: int, n_fit: int):
     """(K px^2/frame, alpha) of one MSD curve over its first ``n_fit`` lags."""
-    from ..track_summary import _msd_fit
+    from ..track_summary import fit_msd
 
-    k, alpha = _msd_fit(np.asarray(msd_row, float)[None, :], lags, np.array([n_fit]), dim)
-    return float(k[0]), float(alpha[0])
+    k, alpha = fit_msd(np.asarray(msd_row, float)[None, :], lags, dim, max_lag=n_fit)
+    return float(np.ravel(k)[0]), float(np.ravel(alpha)[0])
 
 
 def msd_curves(
@@ -71,7 +59,11 @@ def msd_curves(
         if track_id is not None:
             keep = np.union1d(keep, [track_id])
         table = table[table["track_id"].isin(keep)]
-    tids, msd, count, dim = _tamsd(table, lags)
+    from ..track_summary import tamsd_per_track
+    from ..tracks import position_columns
+
+    dim = len(position_columns(table))
+    tids, msd, count = tamsd_per_track(table, lags)
     with np.errstate(invalid="ignore", divide="ignore"):
         ens = np.nansum(msd * count, axis=0) / count.sum(axis=0)
     out = {
