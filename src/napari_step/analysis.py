@@ -245,7 +245,7 @@ def analyse_tracks(
     progress=None,
     batch_size: int | None = None,
     segments: bool = False,
-    estimator: str = "mle",
+    estimator: str = "mle_denoised",
     alpha: bool = False,
     alpha_model="default",
     precision: str = "auto",
