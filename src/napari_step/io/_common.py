@@ -224,3 +224,39 @@ def _match_columns(names, wanted: dict) -> dict:
                     out[canon] = lower[a.lower()][0]
                     break
     return out
+
+
+TRACK_ALIASES = {
+    "track_id": ["track_id", "particle"],
+    "frame": ["frame"],
+    "y": ["y"],
+    "x": ["x"],
+    "z": ["z"],
+}
+
+
+def _track_columns(names: list[str], name: str, aliases: dict, needs: str = "") -> dict:
+    """{canonical: file column} for track_id, frame, (z,) y, x, or TrackFileError naming the
+    missing ones (``needs`` ends the message, e.g. "; a trackpy CSV needs ...")."""
+    found = _match_columns(names, aliases)
+    missing = [
+        ("/".join(reversed(aliases["track_id"])) if c == "track_id" else c)
+        for c in ("track_id", "frame", "x", "y")
+        if c not in found
+    ]
+    if missing:
+        shown = names if len(names) <= 25 else names[:25] + ["..."]
+        raise TrackFileError(f"{name}: missing column(s) {missing} (found: {shown}){needs}")
+    return found
+
+
+def _numeric_track_columns(df: pd.DataFrame, name: str, found: dict, label=None) -> pd.DataFrame:
+    """Whole-number ids and frames, numeric positions, renamed to the canonical names."""
+    _coerce(
+        df,
+        name,
+        [found[c] for c in ("track_id", "frame", "z", "y", "x") if c in found],
+        int_columns=[found["track_id"], found["frame"]],
+        label=label,
+    )
+    return df.rename(columns={v: k for k, v in found.items()})

@@ -26,7 +26,14 @@ import numpy as np
 import pandas as pd
 
 from ..tracks import position_columns, validate_table
-from ._common import META_KEY, TrackFileError, _coerce, _existing, _match_columns, _validated
+from ._common import (
+    META_KEY,
+    TrackFileError,
+    _existing,
+    _numeric_track_columns,
+    _track_columns,
+    _validated,
+)
 from ._decode import _INDEX, _load_csv, _sniff_csv
 from ._write import atomic_write
 
@@ -72,30 +79,13 @@ def read_andi2_trajectories(path: str | os.PathLike) -> pd.DataFrame:
     layout = _sniff_csv(p)
     name = layout.name
     names = [n for n in layout.names if n != _INDEX]
-    found = _match_columns(
-        names, {"track_id": ["traj_idx"], "frame": ["frame"], "y": ["y"], "x": ["x"]}
-    )
-    missing = [
-        ("traj_idx" if c == "track_id" else c)
-        for c in ("track_id", "frame", "x", "y")
-        if c not in found
-    ]
-    if missing:
-        raise TrackFileError(
-            f"{name}: missing column(s) {missing} (found: {names[:25]}); an "
-            "AnDi-2 trajectory file needs traj_idx, frame, x, y"
-        )
+    aliases = {"track_id": ["traj_idx"], "frame": ["frame"], "y": ["y"], "x": ["x"]}
+    needs = "; an AnDi-2 trajectory file needs traj_idx, frame, x, y"
+    found = _track_columns(names, name, aliases, needs)
     df, label = _load_csv(p, layout, layout.header_line)
     if len(df) == 0:
         raise TrackFileError(f"{name}: the file has a header but no data rows")
-    _coerce(
-        df,
-        name,
-        [found[c] for c in ("track_id", "frame", "y", "x")],
-        int_columns=[found["track_id"], found["frame"]],
-        label=label,
-    )
-    df = df.rename(columns={v: k for k, v in found.items()})
+    df = _numeric_track_columns(df, name, found, label)
     df = df.rename(columns={k: v for k, v in _TRUTH_COLUMNS.items() if k in df.columns})
     table = _validated(df, name)
     table.attrs[META_KEY] = {"source_format": "andi2", "space_units": "px", "time_units": "frame"}

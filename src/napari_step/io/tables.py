@@ -13,13 +13,14 @@ import pandas as pd
 from ..tracks import validate_table
 from ._common import (
     META_KEY,
+    TRACK_ALIASES,
     TrackFileError,
     _canonical_order,
-    _coerce,
     _existing,
     _first_line,
-    _match_columns,
+    _numeric_track_columns,
     _read_sidecar,
+    _track_columns,
     _validated,
 )
 from ._decode import _empty_check, _read_head
@@ -60,30 +61,8 @@ def read_parquet(path: str | os.PathLike) -> pd.DataFrame:
         df = df.reset_index()
     df = df.reset_index(drop=True)
     df.columns = [str(col) for col in df.columns]
-    found = _match_columns(
-        list(df.columns),
-        {
-            "track_id": ["track_id", "particle"],
-            "frame": ["frame"],
-            "y": ["y"],
-            "x": ["x"],
-            "z": ["z"],
-        },
-    )
-    missing = [
-        ("particle/track_id" if k == "track_id" else k)
-        for k in ("track_id", "frame", "x", "y")
-        if k not in found
-    ]
-    if missing:
-        raise TrackFileError(f"{name}: missing column(s) {missing} (found: {list(df.columns)})")
-    _coerce(
-        df,
-        name,
-        [found[k] for k in ("track_id", "frame", "z", "y", "x") if k in found],
-        int_columns=[found["track_id"], found["frame"]],
-    )
-    df = df.rename(columns={v: k for k, v in found.items()})
+    found = _track_columns(list(df.columns), name, TRACK_ALIASES)
+    df = _numeric_track_columns(df, name, found)
     table = _validated(df, name)
     meta = _read_sidecar(p)
     if meta is not None:

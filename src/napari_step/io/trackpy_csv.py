@@ -9,11 +9,12 @@ import pandas as pd
 
 from ._common import (
     META_KEY,
+    TRACK_ALIASES,
     TrackFileError,
-    _coerce,
     _existing,
-    _match_columns,
+    _numeric_track_columns,
     _read_sidecar,
+    _track_columns,
     _validated,
 )
 from ._decode import _INDEX, TRACKMATE_CSV_MARKERS, _load_csv, _sniff_csv
@@ -40,41 +41,15 @@ def read_trackpy_csv(path: str | os.PathLike) -> pd.DataFrame:
     layout = _sniff_csv(p)
     name = layout.name
     names = [n for n in layout.names if n != _INDEX]
-    found = _match_columns(
-        names,
-        {
-            "track_id": ["track_id", "particle"],
-            "frame": ["frame"],
-            "y": ["y"],
-            "x": ["x"],
-            "z": ["z"],
-        },
-    )
-    missing = [
-        ("particle/track_id" if c == "track_id" else c)
-        for c in ("track_id", "frame", "x", "y")
-        if c not in found
-    ]
-    if missing:
-        hint = ""
-        if set(names) & TRACKMATE_CSV_MARKERS or "TRACK_ID" in names:
-            hint = " (this looks like a TrackMate table: read it as 'trackmate-csv')"
-        shown = names if len(names) <= 25 else names[:25] + ["..."]
-        raise TrackFileError(
-            f"{name}: missing column(s) {missing} (found: {shown}); a trackpy CSV needs "
-            f"particle/track_id, frame, x, y{hint}"
-        )
+    hint = ""
+    if set(names) & TRACKMATE_CSV_MARKERS or "TRACK_ID" in names:
+        hint = " (this looks like a TrackMate table: read it as 'trackmate-csv')"
+    needs = f"; a trackpy CSV needs particle/track_id, frame, x, y{hint}"
+    found = _track_columns(names, name, TRACK_ALIASES, needs)
     df, label = _load_csv(p, layout, layout.header_line)
     if len(df) == 0:
         raise TrackFileError(f"{name}: the file has a header but no data rows")
-    _coerce(
-        df,
-        name,
-        [found[c] for c in ("track_id", "frame", "z", "y", "x") if c in found],
-        int_columns=[found["track_id"], found["frame"]],
-        label=label,
-    )
-    df = df.rename(columns={v: k for k, v in found.items()})
+    df = _numeric_track_columns(df, name, found, label)
     if "z" in df.columns and df["z"].isna().all():
         df = df.drop(columns="z")
     table = _validated(df, name)
