@@ -4,7 +4,8 @@ For each model (single state, two-state switching, immobile traps, dimerisation,
 same parameters (the challenge's geometry: 230.4 px box, 50 particles per field, trap radius 0.4,
 300 traps, compartments of radius 5, 30 per field, transmittance 0.1; Pu 0.01, Pb 1; per-track
 D and alpha drawn from the challenge's truncated Gaussians around fixed means) are simulated by
-andi-datasets' ``models_phenom`` (in the throwaway environment, as a subprocess: this same file
+andi-datasets' ``models_phenom`` (single and two-state without a box, as napari-step's; the
+spatial models in its reflecting box) (in the throwaway environment, as a subprocess: this same file
 run by ``/work/andi_env/bin/python`` with ``generate``; andi-datasets pins numpy <= 1.26.4 and is
 never imported by napari-step) and by :mod:`napari_step.simulate`. Compared on noise-free
 positions, 200 frames:
@@ -64,11 +65,11 @@ def _andi_generate(out: str, n_tracks: int, seed: int) -> None:
         for _ in range(max(1, n_tracks // PER_FIELD)):
             common = {"N": PER_FIELD, "T": 200}
             if name == "single_state":
-                p, lb = mp.single_state(**common, Ds=ds[0], alphas=al[0], L=BOX)
+                p, lb = mp.single_state(**common, Ds=ds[0], alphas=al[0], L=None)
             elif name == "multi_state":
                 q = s["p_switch"]
                 p, lb = mp.multi_state(
-                    **common, M=[[1 - q, q], [q, 1 - q]], Ds=ds, alphas=al, L=BOX
+                    **common, M=[[1 - q, q], [q, 1 - q]], Ds=ds, alphas=al, L=None
                 )
             elif name == "immobile_traps":
                 p, lb = mp.immobile_traps(

@@ -32,7 +32,18 @@ __all__ = [
 
 
 def blur_coefficient(exposure: float | np.ndarray) -> float | np.ndarray:
-    """Motion-blur coefficient R = f / 6 of a uniform exposure over a fraction f of the frame."""
+    """Motion-blur coefficient of a uniform exposure.
+
+    Parameters
+    ----------
+    exposure : float or array_like
+        Exposure fraction f of the frame interval, in [0, 1].
+
+    Returns
+    -------
+    float or ndarray
+        R = f / 6 (0: snapshot, 1/6: exposed during the whole frame).
+    """
     return np.asarray(exposure, float) / 6.0
 
 

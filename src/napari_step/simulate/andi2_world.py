@@ -23,7 +23,22 @@ PER_FIELD = 50
 
 
 def truncated_normal(mean, std, lo: float, hi: float, rng) -> np.ndarray:
-    """Normal draws (one per entry of ``mean``) redrawn until inside the open interval (lo, hi)."""
+    """Truncated Gaussian draws, as andi-datasets' bounded ``gaussian``.
+
+    Parameters
+    ----------
+    mean, std : array_like
+        Mean and standard deviation of each draw (broadcast together).
+    lo, hi : float
+        Open interval the draws are redrawn into.
+    rng : numpy.random.Generator
+        Random generator.
+
+    Returns
+    -------
+    ndarray
+        One draw per entry of ``mean``.
+    """
     mean = np.asarray(mean, dtype=float)
     std = np.broadcast_to(np.asarray(std, dtype=float), mean.shape)
     out = rng.normal(mean, std)

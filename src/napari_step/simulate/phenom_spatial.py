@@ -183,7 +183,24 @@ def _trap_walk(w: _World, tree, d, alpha, radius, p_bind, p_unbind, d_trapped, r
 
 
 def place_compartments(n: int, radius: float, box: float, dim: int, rng) -> np.ndarray:
-    """Centres (m, dim) of up to ``n`` non-overlapping balls of ``radius`` inside a box (px)."""
+    """Random non-overlapping compartments inside a box.
+
+    Parameters
+    ----------
+    n : int
+        Compartments wanted (fewer are returned when random placement finds no more room).
+    radius, box : float
+        Compartment radius and box side, px.
+    dim : int
+        Spatial dimension.
+    rng : numpy.random.Generator
+        Random generator.
+
+    Returns
+    -------
+    ndarray, shape (m, dim)
+        Centres in px, at least ``radius`` from the walls and 2 ``radius`` apart.
+    """
     if not 0 < 2 * radius < box:
         raise ValueError(f"compartments of radius {radius} px do not fit in a box of {box} px")
     centres = np.empty((0, dim))

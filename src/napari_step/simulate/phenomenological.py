@@ -74,7 +74,18 @@ class PhenomTracks:
 
 
 def label_changepoints(*labels: np.ndarray) -> list:
-    """Per track, the frames c where any of the (N, T) label arrays differs from frame c - 1."""
+    """Change points of per-frame labels (forward convention).
+
+    Parameters
+    ----------
+    *labels : ndarray, shape (N, T)
+        Per-frame label arrays (e.g. D, alpha, state).
+
+    Returns
+    -------
+    list of ndarray
+        Per track, the frames c where any label differs from frame c - 1.
+    """
     changed = np.zeros(labels[0].shape[0:1] + (max(labels[0].shape[1] - 1, 0),), dtype=bool)
     for lab in labels:
         changed |= lab[:, 1:] != lab[:, :-1]
