@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -275,3 +277,24 @@ def test_spatial_models_move_by_fbm_from_the_first_frame(model):
     assert inc.var() / 2 == pytest.approx(1.0, rel=0.05)
     rho = (inc[:, 1:] * inc[:, :-1]).mean() / inc.var()
     assert rho == pytest.approx(2 ** (alpha - 1) - 1, abs=0.03)
+
+
+def test_labels_line_up_with_andi_datasets_two_state_fixture():
+    """Change points from labels as andi-datasets finds them; steps after a change point carry
+    the new state in andi-datasets' two-state tracks and in ours alike (forward convention)."""
+    z = np.load(Path(__file__).parent / "data" / "andi2" / "two_state.npz")
+    cps = label_changepoints(z["d"], z["alpha"], z["state"])
+    assert [c.tolist() for c in cps] == [[int(c)] for c in z["changepoints"]]
+    ours = multi_state(400, 200, d=(1.0, 0.02), transition=0.01, rng=np.random.default_rng(13))
+    for xy, d, changepoints in (
+        (z["xy"], z["d"], cps),
+        (ours.true_positions, ours.d, ours.changepoints),
+    ):
+        log_step = np.log10((np.diff(xy, axis=1) ** 2).sum(-1) / 4 + 1e-12)  # one-step D estimate
+        votes = []  # is step c -> c+1 nearer the new D, and step c-1 -> c nearer the old one?
+        for i, track_cps in enumerate(changepoints):
+            for c in track_cps:
+                old, new = np.log10(d[i, c - 1]), np.log10(d[i, c])
+                votes.append(abs(log_step[i, c] - new) < abs(log_step[i, c] - old))
+                votes.append(abs(log_step[i, c - 1] - old) < abs(log_step[i, c - 1] - new))
+        assert np.mean(votes) > 0.85  # a one-frame shift would give about 0.5
