@@ -28,11 +28,12 @@ def segments_from_cps(cps, n):
 
 
 def per_segment(pos, bounds, estimator):
-    """Per-frame D from per-segment estimates. Segment [a, b) owns the steps arriving at a..b-1."""
+    """Per-frame D from per-segment estimates. Segment [a, b) owns the steps leaving a..b-1
+    (forward convention: frame t carries the step t -> t+1)."""
     n = len(pos)
     out = np.empty(n)
     for a, b in bounds:
-        seg = pos[max(a - 1, 0) : b]
+        seg = pos[a : b + 1]
         out[a:b] = estimator(seg)
     return out
 
@@ -52,7 +53,7 @@ def kcpd_log_steps(pos, penalty, min_size=5):
     dx2 = (np.diff(pos, axis=0) ** 2).sum(1)
     sig = np.log10(dx2 + 1e-300)[:, None]
     bkps = rpt.KernelCPD(kernel="linear", min_size=min_size).fit(sig).predict(pen=penalty)
-    return [b + 1 for b in bkps[:-1]]  # step index i arrives at frame i + 1
+    return bkps[:-1]  # step index i leaves frame i: a change at step i is frame i
 
 
 def rel_err(pred, true):
@@ -62,10 +63,16 @@ def rel_err(pred, true):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--n-tracks", type=int, default=4000)
-    ap.add_argument("--penalty", type=float, default=None,
-                    help="KCPD penalty for (c) (default: tuned on a separate seeded set)")
+    ap.add_argument(
+        "--penalty",
+        type=float,
+        default=None,
+        help="KCPD penalty for (c) (default: tuned on a separate seeded set)",
+    )
     ap.add_argument("--noise", type=float, nargs="*", default=[0.1, 0.3, 1.0])
     args = ap.parse_args()
 
@@ -77,15 +84,24 @@ def main():
         tune = dataset(777, 400)
         best = None
         for pen in [2, 4, 6, 8, 12, 16, 24]:
-            e = rel_err([per_segment(p, segments_from_cps(kcpd_log_steps(p, pen), 200), mle)
-                         for p in tune.positions], tune.d)
+            e = rel_err(
+                [
+                    per_segment(p, segments_from_cps(kcpd_log_steps(p, pen), 200), mle)
+                    for p in tune.positions
+                ],
+                tune.d,
+            )
             best = min(best or (e, pen), (e, pen))
         penalty = best[1]
     test = dataset(2024, args.n_tracks)
-    print(f"test set: {args.n_tracks} 2-D tracks x 200 frames, 1-4 change points, "
-          f"D log-uniform 1e-3..1e3 px^2/frame; KCPD penalty {penalty}")
-    print(f"{'noise r':>8} | {'(a) STEP':>9} | {'(b) TA-MSD true seg':>19} | "
-          f"{'(c) KCPD+MLE':>12} | {'(d) MLE true seg':>16} | STEP s")
+    print(
+        f"test set: {args.n_tracks} 2-D tracks x 200 frames, 1-4 change points, "
+        f"D log-uniform 1e-3..1e3 px^2/frame; KCPD penalty {penalty}"
+    )
+    print(
+        f"{'noise r':>8} | {'(a) STEP':>9} | {'(b) TA-MSD true seg':>19} | "
+        f"{'(c) KCPD+MLE':>12} | {'(d) MLE true seg':>16} | STEP s"
+    )
     rng = np.random.default_rng(5)
     for r in [0.0] + list(args.noise):
         pos = test.positions
@@ -96,8 +112,10 @@ def main():
         t_step = time.perf_counter() - t
         true_bounds = [segments_from_cps(c, 200) for c in test.changepoints]
         b = rel_err([per_segment(p, bd, tamsd12) for p, bd in zip(pos, true_bounds)], test.d)
-        c = rel_err([per_segment(p, segments_from_cps(kcpd_log_steps(p, penalty), 200), mle)
-                     for p in pos], test.d)
+        c = rel_err(
+            [per_segment(p, segments_from_cps(kcpd_log_steps(p, penalty), 200), mle) for p in pos],
+            test.d,
+        )
         d = rel_err([per_segment(p, bd, mle) for p, bd in zip(pos, true_bounds)], test.d)
         print(f"{r:8.2f} | {a:9.3f} | {b:19.3f} | {c:12.3f} | {d:16.3f} | {t_step:6.1f}")
 

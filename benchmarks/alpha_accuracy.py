@@ -20,7 +20,7 @@ def tamsd_alpha_true_segments(pos, cps):
     bounds = np.concatenate([[0], np.asarray(cps, int), [n]])
     out = np.empty(n)
     for a, b in zip(bounds[:-1], bounds[1:]):
-        seg = pos[max(a - 1, 0) : b]
+        seg = pos[a : b + 1]  # forward convention: the steps leaving frames a..b-1
         max_lag = max(2, min(10, len(seg) // 4))
         lags = np.arange(1, max_lag + 1)
         out[a:b] = float(fit_alpha(tamsd(seg[None], lags), lags)[0])
@@ -34,16 +34,20 @@ def main():
     args = ap.parse_args()
     sim = anomalous_changepoints(args.n_tracks, 200, 2, (1, 4), 10, rng=np.random.default_rng(2024))
     b = np.stack([tamsd_alpha_true_segments(p, c) for p, c in zip(sim.positions, sim.changepoints)])
-    print(f"{args.n_tracks} 2-D tracks x 200 frames, 1-4 change points, models ATTM/CTRW/FBM/LW/SBM")
+    print(
+        f"{args.n_tracks} 2-D tracks x 200 frames, 1-4 change points, models ATTM/CTRW/FBM/LW/SBM"
+    )
     print(f"(b) TA-MSD log-log fit on true segments: MAE {np.nanmean(np.abs(b - sim.alpha)):.3f}")
-    from napari_step.anomalous import predict_alpha
+    from napari_step.predict import predict_alpha
 
     a = np.stack(predict_alpha(sim.positions, model=args.model or "default"))
     print(f"(a) STEP alpha model                   : MAE {np.abs(a - sim.alpha).mean():.3f}")
     for k, name in enumerate(("attm", "ctrw", "fbm", "lw", "sbm")):
         m = sim.model == k
-        print(f"    {name:5s}: STEP {np.abs(a - sim.alpha)[m].mean():.3f}  "
-              f"TA-MSD {np.nanmean(np.abs(b - sim.alpha)[m]):.3f}")
+        print(
+            f"    {name:5s}: STEP {np.abs(a - sim.alpha)[m].mean():.3f}  "
+            f"TA-MSD {np.nanmean(np.abs(b - sim.alpha)[m]):.3f}"
+        )
 
 
 if __name__ == "__main__":

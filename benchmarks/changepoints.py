@@ -23,6 +23,15 @@ The segmented-D section also splits the excess error of the default over the tru
 track: tracks where the detector found fewer change points than there are (changes too small to
 see at this length), as many, or more.
 
+3. ``--switching``: the segmented D of ``segment_tracks`` (package defaults) against STEP's
+   per-frame output, pointwise mean |D/D_true - 1|, on two-state Markov switching tracks (D ratio
+   4-50x log-uniform, fast D 1 px^2/frame, switching probability 0.03 per frame, 200 frames,
+   localisation noise 0.12 px: the AnDi-2 two-state setting) and on the 1-4 change-point sets
+   above; with the previous default (hybrid detector, MLE, no STEP fallback) and the true-segment
+   floors.
+4. ``--pelt``: the exact segmentation by ``ruptures.Pelt`` with a custom Brownian cost against the
+   package's own dynamic programme (agreement, time per track).
+
 Penalties are per log(T). ``--tune`` prints the grids on the tuning seed that chose the package
 defaults (and this script's step-size penalty and weight); figures are always reported on a
 different test seed. Quick run: ``python benchmarks/changepoints.py --n 200``.
@@ -37,7 +46,7 @@ import numpy as np
 
 from napari_step import segment as sg
 from napari_step.predict import predict_log10_d
-from napari_step.simulate import add_localisation_noise, brownian_changepoints
+from napari_step.simulate import add_localisation_noise, brownian_changepoints, multi_state
 
 TUNE_SEED, TEST_SEED = 101, 202
 N_FRAMES = 200
@@ -146,21 +155,124 @@ METHODS = {
 }
 
 
-def segmented(data, cps_list, estimator, R=0.0):
+def segmented(data, cps_list, estimator, R=0.0, spread=None):
     return np.stack(
         [
-            sg.segments_from_changepoints(x, c, estimator, p, R).segmented_d
+            sg.segments_from_changepoints(x, c, estimator, p, R, spread).segmented_d
             for x, p, c in zip(data["pos"], data["pred"], cps_list)
         ]
     )
+
+
+def switching_set(n: int, seed: int, sigma: float = 0.12, p_switch: float = 0.03):
+    """Two-state Markov switching (AnDi-2 multi_state-like), with STEP predictions."""
+    rng = np.random.default_rng([seed, 4, N_FRAMES])
+    ratio = 10 ** rng.uniform(np.log10(4), np.log10(50), n)
+    d = np.stack([np.ones(n), 1 / ratio], 1)
+    sim = multi_state(n, N_FRAMES, d=d, alpha=1.0, transition=p_switch, sigma=sigma, rng=rng)
+    pred = np.stack(predict_log10_d(sim.positions))
+    cps = [np.asarray(c, int) for c in sim.changepoints]
+    return dict(pos=sim.positions, d=sim.d, cps=cps, pred=pred)
+
+
+def switching_report(n: int, seed: int):
+    """Section 3: the segmented D against STEP per frame, old and new defaults, floors."""
+    print(f"== segmented D vs STEP per frame (test seed {seed}, {n} tracks per set) ==")
+    sets = {"two-state switching, sigma 0.12 px": switching_set(n, seed)}
+    for noise in ("none", "rel", "abs"):
+        sets[f"1-4 change points, noise {noise}"] = make_set("multi", n, seed, noise)
+    for name, data in sets.items():
+        n_true = np.mean([len(c) for c in data["cps"]])
+        t0 = time.time()
+        new = sg.segment_tracks(data["pos"], log10_d_preds=list(data["pred"]))
+        t_new = (time.time() - t0) / n * 1e3
+        old = sg.segment_tracks(
+            data["pos"],
+            log10_d_preds=list(data["pred"]),
+            estimator="mle",
+            detector="hybrid",
+            spread=None,
+        )
+        rows = {
+            "STEP per frame (no segmentation)": 10 ** data["pred"],
+            "previous default (hybrid, mle)": np.stack([r.segmented_d for r in old]),
+            "default (exact, mle_denoised, fallback)": np.stack([r.segmented_d for r in new]),
+            "  same without the STEP fallback": segmented(
+                data, [r.changepoints for r in new], "mle_denoised"
+            ),
+            "  exact + mle + fallback": segmented(
+                data, [r.changepoints for r in new], "mle", spread=sg.STEP_SPREAD
+            ),
+            "TRUE segments, mle (floor)": segmented(data, data["cps"], "mle"),
+            "TRUE segments, mle_denoised (floor)": segmented(data, data["cps"], "mle_denoised"),
+        }
+        print(
+            f"--- {name}: {n_true:.2f} true change points per track; default finds "
+            f"{np.mean([len(r.changepoints) for r in new]):.2f} ({t_new:.1f} ms/track), "
+            f"previous {np.mean([len(r.changepoints) for r in old]):.2f}; "
+            f"STEP fallback on {1 - np.mean(np.concatenate([r.constant for r in new])):.0%} "
+            f"of segments"
+        )
+        for label, est in rows.items():
+            print(f"  {label:42s} {pointwise_error(est, data['d']):.3f}")
+        print()
+
+
+def pelt_report(n: int, seed: int):
+    """Section 4: ruptures.Pelt with a custom Brownian cost against exact_changepoints."""
+    import ruptures as rpt
+    from ruptures.base import BaseCost
+
+    class BrownianCost(BaseCost):
+        model, min_size = "brownian", 1
+
+        def fit(self, signal):
+            self.signal = signal
+            self.cs = np.concatenate([[0.0], np.cumsum(signal[:, 0])])
+            pos_r = signal[signal[:, 0] > 0, 0]
+            self.floor = (pos_r.mean() if pos_r.size else 1.0) * 1e-12
+            return self
+
+        def error(self, start, end):
+            m = (self.cs[end] - self.cs[start]) / (end - start)
+            return self.dim * (end - start) * np.log(max(m, self.floor))
+
+    def pelt(x):
+        cost = BrownianCost()
+        cost.dim = x.shape[1]
+        algo = rpt.Pelt(custom_cost=cost, min_size=sg.DEFAULT_MIN_SIZE, jump=1)
+        r = (np.diff(x, axis=0) ** 2).sum(-1)[:, None]
+        bkps = algo.fit(r).predict(pen=sg.EXACT_PENALTY * np.log(len(x)))
+        return np.asarray(bkps[:-1], int)
+
+    print(f"== exact segmentation: own dynamic programme vs ruptures.Pelt ({n} tracks per set) ==")
+    for name, data in (
+        ("switching", switching_set(n, seed)),
+        ("1-4 change points", make_set("multi", n, seed, "none")),
+    ):
+        t0 = time.time()
+        own = [sg.exact_changepoints(x) for x in data["pos"]]
+        t_own = (time.time() - t0) / n * 1e3
+        t0 = time.time()
+        ref = [pelt(x) for x in data["pos"]]
+        t_pelt = (time.time() - t0) / n * 1e3
+        same = np.mean([np.array_equal(a, b) for a, b in zip(own, ref)])
+        e_own = pointwise_error(segmented(data, own, "mle_denoised"), data["d"])
+        e_ref = pointwise_error(segmented(data, ref, "mle_denoised"), data["d"])
+        print(
+            f"  {name:18s} identical {same:.3f}; own {t_own:.1f} ms/track, Pelt {t_pelt:.1f} "
+            f"ms/track; segmented D error own {e_own:.4f}, Pelt {e_ref:.4f}"
+        )
 
 
 # ------------------------------------------------------------------------------------- runs
 
 
 def report(n_one: int, n_multi: int, n_none: int, seed: int):
-    print(f"== test seed {seed}: {n_one} one-change-point tracks, {n_multi} 1-4 change-point "
-          f"tracks, {n_none} constant-D tracks; {N_FRAMES} frames, 2-D ==")
+    print(
+        f"== test seed {seed}: {n_one} one-change-point tracks, {n_multi} 1-4 change-point "
+        f"tracks, {n_none} constant-D tracks; {N_FRAMES} frames, 2-D =="
+    )
     print(f"noise: none | rel = 0.5 sqrt(D_min) per track | abs = {ABS_SIGMA} px\n")
     for noise in ("none", "rel", "abs"):
         t0 = time.time()
@@ -168,8 +280,10 @@ def report(n_one: int, n_multi: int, n_none: int, seed: int):
         multi = make_set("multi", n_multi, seed, noise)
         none = make_set("none", n_none, seed, noise) if n_none else None
         print(f"--- noise: {noise} (simulation + STEP {time.time() - t0:.0f} s) ---")
-        print(f"{'method':36s} {'JI(1cp)':>8s} {'MSE':>6s} {'TP':>5s} {'FP':>5s} {'FN':>5s}"
-              f" | {'JI(1-4)':>8s} {'MSE':>6s} | {'FP/track const':>14s}")
+        print(
+            f"{'method':36s} {'JI(1cp)':>8s} {'MSE':>6s} {'TP':>5s} {'FP':>5s} {'FN':>5s}"
+            f" | {'JI(1-4)':>8s} {'MSE':>6s} | {'FP/track const':>14s}"
+        )
         dets_multi = {}
         for name, fn in METHODS.items():
             ji1, mse1, tp, fp, fnn = jaccard(fn(one), one["cps"])
@@ -177,8 +291,10 @@ def report(n_one: int, n_multi: int, n_none: int, seed: int):
             dets_multi[name] = dm
             jim, msem, *_ = jaccard(dm, multi["cps"])
             fpc = np.mean([len(c) for c in fn(none)]) if none is not None else np.nan
-            print(f"{name:36s} {ji1:8.3f} {mse1:6.2f} {tp:5d} {fp:5d} {fnn:5d} | {jim:8.3f} "
-                  f"{msem:6.2f} | {fpc:14.3f}")
+            print(
+                f"{name:36s} {ji1:8.3f} {mse1:6.2f} {tp:5d} {fp:5d} {fnn:5d} | {jim:8.3f} "
+                f"{msem:6.2f} | {fpc:14.3f}"
+            )
         print("\npointwise relative error mean |D_seg/D_true - 1|, 1-4 change points:")
         raw = pointwise_error(10 ** multi["pred"], multi["d"])
         print(f"  STEP per frame (no segmentation):          {raw:.3f}")
@@ -195,8 +311,11 @@ def report(n_one: int, n_multi: int, n_none: int, seed: int):
         n_true = np.array([len(c) for c in multi["cps"]])
         total = e_det.mean() - e_true.mean()
         print(f"  excess of (c) over the floor (MLE) {total:.4f}, by track:", end="")
-        for label, sel in (("fewer", n_det < n_true), ("as many", n_det == n_true),
-                           ("more", n_det > n_true)):
+        for label, sel in (
+            ("fewer", n_det < n_true),
+            ("as many", n_det == n_true),
+            ("more", n_det > n_true),
+        ):
             part = (e_det[sel].sum() - e_true[sel].sum()) / e_det.size
             print(f"  {label} change points {sel.mean():.0%} of tracks -> {part:.4f}", end="")
         print("\n")
@@ -218,11 +337,17 @@ def tune(n: int, seed: int):
 
     def show(label, vals):
         ji, pw = vals
-        print(f"{label:40s} " + " ".join(f"{v:.3f}" for v in ji) + f" | mean {np.mean(ji):.3f} | "
-              + " ".join(f"{v:.4f}" for v in pw))
+        print(
+            f"{label:40s} "
+            + " ".join(f"{v:.3f}" for v in ji)
+            + f" | mean {np.mean(ji):.3f} | "
+            + " ".join(f"{v:.4f}" for v in pw)
+        )
 
-    print("JI on (one,clean) (one,rel) (multi,clean) (multi,rel) | mean | pointwise rel. error "
-          "(MLE) on (multi,clean) (multi,rel)")
+    print(
+        "JI on (one,clean) (one,rel) (multi,clean) (multi,rel) | mean | pointwise rel. error "
+        "(MLE) on (multi,clean) (multi,rel)"
+    )
     for ms in (3, 5, 8):
         for pen in (0.2, 0.3, 0.38, 0.5):
             show(f"(a) STEP pen {pen} min_size {ms}", score(det_step, penalty=pen, min_size=ms))
@@ -234,8 +359,10 @@ def tune(n: int, seed: int):
     for ms in (5, 8):
         for pen in (0.03, 0.06):
             for thr in (2.2, 2.5, 2.8):
-                show(f"(c) hybrid pen {pen} thr {thr} ms {ms}",
-                     score(det_hybrid, penalty=pen, threshold=thr, min_size=ms))
+                show(
+                    f"(c) hybrid pen {pen} thr {thr} ms {ms}",
+                    score(det_hybrid, penalty=pen, threshold=thr, min_size=ms),
+                )
     for ref in (0, 3, 5):
         show(f"(c) hybrid refine {ref}", score(det_hybrid, refine=ref))
 
@@ -269,12 +396,18 @@ def main():
     ap.add_argument("--seed", type=int, default=TEST_SEED)
     ap.add_argument("--tune", action="store_true", help="print the tuning grids instead")
     ap.add_argument("--lengths", action="store_true", help="check the penalty scaling with T")
+    ap.add_argument("--switching", action="store_true", help="segmented D vs STEP (section 3)")
+    ap.add_argument("--pelt", action="store_true", help="own exact DP vs ruptures.Pelt")
     args = ap.parse_args()
     t0 = time.time()
     if args.tune:
         tune(args.n or 500, TUNE_SEED)
     elif args.lengths:
         length_check(args.n or 200, TUNE_SEED)
+    elif args.switching:
+        switching_report(args.n or 1000, args.seed)
+    elif args.pelt:
+        pelt_report(args.n or 200, args.seed)
     else:
         n = args.n
         report(n or args.n_one, n or args.n_multi, n if n is not None else args.n_none, args.seed)

@@ -327,6 +327,8 @@ def attm_analysis(
         consecutive jumps (medians, Kolmogorov-Smirnov distance). ``per_track``: the same errors
         per track. The default size runs in about a minute on a 2-core CPU.
     """
+    params = {k: v for k, v in locals().items() if k not in ("device", "progress", "n_examples")}
+    params["model"] = str(model)
     from .simulate import attm
 
     rng = np.random.default_rng(seed)
@@ -337,42 +339,14 @@ def attm_analysis(
     detected, counts = _attm_jumps(err, pos, true_jumps, tolerance, long_episode, clear_decades)
     waits_true = np.concatenate([np.diff(np.asarray(j, int)) for j in true_jumps] or [[]])
     waits_step = np.concatenate([np.diff(c) for c in detected] or [[]])
-    summary = {
-        "n_tracks": n_tracks,
-        "n_frames": n_frames,
-        "sigma": sigma,
-        "gamma": gamma,
-        "alpha_expected": sigma / gamma if sigma < gamma else 1.0,
-        **_attm_summary(err, counts, waits_true, waits_step, n_tracks),
-    }
+    summary = {k: params[k] for k in ("n_tracks", "n_frames", "sigma", "gamma")}
+    summary["alpha_expected"] = sigma / gamma if sigma < gamma else 1.0
+    summary.update(_attm_summary(err, counts, waits_true, waits_step, n_tracks))
     table = pd.DataFrame({"metric": list(summary), "value": [float(v) for v in summary.values()]})
-    params = {
-        "n_tracks": n_tracks,
-        "n_frames": n_frames,
-        "sigma": sigma,
-        "gamma": gamma,
-        "d_max": d_max,
-        "window": window,
-        "model": str(model),
-        "seed": seed,
-        "tolerance": tolerance,
-        "long_episode": long_episode,
-        "clear_decades": clear_decades,
-    }
-    return ATTMResult(
-        params,
-        pos,
-        d_true,
-        d_step,
-        d_tamsd,
-        list(true_jumps),
-        detected,
-        waits_true.astype(int),
-        waits_step.astype(int),
-        _attm_per_track(err, true_jumps, detected),
-        table,
-        _attm_examples(true_jumps, n_examples),
-    )
+    per_track = _attm_per_track(err, true_jumps, detected)
+    waits = (waits_true.astype(int), waits_step.astype(int))
+    arrays = (pos, d_true, d_step, d_tamsd, list(true_jumps), detected, *waits)
+    return ATTMResult(params, *arrays, per_track, table, _attm_examples(true_jumps, n_examples))
 
 
 def plot_attm(result: ATTMResult, path):
