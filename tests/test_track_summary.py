@@ -166,6 +166,9 @@ def test_many_tracks_vectorised_equals_one_by_one():
     s = track_summary(table)
     assert len(s) == 2000
     np.testing.assert_allclose(s.median_d, d_px)
+    shuffled = track_summary(table.sample(frac=1.0, random_state=0))  # order does not matter
+    pd.testing.assert_frame_equal(shuffled, s)
+    np.testing.assert_allclose(s.d_p16, d_px)  # constant D per track: every quantile is D
     for tid in (0, 777, 1999):
         one = track_summary(table[table.track_id == tid])
         pd.testing.assert_series_equal(one.iloc[0], s.iloc[tid], check_names=False)
@@ -203,3 +206,19 @@ def test_public_msd_helpers_agree_with_the_summary():
     assert a1[0] == pytest.approx(np.log(msd[1, 1] / msd[1, 0]) / np.log(2))
     with pytest.raises(ValueError, match="lags"):
         tamsd_per_track(table, [0, 1])
+
+
+def test_d_spread_matches_numpy_quantiles_with_missing_frames():
+    rng = np.random.default_rng(5)
+    table = brownian_table(np.ones(40), n_frames=25, seed=5)
+    d = rng.lognormal(0, 1, len(table))
+    d[rng.random(len(table)) < 0.3] = np.nan
+    table["step_d"] = d
+    s = track_summary(table)
+    for tid, g in table.groupby("track_id"):
+        vals = g.step_d.dropna().to_numpy()
+        np.testing.assert_allclose(
+            s.loc[s.track_id == tid, ["median_d", "d_p16", "d_p84"]].to_numpy()[0],
+            np.quantile(vals, [0.5, 0.16, 0.84]),
+        )
+        assert s.n_analysed[s.track_id == tid].item() == len(vals)

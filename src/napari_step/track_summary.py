@@ -6,8 +6,9 @@ Input: the table :func:`napari_step.analysis.analyse_tracks` returns (``track_id
 id, length, median D and its 16-84 % range, the TA-MSD D of the whole track, an MSD fit (D and
 alpha), number of segments, immobile fraction and, when states exist, time in each state.
 
-Everything is computed for all tracks at once (sorted arrays, ``np.bincount``, pandas groupby):
-no Python loop over tracks, so 100 000 tracks take seconds.
+Everything is computed for all tracks at once (sorted arrays, ``np.bincount``, pandas groupby,
+and one compiled pass for the TA-MSD): no Python loop over tracks, so 100 000 tracks take
+seconds.
 """
 
 from __future__ import annotations
@@ -45,41 +46,24 @@ def _tamsd_by_track(codes, frames, positions, n_tracks: int, lags) -> tuple[np.n
     Rows are sorted by track, then frame. Missing frames are honoured: a displacement of lag L
     pairs frame f with frame f + L of the same track only where both exist and are finite.
     """
+    from ._track_kernels import tamsd_sums  # compiled on first use (cached on disk)
+
     starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
-    first = np.repeat(frames[starts], np.diff(np.r_[starts, len(codes)]))
-    offset = frames - first
-    stride = int(offset.max()) + int(max(lags)) + 1
-    key = codes.astype(np.int64) * stride + offset  # strictly increasing
-    cols = [np.ascontiguousarray(positions[:, j]) for j in range(positions.shape[1])]
-    gaps = bool((np.diff(key) != 1).sum() > len(starts) - 1)  # more jumps than track starts
-    msd = np.full((n_tracks, len(lags)), np.nan)
-    count = np.zeros((n_tracks, len(lags)))
-    total = np.zeros((n_tracks, len(lags)))
-    for j, lag in enumerate(lags):
-        if lag >= len(key):
-            continue
-        # gap-free stretches: the partner of row i is row i + lag
-        exact = key[lag:] == key[:-lag] + lag
-        sd = np.zeros(len(key))
-        for c in cols:
-            sd[:-lag] += (c[lag:] - c[:-lag]) ** 2
-        ok = np.zeros(len(key))
-        ok[:-lag] = exact & np.isfinite(sd[:-lag])
-        sd[ok == 0] = 0.0
-        count[:, j] = np.add.reduceat(ok, starts)  # rows are grouped by track
-        total[:, j] = np.add.reduceat(sd, starts)
-        if gaps:  # after a gap the partner (if any) lies fewer than lag rows ahead
-            rows = np.r_[np.flatnonzero(~exact), np.arange(len(key) - lag, len(key))]
-            idx = np.minimum(np.searchsorted(key, key[rows] + lag), len(key) - 1)
-            hit = key[idx] == key[rows] + lag
-            rows, idx = rows[hit], idx[hit]
-            sd = sum((c[idx] - c[rows]) ** 2 for c in cols)
-            fin = np.isfinite(sd)
-            count[:, j] += np.bincount(codes[rows[fin]], minlength=n_tracks)
-            total[:, j] += np.bincount(codes[rows[fin]], weights=sd[fin], minlength=n_tracks)
+    lags = np.asarray(lags, dtype=np.int64)
+    col_of_lag = np.full(int(lags.max()) + 1, -1, dtype=np.int64)
+    col_of_lag[lags] = np.arange(lags.size)
+    total = np.zeros((n_tracks, lags.size))
+    count = np.zeros((n_tracks, lags.size))
+    tamsd_sums(
+        np.r_[starts, len(codes)].astype(np.int64),
+        np.ascontiguousarray(frames, np.int64),
+        np.ascontiguousarray(positions, dtype=float),
+        col_of_lag,
+        total,
+        count,
+    )
     with np.errstate(invalid="ignore", divide="ignore"):
-        msd = np.where(count > 0, total / count, np.nan)
-    return msd, count
+        return np.where(count > 0, total / count, np.nan), count
 
 
 def _msd_fit(msd, lags, max_lags, dim: int) -> tuple[np.ndarray, np.ndarray]:
@@ -192,10 +176,34 @@ def _state_column(table: pd.DataFrame) -> str | None:
 
 def _d_statistics(d: np.ndarray, codes, n_tracks: int) -> pd.DataFrame:
     """Median and 16/84 % quantiles of per-frame D per track (NaN frames ignored)."""
-    s = pd.Series(d).groupby(codes)
-    q = s.quantile([0.16, 0.84]).unstack()
-    out = pd.DataFrame({"median_d": s.median(), "d_p16": q[0.16], "d_p84": q[0.84]})
-    return out.reindex(np.arange(n_tracks))
+    from ._track_kernels import track_quantiles
+
+    starts = np.r_[np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]]), len(codes)]
+    q = np.empty((n_tracks, 3))
+    track_quantiles(
+        starts.astype(np.int64),
+        np.ascontiguousarray(d, dtype=float),
+        np.array([0.5, 0.16, 0.84]),
+        q,
+    )
+    return pd.DataFrame({"median_d": q[:, 0], "d_p16": q[:, 1], "d_p84": q[:, 2]})
+
+
+def _sorted_table(results: pd.DataFrame) -> pd.DataFrame:
+    """The table itself when it already is a valid sorted track table (as ``analyse_tracks``
+    returns it), else the validated, sorted copy (:func:`napari_step.tracks.validate_table`)."""
+    pos = [c for c in ("z", "y", "x") if c in results.columns]
+    if (
+        "x" in pos
+        and {"track_id", "frame"} <= set(results.columns)
+        and all(pd.api.types.is_integer_dtype(results[c]) for c in ("track_id", "frame"))
+        and all(pd.api.types.is_float_dtype(results[c]) for c in pos)
+    ):
+        tid, fr = results["track_id"].to_numpy(), results["frame"].to_numpy()
+        step = np.diff(tid)
+        if (step >= 0).all() and (np.diff(fr)[step == 0] > 0).all():
+            return results
+    return validate_table(results, "results table")
 
 
 def _state_times(table, codes, n_tracks: int, state_col: str, dt: float) -> dict:
@@ -309,7 +317,7 @@ def track_summary(
             f"first); it has {list(results.columns)}"
         )
     px, dt, units = _calibration(results, pixel_size, frame_interval)
-    table = validate_table(results, "results table")
+    table = _sorted_table(results)
     pos_cols = position_columns(table)
     codes, ids = pd.factorize(table["track_id"], sort=True)
     n_tracks = len(ids)
