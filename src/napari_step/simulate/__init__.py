@@ -2,8 +2,8 @@
 
 * :mod:`.brownian`: Brownian motion with jumps of D (change points), smooth drifts, scaled
   Brownian motion, Brownian motion from any per-frame D.
-* :mod:`.anomalous`: the AnDi-1 anomalous models (ATTM, CTRW, FBM, Lévy walk, SBM);
-  :mod:`.anomalous_tracks`: tracks whose model and alpha change at change points.
+* :mod:`.andi1`: the AnDi-1 anomalous models (ATTM, CTRW, FBM, Lévy walk, SBM);
+  :mod:`.andi1_changepoints`: tracks whose model and alpha change at change points.
 * :mod:`.acquisition`: what the camera adds: motion blur, localisation noise, movie rendering.
 * :mod:`.phenomenological` and :mod:`.phenom_spatial`: the AnDi-2 phenomenological models
   (single state, Markov switching, immobile traps, dimerisation, confinement) and directed
@@ -26,7 +26,7 @@ from .acquisition import (
     render_movie,
 )
 from .andi2_world import ANDI2_MODELS, andi2_like
-from .anomalous import (
+from .andi1 import (
     ALPHA_RANGES,
     MODELS,
     attm,
@@ -35,7 +35,7 @@ from .anomalous import (
     levy_walk,
     simulate_model,
 )
-from .anomalous_tracks import AnomalousChangepoints, anomalous_changepoints
+from .andi1_changepoints import AnomalousChangepoints, anomalous_changepoints
 from .brownian import (
     BrownianChangepoints,
     brownian_changepoints,

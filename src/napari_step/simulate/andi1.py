@@ -19,7 +19,7 @@ The ranges are those :func:`anomalous_changepoints` draws from (``ALPHA_RANGES``
 and Lévy-walk ensemble MSD exponents approach alpha only at long times (finite-time corrections
 of about 0.1-0.2 over 200 frames); FBM and SBM are exact at all times.
 
-:func:`napari_step.simulate.anomalous_changepoints` (:mod:`.anomalous_tracks`) stitches
+:func:`napari_step.simulate.anomalous_changepoints` (:mod:`.andi1_changepoints`) stitches
 segments of these models into tracks whose model and alpha change at random change points.
 
 Units and scales: each model is simulated at its natural unit scale (FBM: per-axis MSD t^alpha;

@@ -1,7 +1,7 @@
 """Tracks whose AnDi-1 model and exponent alpha change at random change points.
 
 The training and test distribution of STEP's alpha model (Requena et al., arXiv 2302.00410):
-segments of the models of :mod:`napari_step.simulate.anomalous` stitched into continuous tracks.
+segments of the models of :mod:`napari_step.simulate.andi1` stitched into continuous tracks.
 Per-frame convention (forward, as andi-datasets): ``alpha[:, t]`` is the exponent of the motion
 from frame t to t+1, the last frame repeats the one before it, and a change point ``c`` means
 frame c is the first frame of the new segment (the step c -> c+1 is the new model's).
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._common import RngLike, as_rng, changepoint_frames, changepoint_range, check_dim
-from .anomalous import ALPHA_RANGES, MODELS, _alpha_array, _increments, _sbm_scale
+from .andi1 import ALPHA_RANGES, MODELS, _alpha_array, _increments, _sbm_scale
 
 __all__ = ["AnomalousChangepoints", "anomalous_changepoints"]
 
