@@ -1,7 +1,7 @@
 """Fixtures for the napari tests: small rendered movies, the real viewer, worker helpers.
 
 Without an OpenGL context (``QT_QPA_PLATFORM=offscreen``) napari's Image visual cannot query the
-GL extensions or texture sizes; nothing is drawn in these tests, so we answer those two queries
+GL extensions or texture sizes; nothing is drawn in these tests, so vispy answers those queries
 with safe defaults. Rendering tests (``-m render``, ``NAPARI_STEP_RENDER_TESTS=1``, run under
 ``xvfb-run``) use the real context.
 """
@@ -29,25 +29,26 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(autouse=True)
 def _gl_queries_without_context(monkeypatch):
-    """Let napari build Image visuals where no OpenGL context exists (nothing is drawn)."""
-    import napari._vispy.layers.image as vis_image
+    """Let napari build Image visuals where no OpenGL context exists (offscreen; nothing is
+    drawn): vispy's public ``gloo.gl.glGetParameter`` answers the GL queries napari makes
+    (extensions, texture sizes) with safe defaults when it has no context to ask. napari
+    offers no public switch for this; under Xvfb (the render tests) nothing is patched."""
+    if os.environ.get("QT_QPA_PLATFORM", "") != "offscreen":
+        return
+    from vispy.gloo import gl
 
-    orig_ext, orig_sizes = vis_image.get_gl_extensions, vis_image.get_max_texture_sizes
+    real = gl.glGetParameter
+    gl_max_3d_texture_size = 32883  # not among vispy's constants
+    defaults = {gl.GL_EXTENSIONS: "", gl.GL_MAX_TEXTURE_SIZE: 4096, gl_max_3d_texture_size: 2048}
 
-    def extensions():
+    def get_parameter(pname):
         try:
-            return orig_ext() or ""
-        except AttributeError:  # glGetParameter returned None: no context
-            return ""
+            value = real(pname)
+        except AttributeError:  # no context: the driver answered nothing
+            value = None
+        return value if value else defaults.get(pname, value)
 
-    def sizes():
-        try:
-            return tuple(s or 4096 for s in orig_sizes())
-        except AttributeError:
-            return (4096, 4096)
-
-    monkeypatch.setattr(vis_image, "get_gl_extensions", extensions)
-    monkeypatch.setattr(vis_image, "get_max_texture_sizes", sizes)
+    monkeypatch.setattr(gl, "glGetParameter", get_parameter)
 
 
 @pytest.fixture(scope="session")
@@ -91,6 +92,7 @@ def notes(monkeypatch):
 
     got = []
     for level in ("info", "warning", "error"):
-        monkeypatch.setattr(notifications, f"show_{level}",
-                            lambda msg, _lvl=level: got.append((_lvl, str(msg))))
+        monkeypatch.setattr(
+            notifications, f"show_{level}", lambda msg, _lvl=level: got.append((_lvl, str(msg)))
+        )
     return got
