@@ -221,7 +221,10 @@ def run(args) -> None:
     plot = b.step("open plot dock (D(t), histogram)", widget.open_plot_dock)
     tid = int(table["track_id"].iloc[len(table) // 2])
     b.step("pick a track (plot, outline)", lambda: widget.set_current_track(tid))
-    b.step("MSD tab (ensemble MSD)", lambda: plot.tabs.setCurrentIndex(1))
+    for name in ("histogram", "MSD"):  # the plot dock's other tabs, where it has them
+        index = _tab_index(plot, name)
+        if index >= 0:
+            b.step(f"{name} tab", lambda i=index: plot.tabs.setCurrentIndex(i))
     plot.tabs.setCurrentIndex(0)
     b.pump(0.3)
     tbl = b.step("open per-track table", widget.open_table_dock)
@@ -250,6 +253,11 @@ def _time_result_handling(widget, b: Bench, label: str, back_to: str) -> None:
             b.meter.label = back_to
 
     widget._on_result = timed  # run() binds the handler when the job starts
+
+
+def _tab_index(plot, name: str) -> int:
+    tabs = plot.tabs
+    return next((i for i in range(tabs.count()) if tabs.tabText(i).startswith(name)), -1)
 
 
 def _set_range(widget, lo, hi):
