@@ -52,7 +52,13 @@ def _cmd_train(args):
 def _cmd_demo(args):
     from pathlib import Path
 
-    from .sample import SAMPLE_FRAME_INTERVAL_S, SAMPLE_PIXEL_SIZE_UM, make_sample
+    from .sample import (
+        SAMPLE_D_FAST,
+        SAMPLE_D_SLOW,
+        SAMPLE_FRAME_INTERVAL_S,
+        SAMPLE_PIXEL_SIZE_UM,
+        make_sample,
+    )
 
     if not args.headless:
         import napari
@@ -104,8 +110,8 @@ def _cmd_demo(args):
     )
     d = results.step_d.to_numpy()
     print(
-        f"STEP D: median {np.nanmedian(d):.3g} um^2/s (sample truth: slow {0.05 * factor:.3g}, "
-        f"fast {0.8 * factor:.3g} um^2/s)"
+        f"STEP D: median {np.nanmedian(d):.3g} um^2/s (sample truth: slow "
+        f"{SAMPLE_D_SLOW * factor:.3g}, fast {SAMPLE_D_FAST * factor:.3g} um^2/s)"
     )
     print(f"wrote {table_path} and {png}")
     return 0

@@ -11,10 +11,18 @@ import pandas as pd
 
 from .simulate import render_movie
 
-__all__ = ["make_sample", "SAMPLE_PIXEL_SIZE_UM", "SAMPLE_FRAME_INTERVAL_S"]
+__all__ = [
+    "make_sample",
+    "SAMPLE_PIXEL_SIZE_UM",
+    "SAMPLE_FRAME_INTERVAL_S",
+    "SAMPLE_D_SLOW",
+    "SAMPLE_D_FAST",
+]
 
 SAMPLE_PIXEL_SIZE_UM = 0.1
 SAMPLE_FRAME_INTERVAL_S = 0.05
+SAMPLE_D_SLOW = 0.05  # px^2/frame: the sample's slow state
+SAMPLE_D_FAST = 0.8  # px^2/frame: the sample's fast state
 
 
 def make_sample(n_particles: int = 30, n_frames: int = 200, shape=(256, 256), seed: int = 0,
@@ -27,7 +35,7 @@ def make_sample(n_particles: int = 30, n_frames: int = 200, shape=(256, 256), se
     kept inside the field of view by reflecting walls and start well apart.
     """
     rng = np.random.default_rng(seed)
-    slow, fast = 0.05, 0.8
+    slow, fast = SAMPLE_D_SLOW, SAMPLE_D_FAST
     margin = 12
     # start points on a jittered grid so that particles rarely meet
     g = int(np.ceil(np.sqrt(n_particles)))

@@ -87,3 +87,17 @@ def test_demo_runs_detect_link_step_and_shows_results(viewer, qtbot):
     assert demo.plot_widget.layer is layer and demo.plot_widget.step_line is not None
     assert not demo.truth_layer.visible and demo.movie_layer.visible
     assert demo.step_widget.pixel_size.value == pytest.approx(0.1)
+
+
+def test_demo_takes_the_true_d_from_the_sample_module():
+    """The demo's report of the true D comes from the sample's own constants (issue 12)."""
+    import inspect
+
+    from napari_step import cli
+    from napari_step.sample import SAMPLE_D_FAST, SAMPLE_D_SLOW, make_sample
+
+    _, truth = make_sample(n_particles=4, n_frames=30, shape=(64, 64), seed=1)
+    assert set(truth["d_true"].unique()) == {SAMPLE_D_SLOW, SAMPLE_D_FAST}
+    source = inspect.getsource(cli._cmd_demo)
+    assert "SAMPLE_D_SLOW" in source and "SAMPLE_D_FAST" in source
+    assert "0.05 *" not in source and "0.8 *" not in source
