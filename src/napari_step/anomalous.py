@@ -37,7 +37,18 @@ __all__ = [
 
 
 def loglog_slope(t: np.ndarray, y: np.ndarray) -> float:
-    """Least-squares slope of log y against log t over the finite, positive points."""
+    """Least-squares slope of log y against log t.
+
+    Parameters
+    ----------
+    t, y : array_like
+        Abscissa (> 0) and values; points with non-finite or non-positive y are ignored.
+
+    Returns
+    -------
+    float
+        The slope, NaN with fewer than two usable points.
+    """
     t, y = np.asarray(t, float), np.asarray(y, float)
     ok = np.isfinite(y) & (y > 0) & (t > 0)
     if ok.sum() < 2:
@@ -47,6 +58,8 @@ def loglog_slope(t: np.ndarray, y: np.ndarray) -> float:
 
 @dataclass
 class SBMResult:
+    """Output of :func:`sbm_analysis` (frames; D normalised, dimensionless)."""
+
     alphas: list
     frames: np.ndarray
     mean_step: dict  # alpha -> mean STEP D(t) over tracks, normalised to its first valid value
@@ -55,17 +68,39 @@ class SBMResult:
 
 
 def sbm_analysis(
-    alphas=(0.1, 0.5),
-    n_tracks=3000,
-    n_frames=200,
-    fit_frames=(20, 90),
-    window=20,
+    alphas: tuple = (0.1, 0.5),
+    n_tracks: int = 3000,
+    n_frames: int = 200,
+    fit_frames: tuple[int, int] = (20, 90),
+    window: int = 20,
     model="default",
     device=None,
-    seed=0,
+    seed: int = 0,
     progress=None,
 ) -> SBMResult:
-    """Simulate SBM per alpha, predict D(t) (STEP and sliding TA-MSD), fit the log-log slopes."""
+    """Scaled Brownian motion: STEP's and a sliding TA-MSD's mean D(t) against t^(alpha-1).
+
+    Parameters
+    ----------
+    alphas : tuple of float
+        Anomalous exponents simulated (2-D SBM, :func:`napari_step.simulate.scaled_brownian`).
+    n_tracks, n_frames : int
+        Tracks per alpha and frames per track.
+    fit_frames : (int, int)
+        Inclusive frame range of the log-log fits.
+    window : int
+        Sliding TA-MSD window, frames.
+    model, device, progress
+        As for :func:`napari_step.predict.predict_d`.
+    seed : int
+        Random seed.
+
+    Returns
+    -------
+    SBMResult
+        Normalised mean D(t) of STEP and TA-MSD per alpha and the fitted slopes (expected
+        alpha - 1).
+    """
     rng = np.random.default_rng(seed)
     frames = np.arange(n_frames)
     mean_step, mean_tamsd, rows = {}, {}, []
@@ -93,7 +128,19 @@ def sbm_analysis(
 
 
 def plot_sbm(result: SBMResult, path):
-    """The tutorial's figure: normalised mean D(t), log-log, with t^(alpha-1) guides."""
+    """The tutorial's figure: normalised mean D(t), log-log, with t^(alpha-1) guides.
+
+    Parameters
+    ----------
+    result : SBMResult
+    path : str or Path
+        Image file to write (format from the suffix).
+
+    Returns
+    -------
+    str or Path
+        ``path``.
+    """
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(6, 4.5), dpi=120)
@@ -350,16 +397,45 @@ def attm_analysis(
 
 
 def plot_attm(result: ATTMResult, path):
-    """Figure: example tracks' D(t) (STEP, TA-MSD, truth, detected jumps); distributions of log10 D;
-    waiting times between jumps (true and detected); per-track log10 errors."""
+    """Figure of an ATTM analysis.
+
+    Example tracks' D(t) (STEP, TA-MSD, truth, detected jumps); distributions of log10 D; waiting
+    times between jumps (true and detected); per-track log10 errors.
+
+    Parameters
+    ----------
+    result : ATTMResult
+    path : str or Path
+        Image file to write (format from the suffix).
+
+    Returns
+    -------
+    str or Path
+        ``path``.
+    """
     from matplotlib.figure import Figure
 
-    ex = result.examples
-    n_top = max(1, len(ex))
+    n_top = max(1, len(result.examples))
     fig = Figure(figsize=(4.0 * max(3, n_top), 7.5), dpi=110)
     gs = fig.add_gridspec(2, max(3, n_top))
+    _plot_attm_examples(fig, gs, result)
+    _plot_attm_distributions(fig.add_subplot(gs[1, 0]), result)
+    _plot_attm_waits(fig.add_subplot(gs[1, 1]), result)
+    _plot_attm_errors(fig.add_subplot(gs[1, 2]), result)
+    p = result.params
+    fig.suptitle(
+        f"ATTM, sigma={p['sigma']}, gamma={p['gamma']}: {p['n_tracks']} tracks of "
+        f"{p['n_frames']} frames",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    fig.savefig(path)
+    return path
+
+
+def _plot_attm_examples(fig, gs, result: ATTMResult) -> None:
     t = np.arange(result.d_true.shape[1])
-    for k, i in enumerate(ex):
+    for k, i in enumerate(result.examples):
         ax = fig.add_subplot(gs[0, k])
         ax.semilogy(t, result.d_true[i], color="k", lw=1.5, drawstyle="steps-mid", label="true")
         ax.semilogy(t, result.d_step[i], color="C0", lw=1, label="STEP")
@@ -372,6 +448,9 @@ def plot_attm(result: ATTMResult, path):
         if k == 0:
             ax.set_ylabel("D (px$^2$/frame)")
             ax.legend(fontsize=7, frameon=False)
+
+
+def _plot_attm_distributions(ax, result: ATTMResult) -> None:
     with np.errstate(divide="ignore", invalid="ignore"):
         lt = np.log10(result.d_true)
         ls = np.log10(result.d_step)
@@ -380,7 +459,6 @@ def plot_attm(result: ATTMResult, path):
     lo = np.percentile(np.concatenate(fin), 0.5)
     hi = np.percentile(np.concatenate(fin), 99.5)
     bins = np.linspace(lo, hi, 50)
-    ax = fig.add_subplot(gs[1, 0])
     for v, lab, col in zip(fin, ["true", "STEP", "TA-MSD"], ["k", "C0", "C1"]):
         ax.hist(np.clip(v, lo, hi), bins=bins, density=True, histtype="step", color=col, label=lab)
     ax.set_xlabel("log10 D per frame")
@@ -388,7 +466,8 @@ def plot_attm(result: ATTMResult, path):
     ax.set_title("distribution of D", fontsize=9)
     ax.legend(fontsize=7, frameon=False)
 
-    ax = fig.add_subplot(gs[1, 1])
+
+def _plot_attm_waits(ax, result: ATTMResult) -> None:
     n_frames = result.d_true.shape[1]
     wbins = np.unique(np.round(np.logspace(0, np.log10(n_frames), 25)).astype(int))
     waits = [(result.waits_true, "true jumps", "k"), (result.waits_step, "STEP jumps", "C0")]
@@ -403,28 +482,15 @@ def plot_attm(result: ATTMResult, path):
     ax.set_title("waiting times", fontsize=9)
     ax.legend(fontsize=7, frameon=False)
 
-    ax = fig.add_subplot(gs[1, 2])
+
+def _plot_attm_errors(ax, result: ATTMResult) -> None:
     pt = result.per_track
     errs = [pt.step_log10_err.dropna(), pt.tamsd_log10_err.dropna()]
     top = max(float(np.percentile(np.concatenate([e.to_numpy() for e in errs]), 99)), 1e-3)
     ebins = np.linspace(0, top, 40)
     for e, lab, col in zip(errs, ["STEP", "TA-MSD"], ["C0", "C1"]):
-        ax.hist(
-            np.clip(e, 0, top),
-            bins=ebins,
-            histtype="step",
-            color=col,
-            label=f"{lab}: median {np.median(e):.3f}",
-        )
+        label = f"{lab}: median {np.median(e):.3f}"
+        ax.hist(np.clip(e, 0, top), bins=ebins, histtype="step", color=col, label=label)
     ax.set_xlabel("per-track mean |log10 D/D_true|")
     ax.set_title("pointwise error per track", fontsize=9)
     ax.legend(fontsize=7, frameon=False)
-    p = result.params
-    fig.suptitle(
-        f"ATTM, sigma={p['sigma']}, gamma={p['gamma']}: {p['n_tracks']} tracks of "
-        f"{p['n_frames']} frames",
-        fontsize=10,
-    )
-    fig.tight_layout()
-    fig.savefig(path)
-    return path

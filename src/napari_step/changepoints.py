@@ -50,12 +50,20 @@ def _as_positions(positions) -> np.ndarray:
     return a
 
 
-def log_step_sizes(positions) -> np.ndarray:
-    """log10 |x_{t+1} - x_t|^2 per frame (T,), the last frame repeating the one before it (the
-    per-frame convention).
+def log_step_sizes(positions: np.ndarray) -> np.ndarray:
+    """log10 of the squared step length per frame, the raw-data analogue of STEP's log10 D.
 
-    The raw-data analogue of STEP's log10 D output (offset by log10(2 dim) and much noisier), for
-    change-point detection on step sizes. Zero steps give a finite floor instead of -inf.
+    Parameters
+    ----------
+    positions : array_like, shape (T, dim) or (T,)
+        One track, px.
+
+    Returns
+    -------
+    ndarray, shape (T,)
+        log10 |x_{t+1} - x_t|^2 (px^2) at frame t, the last frame repeating the one before it
+        (offset from log10 D by log10(2 dim) and much noisier). Zero steps get a finite floor
+        instead of -inf; NaN for a single frame.
     """
     pos = _as_positions(positions)
     r = (np.diff(pos, axis=0) ** 2).sum(-1)
@@ -168,25 +176,40 @@ def find_changepoints(
     refine: int = REFINE_WINDOW,
     scale_with_length: bool = True,
 ) -> np.ndarray:
-    """Change-point frames (sorted int array) of one track from its STEP log10 D output (T,).
+    """Change points of one track from a per-frame signal, by kernel change-point detection.
 
-    ``positions`` (T, dim) of the same track switch on the hybrid detector (module docstring):
-    KCPD proposals at ``penalty`` (default ``PROPOSAL_PENALTY``), kept when the raw-step
-    likelihood-ratio statistic exceeds ``threshold`` (default ``GLR_THRESHOLD``), then moved to
-    the ML frame within ``refine`` frames. Without positions it is plain ``ruptures.KernelCPD`` at
-    ``penalty`` (default ``KCPD_PENALTY``); ``threshold`` and ``refine`` are then ignored.
+    Parameters
+    ----------
+    log10_d_pred : array_like, shape (T,) or (T, k)
+        STEP's log10 D (px^2/frame) or any signal indexed by frame (e.g. :func:`log_step_sizes`;
+        (T, k) for multivariate KCPD). Non-finite values (-inf where the track does not move) are
+        replaced by the lowest finite value.
+    positions : array_like, shape (T, dim), optional
+        The track (px): switches on the hybrid detector (module docstring): KCPD proposals at
+        ``penalty`` (default ``PROPOSAL_PENALTY``) kept when the raw-step likelihood-ratio
+        statistic exceeds ``threshold`` (default ``GLR_THRESHOLD``), then moved to the ML frame
+        within ``refine`` frames. Without positions: plain ``ruptures.KernelCPD`` at ``penalty``
+        (default ``KCPD_PENALTY``).
+    penalty : float, optional
+        Signal units squared (decades^2 for log10 D, linear kernel), per log(T) with
+        ``scale_with_length``.
+    min_size : int
+        Shortest segment, frames.
+    kernel : {"linear", "rbf", "cosine"}
+        ruptures kernel (with ``kernel_params``); penalties of other kernels are on another scale.
+    threshold : float, optional
+        Hybrid only: 2 x log-likelihood ratio, per log(T) with ``scale_with_length``.
+    refine : int
+        Hybrid only: frames either side searched for the ML change-point frame (0: none).
+    scale_with_length : bool
+        Multiply ``penalty`` and ``threshold`` by log(T) so the false-alarm rate stays roughly
+        constant across track lengths.
 
-    With ``scale_with_length`` (default) ``penalty`` and ``threshold`` are per log(T), i.e.
-    multiplied by ``log(T)``, so the false-alarm rate stays roughly constant across track lengths;
-    pass ``scale_with_length=False`` to give absolute values. ``penalty`` is in units of the
-    signal squared (decades^2 for log10 D) for the linear kernel. ``kernel``: "linear" (default,
-    best in the benchmark), "rbf" or "cosine" with ``kernel_params`` for ruptures (penalties for
-    other kernels are on a different scale: give one). ``min_size``: shortest segment in frames.
-
-    Any 1-D signal indexed by frame works as ``log10_d_pred`` (e.g. :func:`log_step_sizes`), and a
-    (T, k) signal for multivariate KCPD. Non-finite values (-inf where the track does not move)
-    are replaced by the lowest finite value; a track that is all NaN (too short for the model) or
-    shorter than ``2 * min_size`` frames has no change point.
+    Returns
+    -------
+    ndarray of int
+        Sorted change-point frames, each the first frame of a new segment. None for an all-NaN
+        signal (too short for the model) or one shorter than ``2 * min_size`` frames.
     """
     sig = np.asarray(log10_d_pred, dtype=float)
     n_frames = sig.shape[0]
@@ -222,14 +245,33 @@ def exact_changepoints(
     min_size: int = DEFAULT_MIN_SIZE,
     scale_with_length: bool = True,
 ) -> np.ndarray:
-    """Change points of a Brownian track (T, dim) from its raw steps alone, without STEP.
+    """Change points of a Brownian track from its raw steps alone: the exact ML segmentation.
 
-    The segmentation that minimises twice the Gaussian negative log-likelihood (one D per segment)
-    plus ``penalty`` per change point, found exactly by dynamic programming (optimal
-    partitioning, O(T^2)). The reference for what the data alone support: in
-    ``benchmarks/changepoints.py`` it matches the hybrid's Jaccard index and gives slightly better
-    segmented D, clearly better under a fixed localisation noise. ``penalty`` is per log(T) with
-    ``scale_with_length`` (as in :func:`find_changepoints`); ``min_size`` is in frames.
+    The segmentation that minimises twice the Gaussian negative log-likelihood of the steps (one
+    D per segment) plus ``penalty`` per change point, found exactly by dynamic programming
+    (optimal partitioning, O(T^2), vectorised over the last change point). The default detector
+    of :func:`napari_step.segment.segment_track`.
+
+    Parameters
+    ----------
+    positions : array_like, shape (T, dim)
+        One gap-free track, px.
+    penalty : float
+        Per change point, per log(T) with ``scale_with_length``.
+    min_size : int
+        Shortest segment, frames (steps).
+    scale_with_length : bool
+        Multiply ``penalty`` by log(T).
+
+    Returns
+    -------
+    ndarray of int
+        Sorted change-point frames (the step c -> c+1 is the first of the new segment).
+
+    Raises
+    ------
+    ValueError
+        Non-finite positions.
     """
     pos = _as_positions(positions)
     if not np.isfinite(pos).all():

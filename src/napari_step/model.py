@@ -70,6 +70,7 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> ModelConfig:
+        """The config stored in a checkpoint; unknown keys raise :class:`CheckpointError`."""
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
         if unknown:
@@ -162,8 +163,9 @@ class XResAttn(nn.Module):
         )
         self.head = nn.Linear(ni, 1)
 
-    def features(self, positions: torch.Tensor):
-        """Per-frame input channels and the per-track log10 scale added back to the output."""
+    def features(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-frame input channels (B, T, dim + 1) and the per-track log10 scale (B, 1) added
+        back to the output."""
         dx = torch.diff(positions, dim=1, prepend=positions[:, :1])
         dx[:, 0] = dx[:, 1]  # frame 0 has no incoming step: reuse the first one
         if self.config.normalise and self.config.target == "log10_d":
@@ -180,6 +182,8 @@ class XResAttn(nn.Module):
         return torch.cat([dx, logr2], dim=-1), offset
 
     def forward(self, positions: torch.Tensor) -> torch.Tensor:
+        """Per-frame output for positions (B, T, dim) px, float32: (B, T) log10 D (px^2/frame)
+        or alpha, in the model's ``frame_convention``."""
         x, offset = self.features(positions)
         x = self.convs(x.transpose(1, 2)).transpose(1, 2)
         x = self.encoder(self.pos(x))
