@@ -14,7 +14,9 @@ new segment.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -95,7 +97,9 @@ class Pieces:
         return len(self.positions)
 
 
-def gap_free_pieces(table: pd.DataFrame, track_ids=None, min_length: int = 1) -> Pieces:
+def gap_free_pieces(
+    table: pd.DataFrame, track_ids: Iterable[int] | None = None, min_length: int = 1
+) -> Pieces:
     """Split the tracks of a validated table at missing frames and non-finite positions.
 
     Parameters
@@ -237,17 +241,17 @@ def analyse_tracks(
     table: pd.DataFrame,
     pixel_size: float = 1.0,
     frame_interval: float = 1.0,
-    model="default",
-    device=None,
+    model: str | Path = "default",
+    device: str | None = None,
     window: int = 20,
-    track_ids=None,
+    track_ids: Iterable[int] | None = None,
     min_length: int = 1,
     progress=None,
     batch_size: int | None = None,
     segments: bool = False,
     estimator: str = "mle_denoised",
     alpha: bool = False,
-    alpha_model="default",
+    alpha_model: str | Path = "default",
     precision: str = "auto",
 ) -> tuple[pd.DataFrame, AnalysisSummary]:
     """Analyse tracks: per-frame STEP D and TA-MSD, optionally alpha and segments.

@@ -29,6 +29,7 @@ estimated from the steps that leave its frames, c..next-1 (the track's last fram
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -268,10 +269,10 @@ def _check_estimator(estimator: str) -> str:
 
 
 def segments_from_changepoints(
-    positions,
+    positions: np.ndarray,
     changepoints,
     estimator: str = "mle_denoised",
-    log10_d_pred=None,
+    log10_d_pred: np.ndarray | None = None,
     R: float = R_FULL_FRAME,
     spread: float | None = None,
 ) -> TrackSegments:
@@ -317,11 +318,11 @@ def _detect(pred: np.ndarray, pos: np.ndarray, detector: str, cp_kwargs: dict) -
 
 
 def segment_track(
-    positions,
-    log10_d_pred=None,
+    positions: np.ndarray,
+    log10_d_pred: np.ndarray | None = None,
     estimator: str = "mle_denoised",
-    model="default",
-    device=None,
+    model: str | Path = "default",
+    device: str | None = None,
     R: float = R_FULL_FRAME,
     use_positions: bool = True,
     detector: str = "exact",
@@ -388,11 +389,11 @@ def segment_track(
 
 
 def segment_tracks(
-    tracks,
-    model="default",
+    tracks: np.ndarray | list,
+    model: str | Path = "default",
     estimator: str = "mle_denoised",
-    device=None,
-    log10_d_preds=None,
+    device: str | None = None,
+    log10_d_preds: list | None = None,
     progress=None,
     **kw,
 ) -> list[TrackSegments]:
@@ -434,7 +435,7 @@ def segment_tracks(
 SEGMENT_COLUMNS = ["track_id", "segment", "start_frame", "stop_frame", "n_frames", "d"]
 
 
-def segments_table(track_ids, results, frame_offsets=None) -> pd.DataFrame:
+def segments_table(track_ids, results: list[TrackSegments], frame_offsets=None) -> pd.DataFrame:
     """One row per segment, for export.
 
     Parameters
