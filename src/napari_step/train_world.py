@@ -16,17 +16,17 @@ regimes, observed through a camera's motion blur and localisation noise:
 
 Labels follow the forward convention: ``log10 d[:, t]`` is the coefficient of the motion from frame
 t to t+1 and the last frame repeats the one before it. The exposure of frame t integrates the motion
-of interval t, so the blur is exact (the joint Gaussian of the frame's displacement and the exposure
-mean is drawn directly, no sub-steps).
+of interval t; the camera is :func:`napari_step.simulate.brownian_acquired` (exact blur, no
+sub-steps).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .simulate import brownian_changepoints, smooth_log_d_drift
+from .simulate import brownian_acquired, brownian_changepoints, smooth_log_d_drift
 
-__all__ = ["acquired_tracks", "blurred_brownian", "markov_d", "AcquiredWorld"]
+__all__ = ["acquired_tracks", "markov_d", "AcquiredWorld"]
 
 
 class AcquiredWorld:
@@ -107,25 +107,6 @@ def _make_immobile(d: np.ndarray, world: AcquiredWorld, rng) -> tuple[np.ndarray
     return d, mask
 
 
-def blurred_brownian(d: np.ndarray, dim: int, exposure, rng) -> np.ndarray:
-    """Camera positions (N, T, dim) of Brownian tracks with forward per-frame D (N, T).
-
-    ``d[:, t]`` drives the motion from frame t to t+1 (px^2/frame); ``exposure`` (scalar or one
-    value per track, in [0, 1]) is the exposure time as a fraction of the frame interval; frame t
-    reports the mean true position over [t, t + exposure]. Per axis the blur mean B and the frame's
-    displacement Δ are jointly Gaussian: Var Δ = 2D, Var B = 2Df/3, Cov = Df.
-    """
-    n, t = d.shape
-    f = np.broadcast_to(np.asarray(exposure, float), (n,))[:, None, None]
-    dd = np.asarray(d, float)[..., None]
-    z1 = rng.standard_normal((n, t, dim))
-    z2 = rng.standard_normal((n, t, dim))
-    delta = np.sqrt(2 * dd) * z1
-    blur = 0.5 * f * delta + np.sqrt(np.clip(dd * f * (2 / 3 - f / 2), 0, None)) * z2
-    true = np.concatenate([np.zeros((n, 1, dim)), np.cumsum(delta[:, :-1], axis=1)], axis=1)
-    return true + blur
-
-
 def _noise_sigma(d, immobile, n_frames, world: AcquiredWorld, rng) -> np.ndarray:
     """Per-frame localisation noise std (N, T) in px (0 on noise-free tracks)."""
     n = len(d)
@@ -194,9 +175,8 @@ def acquired_tracks(
     exposure = np.where(
         rng.uniform(size=n_tracks) < world.p_no_blur, 0.0, 1.0 - rng.uniform(size=n_tracks)
     )  # (0, 1]
-    pos = blurred_brownian(d, dim, exposure, rng)
     sigma = _noise_sigma(d, immobile, n_frames, world, rng)
-    pos = pos + rng.standard_normal(pos.shape) * sigma[..., None]
+    pos = brownian_acquired(d, dim, exposure, sigma, rng=rng)
     snr = (sigma**2).mean(axis=1)  # d_ref is 1 after rescaling
     info = {"exposure": exposure, "snr": snr, "markov": markov, "immobile": immobile.any(axis=1)}
     return pos, d, info
