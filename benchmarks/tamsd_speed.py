@@ -144,7 +144,8 @@ def main():
     print(
         f"memory bandwidth: tamsd_d {bw / 1e9:.2f} GB/s ({bytes_moved / 1e6:.1f} MB in+out) "
         f"vs machine {bw_machine / 1e9:.2f} GB/s (np.copyto, read+write of 512 MiB): "
-        f"{bw / bw_machine:.0%}"
+        f"{bw / bw_machine:.0%}; per CPU second {bytes_moved / cpu / 1e9:.2f} GB/s "
+        f"({bytes_moved / cpu / bw_machine:.0%}; wall > CPU means the process waited for a core)"
     )
 
 
