@@ -157,6 +157,8 @@ def test_bad_inputs_are_refused_clearly():
         track_summary(table, max_lag=1)
     with pytest.raises(ValueError, match="frame interval"):
         track_summary(table, frame_interval=0)
+    empty = track_summary(table.iloc[:0])  # no tracks: an empty table with every column
+    assert len(empty) == 0 and "median_d" in empty.columns
 
 
 def test_many_tracks_vectorised_equals_one_by_one():

@@ -40,6 +40,14 @@ def _calibration(results: pd.DataFrame, pixel_size, frame_interval) -> tuple[flo
     return px, dt, str(units)
 
 
+def _track_bounds(codes: np.ndarray) -> np.ndarray:
+    """First row of every track, then the number of rows (rows grouped by track)."""
+    if len(codes) == 0:
+        return np.zeros(1, dtype=np.int64)
+    starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
+    return np.r_[starts, len(codes)].astype(np.int64)
+
+
 def _tamsd_by_track(codes, frames, positions, n_tracks: int, lags) -> tuple[np.ndarray, ...]:
     """TA-MSD of every track at every lag (px^2): (msd, count), each (n_tracks, n_lags).
 
@@ -48,14 +56,13 @@ def _tamsd_by_track(codes, frames, positions, n_tracks: int, lags) -> tuple[np.n
     """
     from ._track_kernels import tamsd_sums  # compiled on first use (cached on disk)
 
-    starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
     lags = np.asarray(lags, dtype=np.int64)
     col_of_lag = np.full(int(lags.max()) + 1, -1, dtype=np.int64)
     col_of_lag[lags] = np.arange(lags.size)
     total = np.zeros((n_tracks, lags.size))
     count = np.zeros((n_tracks, lags.size))
     tamsd_sums(
-        np.r_[starts, len(codes)].astype(np.int64),
+        _track_bounds(codes),
         np.ascontiguousarray(frames, np.int64),
         np.ascontiguousarray(positions, dtype=float),
         col_of_lag,
@@ -178,10 +185,9 @@ def _d_statistics(d: np.ndarray, codes, n_tracks: int) -> pd.DataFrame:
     """Median and 16/84 % quantiles of per-frame D per track (NaN frames ignored)."""
     from ._track_kernels import track_quantiles
 
-    starts = np.r_[np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]]), len(codes)]
     q = np.empty((n_tracks, 3))
     track_quantiles(
-        starts.astype(np.int64),
+        _track_bounds(codes),
         np.ascontiguousarray(d, dtype=float),
         np.array([0.5, 0.16, 0.84]),
         q,
@@ -235,7 +241,7 @@ def _motion_columns(table, codes, ids, pos_cols, d, max_lag: int, px: float, dt:
     """Length, D statistics, whole-track TA-MSD D and the MSD fit of every track."""
     n_tracks, dim = len(ids), len(pos_cols)
     frames = table["frame"].to_numpy(dtype=np.int64)
-    bounds = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1], True])
+    bounds = _track_bounds(codes)
     first, last = frames[bounds[:-1]], frames[bounds[1:] - 1]  # rows sorted by track, frame
     lags = np.arange(1, max_lag + 1)
     positions = table[pos_cols].to_numpy(dtype=float)
