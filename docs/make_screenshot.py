@@ -81,6 +81,22 @@ def analyse(viewer, app, tif: Path, minmass: float, min_length: int):
     return detect, step, done[-1]
 
 
+def _share_height(viewer, *docks) -> None:
+    """Give the right-hand docks readable heights (a user drags the splitters the same way)."""
+    from qtpy.QtCore import Qt
+    from qtpy.QtWidgets import QDockWidget
+
+    found, sizes = [], []
+    for widget, height in docks:
+        w = widget.native if hasattr(widget, "native") else widget
+        while w is not None and not isinstance(w, QDockWidget):
+            w = w.parentWidget()
+        if w is not None:
+            found.append(w)
+            sizes.append(height)
+    viewer.window._qt_window.resizeDocks(found, sizes, Qt.Orientation.Vertical)
+
+
 def main(movie: str, out: str, n_frames: int, minmass: float, min_length: int) -> None:
     import napari
     import tifffile
@@ -94,8 +110,9 @@ def main(movie: str, out: str, n_frames: int, minmass: float, min_length: int) -
         app = QApplication.instance()
         viewer.window._qt_window.resize(1600, 1060)
         detect, step, layer = analyse(viewer, app, tif, minmass, min_length)
-    plot = step.open_plot_dock()
     table = step.open_table_dock()
+    plot = step.open_plot_dock()  # tabbed with the table, shown in front
+    _share_height(viewer, (detect, 230), (step, 430), (plot, 330))
     lengths = np.bincount(np.round(layer.data[:, 0]).astype(int))
     step.set_current_track(int(np.argmax(lengths)), layer=layer)
     viewer.dims.set_current_step(0, n_frames // 2)

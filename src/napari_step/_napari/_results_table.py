@@ -28,7 +28,14 @@ from qtpy.QtWidgets import (
 )
 
 from ._layers import layer_in_viewer, layer_table, results_metadata
-from ._widgets_common import FollowsTracks, is_alive, layer_choices, register_dock, unwrap_viewer
+from ._widgets_common import (
+    FollowsTracks,
+    compact_combo,
+    is_alive,
+    layer_choices,
+    register_dock,
+    unwrap_viewer,
+)
 
 __all__ = ["FrameModel", "TrackTableWidget", "layer_track_summary"]
 
@@ -151,6 +158,7 @@ class TrackTableWidget(FollowsTracks, QWidget):
         self.export_button = QPushButton("Export table...")
         self.export_button.setToolTip("write this table as CSV or Parquet with a JSON sidecar")
         self.export_button.clicked.connect(self._export_clicked)
+        compact_combo(self.layer_choice.native)
         top = QHBoxLayout()
         top.addWidget(self.layer_choice.native)
         top.addWidget(self.export_button)

@@ -115,6 +115,8 @@ def table_docks(viewer) -> list:
 def _open_dock(widget, kind, name: str, area: str = "right", tabify_with=None):
     """Show the viewer's dock of ``kind`` (created when missing, tabbed with a dock of
     ``tabify_with`` when one exists, so the results share one place beside the canvas)."""
+    from qtpy.QtCore import QTimer
+
     viewer = widget._viewer
     found = _docks(viewer, kind)
     if found:
@@ -130,7 +132,7 @@ def _open_dock(widget, kind, name: str, area: str = "right", tabify_with=None):
                 partner_dw = partner_dw.parent()
             if partner_dw is not None and hasattr(qt_window, "tabifyDockWidget"):
                 qt_window.tabifyDockWidget(partner_dw, dw)
-                dw.raise_()
+                QTimer.singleShot(0, dw.raise_)  # the new dock in front, once laid out
     layer = widget.tracks.value
     if layer is not None:
         dock.set_layer(layer)

@@ -15,6 +15,7 @@ __all__ = [
     "is_alive",
     "unwrap_viewer",
     "wrap_labels",
+    "compact_combo",
     "scroll_content",
     "make_scrollable",
     "ScrollableDock",
@@ -213,7 +214,7 @@ class BackgroundJob:
 def wrap_labels(container) -> None:
     """Word-wrap every :class:`magicgui.widgets.Label` in ``container`` (recursively) and let it
     take the row's width, so a long status text grows the dock in height, never in width."""
-    from magicgui.widgets import Container, Label
+    from magicgui.widgets import ComboBox, Container, Label
     from qtpy.QtWidgets import QSizePolicy
 
     for w in container:
@@ -221,8 +222,16 @@ def wrap_labels(container) -> None:
             w.native.setWordWrap(True)
             w.native.setMinimumWidth(40)
             w.native.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        elif isinstance(w, ComboBox):
+            compact_combo(w.native)
         elif isinstance(w, Container):
             wrap_labels(w)
+
+
+def compact_combo(combo) -> None:
+    """A QComboBox whose width does not follow its longest item (a long layer name)."""
+    combo.setSizeAdjustPolicy(combo.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    combo.setMinimumContentsLength(8)
 
 
 class ScrollableDock:

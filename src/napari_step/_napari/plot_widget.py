@@ -18,14 +18,15 @@ from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 from napari.layers import Tracks
-from qtpy.QtCore import QTimer
-from qtpy.QtWidgets import QHBoxLayout, QPushButton, QTabWidget, QVBoxLayout, QWidget
+from qtpy.QtCore import Qt, QTimer
+from qtpy.QtWidgets import QPushButton, QTabWidget, QVBoxLayout, QWidget
 
 from ..plotting import draw_d_of_t
 from ._colour import ALPHA_RANGE, DEFAULT_RANGE, colour_by, mpl_alpha_colormap, mpl_colormap
 from ._layers import layer_segments, results_metadata
 from ._widgets_common import (
     FollowsTracks,
+    compact_combo,
     docks_of,
     is_alive,
     layer_choices,
@@ -96,12 +97,11 @@ class DPlotWidget(FollowsTracks, QWidget):
         self.save_button = QPushButton("Save plot...")
         self.save_button.setToolTip("save the plot shown as PNG or SVG")
         self.save_button.clicked.connect(self._save_clicked)
-        top = QHBoxLayout()
-        top.addWidget(self.controls.native)
-        top.addWidget(self.save_button)
+        self.tabs.setCornerWidget(self.save_button, Qt.Corner.TopRightCorner)
+        compact_combo(self.layer_choice.native)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)
-        lay.addLayout(top)
+        lay.addWidget(self.controls.native)
         lay.addWidget(self.tabs)
         self.setMinimumHeight(220)
 
