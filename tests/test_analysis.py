@@ -187,3 +187,20 @@ def test_gap_free_pieces_and_match_rows():
     assert len(gap_free_pieces(validate_table(table), min_length=3)) == 2  # track 8 too short
     rows = match_rows(table.track_id, table.frame, [8, 3, 3, 9], [6, 3, 2, 0])
     assert rows.tolist() == [5, 2, -1, -1]
+
+
+def test_states_option_gives_the_most_probable_state_per_frame():
+    """states=True: per-row AnDi-2 state from the shipped state model, piece by piece; a free
+    Brownian track reads mostly "free" (2), a still one mostly "immobile" (0)."""
+    from napari_step.states import predict_state
+
+    rng = np.random.default_rng(4)
+    free = rng.standard_normal((1, 150, 2)).cumsum(1)
+    still = rng.standard_normal((1, 150, 2)) * 0.05  # only localisation noise
+    table = pd.concat([table_from(free), table_from(still, start_id=1)], ignore_index=True)
+    res, _ = analyse_tracks(table, states=True)
+    assert res.attrs["napari_step"]["state_model"] == "default"
+    s0 = res[res.track_id == 0].step_state.to_numpy()
+    s1 = res[res.track_id == 1].step_state.to_numpy()
+    assert np.mean(s0 == 2) > 0.8 and np.mean(s1 == 0) > 0.8
+    np.testing.assert_array_equal(s0, np.argmax(predict_state(free)[0], axis=1))

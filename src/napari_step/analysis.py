@@ -34,12 +34,14 @@ __all__ = [
     "RESULT_COLUMNS",
     "SEGMENT_COLUMNS",
     "ALPHA_COLUMN",
+    "STATE_COLUMN",
     "d_units",
 ]
 
 RESULT_COLUMNS = ["step_d", "tamsd_d", "step_log10_d", "tamsd_log10_d"]
 SEGMENT_COLUMNS = ["segment_d", "changepoint"]  # per-row columns of a run with segments=True
 ALPHA_COLUMN = "step_alpha"  # per-row anomalous exponent of a run with alpha=True
+STATE_COLUMN = "step_state"  # per-row AnDi-2 state (0 immobile .. 3 directed) with states=True
 
 
 def d_units(pixel_size: float, frame_interval: float) -> str:
@@ -183,6 +185,32 @@ def _per_row(n_rows: int, pieces: Pieces, values, scale: float = 1.0) -> np.ndar
     return col
 
 
+def _empty_columns(segments: bool, alpha: bool, states: bool) -> dict:
+    """The result columns of a run, before any track is analysed."""
+    empty = {c: np.nan for c in RESULT_COLUMNS}
+    empty.update({"segment_d": np.nan, "changepoint": False} if segments else {})
+    empty.update({ALPHA_COLUMN: np.nan} if alpha else {})
+    empty.update({STATE_COLUMN: np.nan} if states else {})
+    return empty
+
+
+def _head_models(alpha_model, state_model) -> dict:
+    """Metadata entries naming the optional heads' models (falsy: head not run)."""
+    out = {"alpha_model": str(alpha_model)} if alpha_model else {}
+    return {**out, "state_model": str(state_model)} if state_model else out
+
+
+def _most_probable_states(pieces: Pieces, state_model) -> list[np.ndarray]:
+    """Per piece, the most probable AnDi-2 state per frame (float, NaN where undefined)."""
+    from .states import predict_state
+
+    out = []
+    for prob in predict_state(pieces.positions, model=state_model):
+        ok = np.isfinite(prob).all(axis=1)
+        out.append(np.where(ok, np.argmax(np.nan_to_num(prob), axis=1), np.nan))
+    return out
+
+
 def _add_d_columns(
     out: pd.DataFrame,
     pieces: Pieces,
@@ -253,29 +281,31 @@ def analyse_tracks(
     alpha: bool = False,
     alpha_model: str | Path = "default",
     precision: str = "auto",
+    states: bool = False,
+    state_model: str | Path | None = None,
 ) -> tuple[pd.DataFrame, AnalysisSummary]:
-    """Analyse tracks: per-frame STEP D and TA-MSD, optionally alpha and segments.
+    """Analyse tracks: per-frame STEP D and TA-MSD, optionally alpha, states and segments.
 
     Parameters
     ----------
     table : DataFrame
         track_id, frame and positions (px); any other columns are kept. Not modified.
-    pixel_size : float
-        um per pixel; with ``frame_interval`` (s) converts D from px^2/frame to um^2/s.
+    pixel_size, frame_interval : float
+        um per pixel and s per frame: D in um^2/s (px^2/frame when both are 1).
     model, device, batch_size, progress, precision
-        As for :func:`napari_step.predict.predict_d`.
-    window : int
-        Sliding TA-MSD window (frames, >= 3).
+        As for :func:`napari_step.predict.predict_d`; ``window``: TA-MSD window (frames, >= 3).
     track_ids : iterable of int, optional
         Tracks to analyse (default: all; others get NaN), if they have >= ``min_length`` points.
     segments : bool
-        Also find change points in the STEP output (:mod:`napari_step.segment`): per-row
-        ``segment_d`` (D of the segment, table units) and ``changepoint`` (True on the first
-        frame of each new segment), and ``summary.segments`` (one row per segment, D
-        re-estimated from the positions with ``estimator``).
+        Also segment the tracks (:mod:`napari_step.segment`, ``estimator``): per-row
+        ``segment_d`` (table units) and ``changepoint`` (True on the first frame of each new
+        segment), and ``summary.segments`` (one row per segment).
     alpha : bool
         Also predict the per-frame anomalous exponent (column ``step_alpha``, dimensionless)
         with ``alpha_model`` (:func:`napari_step.predict.predict_alpha`).
+    states : bool
+        Also the most probable AnDi-2 state per frame (``step_state``: 0 immobile, 1 confined,
+        2 free, 3 directed) from :func:`napari_step.states.predict_state` with ``state_model``.
 
     Returns
     -------
@@ -287,10 +317,7 @@ def analyse_tracks(
     _check_parameters(pixel_size, frame_interval, window)
     out = validate_table(table)
     summary = AnalysisSummary(units=d_units(pixel_size, frame_interval))
-    empty = {c: np.nan for c in RESULT_COLUMNS}
-    empty.update({"segment_d": np.nan, "changepoint": False} if segments else {})
-    empty.update({ALPHA_COLUMN: np.nan} if alpha else {})
-    out = out.assign(**empty)
+    out = out.assign(**_empty_columns(segments, alpha, states))
     pieces = gap_free_pieces(out, track_ids, min_length)
     summary.n_tracks, summary.n_gaps = pieces.n_tracks, pieces.n_gaps
     summary.n_nonfinite, summary.n_pieces = pieces.n_nonfinite, len(pieces)
@@ -307,12 +334,14 @@ def analyse_tracks(
     if alpha:
         alphas = _quietly(predict_alpha, pieces, model=alpha_model, **common)
         out[ALPHA_COLUMN] = _per_row(len(out), pieces, alphas)
+    if states:
+        out[STATE_COLUMN] = _per_row(len(out), pieces, _most_probable_states(pieces, state_model))
     out.attrs["napari_step"] = {
         "units": summary.units,
         "pixel_size_um": pixel_size,
         "frame_interval_s": frame_interval,
         "model": str(model),
         "tamsd_window": window,
-        **({"alpha_model": str(alpha_model)} if alpha else {}),
+        **_head_models(alpha and alpha_model, states and (state_model or "default")),
     }
     return out, summary
