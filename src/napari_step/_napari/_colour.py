@@ -211,8 +211,9 @@ def show_colouring(layer, lo: float, hi: float, by: str, auto: bool | None = Non
     if ALPHA_COLOUR_FEATURE in layer.features.columns:
         cmaps[ALPHA_COLOUR_FEATURE] = registered_colormap("alpha")
     layer.colormaps_dict = cmaps
-    layer.color_by = feature  # recolours the tracks
-    layer.colormap = cmaps[feature].name  # what the layer controls show
+    if layer.colormap != cmaps[feature].name:
+        layer.colormap = cmaps[feature].name  # what the layer controls show
+    layer.color_by = feature  # recolours the tracks (one pass over the vertices)
     meta = results_metadata(layer)
     meta["colour_range"] = [float(lo), float(hi)]
     meta["colour_by"] = by

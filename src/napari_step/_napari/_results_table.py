@@ -206,10 +206,25 @@ class TrackTableWidget(FollowsTracks, QWidget):
                             pass
         self.refresh()
 
-    def refresh(self) -> None:
-        """Recompute the table from the layer (one vectorised summary)."""
+    def _results_key(self):
+        """What the table depends on: the layer, its result values and how they were made
+        (not the colouring, which changes the metadata without changing the table)."""
+        layer = self._layer
+        if layer is None or "step_d" not in layer.features.columns:
+            return (id(layer), None)
+        meta = {k: str(v) for k, v in results_metadata(layer).items() if not k.startswith("colour")}
+        step_d = np.ascontiguousarray(layer.features["step_d"].to_numpy(float))
+        return (id(layer), tuple(sorted(meta.items())), len(step_d), hash(step_d.tobytes()))
+
+    def refresh(self, force: bool = False) -> None:
+        """Recompute the table from the layer (one vectorised summary) when its results
+        changed (or with ``force``)."""
         if not is_alive(self):
             return
+        key = self._results_key()
+        if not force and key == getattr(self, "_key", None):
+            return
+        self._key = key
         layer = self._layer
         frame = None
         if layer is not None and layer_in_viewer(self._viewer, layer):

@@ -270,15 +270,17 @@ class StepAnalysisWidget(ScrollableDock, SelectionMixin, FollowsTracks, Backgrou
         layer = self.tracks.value
         if layer is None or not analysed_track_ids(layer) or self.running:
             return
+        meta = results_metadata(layer)
         if s.colour_auto:
             apply_colouring(layer, by=s.colour_by, auto=True)
-            lo, hi = results_metadata(layer)["colour_range"]
-            with s.events.colour_lo.blocked(), s.events.colour_hi.blocked():
-                s.colour_lo, s.colour_hi = float(lo), float(hi)
-            for name, v in (("colour_lo", lo), ("colour_hi", hi)):
-                with getattr(self, name).changed.blocked():
-                    getattr(self, name).value = float(v)
-            self._update_colour_info()
+            self._sync_colour_controls(layer)
+        elif (
+            meta.get("colour_range") == [s.colour_lo, s.colour_hi]
+            and meta.get("colour_by") == s.colour_by
+        ):  # only "automatic" was switched off: nothing to redraw
+            meta["colour_auto"] = False
+            layer.metadata = {**layer.metadata, "napari_step": meta}
+            return
         else:
             apply_colouring(layer, s.colour_lo, s.colour_hi, by=s.colour_by, auto=False)
         self._refresh_plots(layer)
