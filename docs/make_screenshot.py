@@ -2,7 +2,8 @@
 
 Decodes the first frames of trackpy's bright-field bulk-water movie, saves them as a TIFF stack,
 opens it with napari's own reader, docks the plugin's widgets from napari's plugin menu, detects
-(diameter 11, dark particles, min. mass 150), links, runs STEP on all tracks of >= 20 points
+with the parameters the widget suggests (``--minmass`` for diameter 11, dark particles and a
+given min. mass instead), links, runs STEP on all tracks of >= 20 points
 (0.351 um per pixel, 24 frames per second) and saves a screenshot of the whole window. Run it on
 a virtual display::
 
@@ -58,9 +59,16 @@ def analyse(viewer, app, tif: Path, minmass: float, min_length: int):
     _, detect = viewer.window.add_plugin_dock_widget("napari-step", "Detect & link")
     _, step = viewer.window.add_plugin_dock_widget("napari-step", "STEP analysis")
     detect.image.value = viewer.layers[0]
-    detect.diameter.value = 11
-    detect.invert.value = True
-    detect.minmass.value = minmass
+    settle(app, 0.5)  # the widget suggests parameters from the frame (in a worker)
+    wait(app, lambda: not getattr(detect, "_suggest_busy", False), 120, "the suggestion")
+    print(
+        f"suggested: diameter {detect.diameter.value}, min. mass {detect.minmass.value}, "
+        f"dark particles {detect.invert.value}"
+    )
+    if minmass is not None:  # a user's own choice instead of the suggestion
+        detect.diameter.value = 11
+        detect.invert.value = True
+        detect.minmass.value = minmass
     detect.min_length.value = min_length
     added = []
     detect.tracks_added.connect(added.append)
@@ -97,7 +105,7 @@ def _share_height(viewer, *docks) -> None:
     viewer.window._qt_window.resizeDocks(found, sizes, Qt.Orientation.Vertical)
 
 
-def main(movie: str, out: str, n_frames: int, minmass: float, min_length: int) -> None:
+def main(movie: str, out: str, n_frames: int, minmass, min_length: int) -> None:
     import napari
     import tifffile
     from qtpy.QtWidgets import QApplication
@@ -133,7 +141,13 @@ if __name__ == "__main__":
     p.add_argument("movie", nargs="?", default="../shared/data/bulk-water.mov")
     p.add_argument("out", nargs="?", default="docs/screenshot.png")
     p.add_argument("--frames", type=int, default=150)
-    p.add_argument("--minmass", type=float, default=150.0)
+    p.add_argument(
+        "--minmass",
+        type=float,
+        default=None,
+        help="detect with diameter 11, dark particles and this min. mass instead "
+        "of the widget's suggestion",
+    )
     p.add_argument("--min-length", type=int, default=20)
     a = p.parse_args()
     main(a.movie, a.out, a.frames, a.minmass, a.min_length)
