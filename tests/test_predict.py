@@ -290,3 +290,25 @@ def test_100k_tracks_in_bounded_batches():
     assert len(calls) > 50 and calls[-1] == (100_000, 100_000)
     assert all(b[0] > a[0] for a, b in zip(calls, calls[1:]))
     assert growth_mib < 1500
+
+
+def test_a_batch_too_large_for_the_device_is_split_not_lost(monkeypatch):
+    """Out of device memory on a batch: the engine splits it in halves until it fits, and the
+    results equal an unsplit run."""
+    from napari_step import _inference
+
+    pos = np.random.default_rng(6).standard_normal((12, 50, 2)).cumsum(1)
+    ref = predict_log10_d(pos, batch_size=12)
+    real = _inference.Engine.batch_values
+    sizes = []
+
+    def limited(self, x):
+        sizes.append(len(x))
+        if len(x) > 3:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real(self, x)
+
+    monkeypatch.setattr(_inference.Engine, "batch_values", limited)
+    out = predict_log10_d(pos, batch_size=12)
+    np.testing.assert_allclose(np.stack(out), np.stack(ref), atol=1e-6)
+    assert sizes[0] == 12 and max(s for s in sizes if s <= 3) == 3

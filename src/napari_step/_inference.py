@@ -4,7 +4,8 @@ One :class:`Engine` holds what is fixed for a call (network, head, device, preci
 frame convention); :func:`run` feeds it any number of tracks of any lengths:
 
 * tracks are bucketed by exact length, so every model call is one dense batch (no padding);
-* batches are sized to a memory budget (the free GPU memory on CUDA);
+* batches are sized to a memory budget (the free GPU memory on CUDA); a batch that still runs
+  out of device memory is split in halves rather than failing;
 * on CUDA the next batch is copied host -> device from pinned memory on a side stream while the
   current one computes, and results come back the same way (non-blocking, synchronised one batch
   later), so transfers overlap compute;
@@ -278,7 +279,7 @@ def run(tracks: list[np.ndarray], engine: Engine, progress=None) -> list[np.ndar
             current = upload
             if k + 1 < len(batches):  # the next copy runs while this batch computes
                 upload = io.upload(np.stack([tracks[i] for i in batches[k + 1]]))
-            result = io.download(engine.batch_values(io.ready(*current)))
+            result = io.download(_values_within_memory(engine, io.ready(*current)))
             if pending is not None:
                 done = _scatter(out, *pending, io, done, report, len(tracks))
             pending = (sel, result)
@@ -287,6 +288,22 @@ def run(tracks: list[np.ndarray], engine: Engine, progress=None) -> list[np.ndar
     if bar is not None:
         bar.close()
     return out
+
+
+def _values_within_memory(engine: Engine, pos: torch.Tensor) -> torch.Tensor:
+    """``engine.batch_values(pos)``; a batch the device has no memory for is split in halves
+    (recursively) instead of failing: the memory estimate of :meth:`Engine.batch_rows` is a
+    guess for devices it was not measured on."""
+    try:
+        return engine.batch_values(pos)
+    except torch.OutOfMemoryError:
+        if len(pos) < 2:
+            raise
+        if pos.device.type == "cuda":
+            torch.cuda.empty_cache()
+        half = len(pos) // 2
+        parts = [_values_within_memory(engine, p) for p in (pos[:half], pos[half:])]
+        return torch.cat(parts)
 
 
 def _scatter(out, sel, result, io, done, report, total) -> int:
