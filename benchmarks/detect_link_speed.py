@@ -139,12 +139,17 @@ def main():
         rows.append((f"after, {p} process(es)", after(movie, det, lnk, p)))
     print(
         f"{'':38s} {'detect s':>9s} {'link s':>7s} {'total s':>8s} {'frames/s':>9s} "
-        f"{'detections':>10s} {'tracks':>7s}"
+        f"{'CPU s':>6s} {'detections':>10s} {'tracks':>7s}"
     )
-    for name, (td, tl, nd, nt) in rows:
+    for name, (td, tl, cpu, nd, nt) in rows:
         print(
-            f"{name:38s} {td:9.1f} {tl:7.1f} {td + tl:8.1f} {n / (td + tl):9.1f} {nd:10d} {nt:7d}"
+            f"{name:38s} {td:9.1f} {tl:7.1f} {td + tl:8.1f} {n / (td + tl):9.1f} {cpu:6.1f} "
+            f"{nd:10d} {nt:7d}"
         )
+    print(
+        f"load after: {os.getloadavg()} (wall times on a shared machine; CPU s is this "
+        "process's own time, comparable under load)"
+    )
 
 
 if __name__ == "__main__":

@@ -213,6 +213,7 @@ class DetectLinkWidget(DetectionPreview, BackgroundJob, Container):
         layout.insertWidget(
             layout.indexOf(self.preview_info.native.parentWidget()) + 1, self.histogram
         )
+        layout.addStretch(1)  # rows stay together at the top of a tall dock
 
     # ----------------------------------------------------------------- parameters
     def detection_params(self) -> DetectionParams:
