@@ -16,7 +16,15 @@ from psygnal import evented
 
 from ._colour import COLOUR_BY, DEFAULT_RANGE
 
-__all__ = ["AnalysisSettings", "bind", "UNITS_CHOICES", "CALIBRATED", "UNCALIBRATED"]
+__all__ = [
+    "AnalysisSettings",
+    "bind",
+    "set_quietly",
+    "colour_from_layer",
+    "UNITS_CHOICES",
+    "CALIBRATED",
+    "UNCALIBRATED",
+]
 
 CALIBRATED = "um and s (calibrated)"
 UNCALIBRATED = "px and frames (uncalibrated)"
@@ -93,3 +101,28 @@ def _bind_one(settings, name: str, widget) -> None:
     to_widget(getattr(settings, name))
     widget.changed.connect(to_settings)
     getattr(settings.events, name).connect(to_widget)
+
+
+def set_quietly(settings, owner, **values) -> None:
+    """Set settings fields without their reactions (no recolouring), and show the new values
+    in the controls of ``owner`` named like the fields (without echoing back)."""
+    with settings.events.blocked():
+        for name, value in values.items():
+            setattr(settings, name, value)
+    for name in values:
+        widget = getattr(owner, name, None)
+        if widget is not None:
+            with widget.changed.blocked():
+                widget.value = getattr(settings, name)
+
+
+def colour_from_layer(meta: dict) -> dict:
+    """The colour settings stored in a layer's ``napari_step`` metadata (field -> value)."""
+    out: dict = {}
+    if "colour_range" in meta:
+        out["colour_lo"], out["colour_hi"] = (float(v) for v in meta["colour_range"])
+    if "colour_auto" in meta:
+        out["colour_auto"] = bool(meta["colour_auto"])
+    if meta.get("colour_by") in COLOUR_BY:
+        out["colour_by"] = meta["colour_by"]
+    return out

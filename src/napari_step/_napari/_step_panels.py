@@ -135,6 +135,40 @@ class UnitsModelPanel(Container):
     def __init__(self, settings, model_names):
         super().__init__(labels=True)
         self._settings = settings
+        self._make_controls(model_names)
+        self.extend(
+            [
+                self.units,
+                self.pixel_size,
+                self.frame_interval,
+                self.fps,
+                self.model,
+                self.device,
+                self.window,
+            ]
+        )
+        _title(self, "Units and model")
+        bind(
+            settings,
+            {
+                "units": self.units,
+                "pixel_size_um": self.pixel_size,
+                "frame_interval_s": self.frame_interval,
+                "model": self.model,
+                "device": self.device,
+                "tamsd_window": self.window,
+            },
+        )
+        # typing a pixel size or a time is an explicit calibration
+        self.pixel_size.changed.connect(self._calibrate)
+        self.frame_interval.changed.connect(self._calibrate)
+        self.fps.changed.connect(self._on_fps)
+        settings.events.frame_interval_s.connect(self._show_fps)
+        settings.events.units.connect(self._show_units)
+        self._show_fps(settings.frame_interval_s)
+        self._show_units(settings.units)
+
+    def _make_controls(self, model_names):
         self.units = ComboBox(
             label="units",
             choices=list(UNITS_CHOICES),
@@ -187,37 +221,6 @@ class UnitsModelPanel(Container):
             max=100000,
             tooltip="frames in the sliding TA-MSD window (the cross-check)",
         )
-        self.extend(
-            [
-                self.units,
-                self.pixel_size,
-                self.frame_interval,
-                self.fps,
-                self.model,
-                self.device,
-                self.window,
-            ]
-        )
-        _title(self, "Units and model")
-        bind(
-            settings,
-            {
-                "units": self.units,
-                "pixel_size_um": self.pixel_size,
-                "frame_interval_s": self.frame_interval,
-                "model": self.model,
-                "device": self.device,
-                "tamsd_window": self.window,
-            },
-        )
-        # typing a pixel size or a time is an explicit calibration
-        self.pixel_size.changed.connect(self._calibrate)
-        self.frame_interval.changed.connect(self._calibrate)
-        self.fps.changed.connect(self._on_fps)
-        settings.events.frame_interval_s.connect(self._show_fps)
-        settings.events.units.connect(self._show_units)
-        self._show_fps(settings.frame_interval_s)
-        self._show_units(settings.units)
 
     def _calibrate(self, *_):
         self._settings.units = CALIBRATED

@@ -34,7 +34,7 @@ from ..predict import available_models
 from ..tracks import TrackTableError
 from . import _step_outputs as outputs
 from ._analysis_jobs import AnalysisParams, analyse_job, analysis_chunks
-from ._colour import COLOUR_BY, apply_colouring
+from ._colour import apply_colouring
 from ._jobs import JobError
 from ._layers import (
     CHANGEPOINTS_KEY,
@@ -47,7 +47,13 @@ from ._layers import (
     tracks_signature,
 )
 from ._selection import format_ids
-from ._settings import CALIBRATED, UNCALIBRATED, AnalysisSettings
+from ._settings import (
+    CALIBRATED,
+    UNCALIBRATED,
+    AnalysisSettings,
+    colour_from_layer,
+    set_quietly,
+)
 from ._step_panels import (
     DEVICES,
     MODES,
@@ -217,17 +223,7 @@ class StepAnalysisWidget(ScrollableDock, SelectionMixin, FollowsTracks, Backgrou
             s.pixel_size_um = float(px)
         if dt is not None:
             s.frame_interval_s = float(dt)
-        with s.events.blocked():
-            if "colour_range" in meta:
-                s.colour_lo, s.colour_hi = (float(v) for v in meta["colour_range"])
-            if "colour_auto" in meta:
-                s.colour_auto = bool(meta["colour_auto"])
-            if meta.get("colour_by") in COLOUR_BY:
-                s.colour_by = meta["colour_by"]
-        for name in ("colour_lo", "colour_hi", "colour_auto", "colour_by"):
-            widget = getattr(self, name)
-            with widget.changed.blocked():
-                widget.value = getattr(s, name)
+        set_quietly(s, self, **colour_from_layer(meta))
 
     def _update_colour_info(self):
         self.colouring.describe(self.units_label())
@@ -419,12 +415,7 @@ class StepAnalysisWidget(ScrollableDock, SelectionMixin, FollowsTracks, Backgrou
     def _sync_colour_controls(self, layer):
         """The colour range the result got (maybe chosen from the data) -> settings/controls."""
         lo, hi = results_metadata(layer).get("colour_range", self.colour_range())
-        s = self.settings
-        with s.events.blocked():
-            s.colour_lo, s.colour_hi = float(lo), float(hi)
-        for name in ("colour_lo", "colour_hi"):
-            with getattr(self, name).changed.blocked():
-                getattr(self, name).value = float(getattr(s, name))
+        set_quietly(self.settings, self, colour_lo=float(lo), colour_hi=float(hi))
         self._update_colour_info()
 
     # ------------------------------------------------------------ plot, table
