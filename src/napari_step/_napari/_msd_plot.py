@@ -121,6 +121,10 @@ def draw_msd(ax, curves: dict, units: str, track_id=None) -> None:
                 lw=1,
                 label=f"fit: D = {d:.3g} {units}, alpha = {a:.2f}",
             )
+    from matplotlib.ticker import NullFormatter
+
+    for axis in (ax.xaxis, ax.yaxis):  # no crowded labels within a decade
+        axis.set_minor_formatter(NullFormatter())
     ax.set_xlabel(f"lag time ({time})")
     ax.set_ylabel(f"MSD ({length}^2)")
-    ax.legend(frameon=False, fontsize=7)
+    ax.legend(frameon=False, fontsize=7, loc="upper left")
