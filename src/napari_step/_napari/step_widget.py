@@ -207,7 +207,7 @@ class StepAnalysisWidget(ScrollableDock, SelectionMixin, FollowsTracks, Backgrou
         self._update_selection_info()
         self._update_status()
         outputs.refresh_segments_table(self)
-        outputs.show_colour_bar(self, layer, create=False)
+        outputs.show_colour_bar(self, layer, create=True)  # a coloured layer shows its bar
 
     def _load_layer_settings(self, layer):
         """Units, colour range and colouring stored on the layer -> the settings."""
