@@ -167,6 +167,10 @@ def test_segments_from_a_results_table():
     )
     assert len(plain) == 1 and plain.k[0] == 0.5 and plain.alpha[0] == 1.0
     assert plain.state[0] == 2
+    # an immobile segment gets alpha 0, as the challenge labels it; K stays the measured one
+    trapped = andi2_segments(results.assign(state=np.r_[[0] * 10, [2] * 30]))
+    assert trapped.state.tolist() == [0, 2] and trapped.alpha.tolist() == [0.0, 2.0]
+    np.testing.assert_allclose(trapped.k, seg.k)
 
 
 def test_ensemble_from_segments():
@@ -218,7 +222,7 @@ def test_andi2_cli_writes_a_submission_shaped_folder(submission):
         # every trajectory predicted once, with its length
         t_len = truth.groupby("track_id").length.first()
         assert (pred.groupby("track_id").length.first() == t_len).all()
-        assert set(pred.state) <= {0, 1, 2, 3} and (pred.k > 0).all()
+        assert set(pred.state) <= {0, 1, 2, 3} and (pred.k >= 0).all()
         assert ((pred.alpha >= 0) & (pred.alpha <= 2)).all()
         # change points near the true ones (the scorer's threshold is 10 frames)
         for tid, g in truth.groupby("track_id"):

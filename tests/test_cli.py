@@ -62,6 +62,7 @@ def test_analyze_cli_reports_failures_with_exit_code(tmp_path, capsys):
                 "--out",
                 str(tmp_path / "o3"),
                 "--segments",
+                "--states",
                 "--pixel-size",
                 "0.1",
                 "--frame-interval",
@@ -83,6 +84,12 @@ def test_analyze_cli_reports_failures_with_exit_code(tmp_path, capsys):
         seg.d.median(), 0.5 * 0.01 / 0.05, rtol=0.5
     )
     res = pd.read_csv(tmp_path / "o3" / "a.results.csv")
+    # with states: per-frame AnDi-2 state, and the per-track time in each state (free tracks)
+    assert set(res.step_state.dropna().unique()) <= {0, 1, 2, 3}
+    per_track = pd.read_csv(tmp_path / "o3" / "a.tracks.csv")
+    times = per_track[["time_immobile", "time_confined", "time_free", "time_directed"]]
+    assert np.allclose(times.sum(axis=1), per_track.n_analysed * 0.05)
+    assert (per_track.time_free > per_track.time_immobile).all()
     assert "segment_d" in res and "changepoint" in res
 
 

@@ -69,9 +69,12 @@ class BatchParams:
     andi2_dir : str, optional
         AnDi-2 submission folder: ``track_2/exp_<e>/fov_<f>.txt`` per challenge trajectory
         file ``exp_<e>/trajs_fov_<f>.csv`` and ``ensemble_labels.txt`` per experiment
-        (:func:`analyze` turns on ``segments`` and ``alpha`` with it).
+        (:func:`analyze` turns on ``segments``, ``alpha`` and ``states`` with it).
     immobile_d : float
         Immobile threshold of the per-track tables (D units), used when there are no states.
+    states : bool
+        Also predict the per-frame AnDi-2 diffusive state (``step_state``: 0 immobile,
+        1 confined, 2 free, 3 directed); the per-track tables then give the time in each state.
     """
 
     pixel_size: float = 1.0
@@ -87,6 +90,12 @@ class BatchParams:
     alpha: bool = False
     andi2_dir: str | None = None
     immobile_d: float = 0.01
+    states: bool = False
+
+    def __post_init__(self):
+        if self.andi2_dir is not None:  # a submission needs segments, alpha and states
+            self.andi2_dir = str(self.andi2_dir)
+            self.segments = self.alpha = self.states = True
 
 
 def _expand(paths) -> tuple[list[Path], list[tuple[Path, str]]]:
@@ -215,6 +224,8 @@ def _analyse(src: Path, params: BatchParams):
     options = {"segments": params.segments}
     if params.alpha:
         options["alpha"] = True
+    if params.states:
+        options["states"] = True
     if src.suffix.lower() in MOVIE_SUFFIXES:
         results, summary, _ = run_movie(
             read_movie(src),
@@ -377,6 +388,7 @@ def _run(todo, params, scheduler, workers, progress) -> list[dict]:
 
 def _plan(paths, out_dir: Path, params: BatchParams, overwrite: bool):
     """(summary rows of ignored and finished inputs, [(src, dst)] still to do)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
     inputs, ignored = _expand(paths)
     rows = [dict(_ROW, input=str(p), status="ignored", error=why) for p, why in ignored]
     todo = []
@@ -408,6 +420,7 @@ def analyze(
     alpha: bool = False,
     andi2_dir: str | os.PathLike | None = None,
     immobile_d: float = 0.01,
+    states: bool = False,
 ) -> pd.DataFrame:
     """Analyse many files; one row per input in the returned table and ``out_dir/summary.csv``.
 
@@ -421,8 +434,9 @@ def analyze(
         (``.parquet`` for ``output_format="parquet"``); inputs sharing a file name get their
         folder names as prefix.
     pixel_size, frame_interval, model, device, window, min_length, output_format, segments,
-    alpha, andi2_dir, immobile_d
-        Analysis and output options: see :class:`BatchParams`.
+    alpha, andi2_dir, immobile_d, states
+        Analysis and output options: see :class:`BatchParams` (``andi2_dir`` turns on
+        ``segments``, ``alpha`` and ``states``).
     scheduler : str, optional
         None: a local Dask cluster of ``workers`` processes (default: one per core) when there
         is more than one file to do and Dask is installed, else this process; "sync": always
@@ -443,8 +457,6 @@ def analyze(
         a pattern), n_tracks, n_points, seconds, error.
     """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    andi2 = None if andi2_dir is None else str(andi2_dir)
     params = BatchParams(
         pixel_size,
         frame_interval,
@@ -453,12 +465,13 @@ def analyze(
         window,
         min_length,
         output_format,
-        segments or bool(andi2),
+        segments,
         asdict(detection or DetectionParams()),
         asdict(linking or LinkingParams()),
-        alpha or bool(andi2),
-        andi2,
+        alpha,
+        andi2_dir,
         immobile_d,
+        states,
     )
     rows, todo = _plan(paths, out_dir, params, overwrite)
     rows += _run(todo, params, scheduler, workers, progress)

@@ -142,6 +142,7 @@ def _cmd_analyze(args):
         detection=detection,
         linking=linking,
         alpha=args.alpha,
+        states=args.states,
         andi2_dir=args.andi2,
         immobile_d=args.immobile_d,
     )
@@ -307,6 +308,12 @@ def _add_analyze(sub) -> None:
         help="also predict the per-frame anomalous exponent (column step_alpha)",
     )
     a.add_argument(
+        "--states",
+        action="store_true",
+        help="also predict the per-frame diffusive state (column step_state: 0 immobile, "
+        "1 confined, 2 free, 3 directed; time in each state in <name>.tracks.csv)",
+    )
+    a.add_argument(
         "--immobile-d",
         type=float,
         default=0.01,
@@ -319,7 +326,7 @@ def _add_analyze(sub) -> None:
         default=None,
         help="also write an AnDi-2 challenge submission to OUT_DIR (track_2/exp_<e>/"
         "fov_<f>.txt per exp_<e>/trajs_fov_<f>.csv input, ensemble_labels.txt per "
-        "experiment); implies --segments and --alpha",
+        "experiment); implies --segments, --alpha and --states",
     )
     g = a.add_argument_group("movies", "trackpy detection and linking for movie inputs")
     g.add_argument("--diameter", type=int, default=7, help="spot diameter (odd, px)")

@@ -248,7 +248,9 @@ def andi2_segments(
         Columns of :func:`read_andi2_labels`: ``track_id``, ``segment``, ``start``, ``stop``
         (frames from the track's first frame), ``k`` (px^2/frame; the segment's median),
         ``alpha`` (segment mean, clipped to [0, 2]), ``state`` (segment majority) and
-        ``length`` (last - first frame + 1).
+        ``length`` (last - first frame + 1). Immobile segments (state 0) get alpha = 0, as
+        the challenge labels them; their K stays the measured one (K = 0 would cost much when
+        a mobile segment is taken for immobile).
     """
     factor = _to_px_frame(results, pixel_size, frame_interval)
     table = validate_table(results, "results table")
@@ -290,6 +292,7 @@ def andi2_segments(
     out["stop"] = out.groupby("track_id")["start"].shift(-1).fillna(out["length"]).astype(int)
     out["alpha"] = out["alpha"].fillna(default_alpha).clip(0.0, 2.0)
     out["state"] = _majority(seg_id, state, len(out), default_state)
+    out.loc[out["state"] == 0, "alpha"] = 0.0  # the challenge labels immobile alpha 0
     return out[["track_id", "segment", "start", "stop", "k", "alpha", "state", "length"]]
 
 
