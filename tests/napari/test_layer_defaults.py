@@ -58,3 +58,30 @@ def test_a_widget_opened_later_starts_on_the_newest(viewer, truth_tracks):
     step = StepAnalysisWidget(viewer)
     table = TrackTableWidget(viewer)
     assert step.tracks.value is newest and table.layer is newest
+
+
+def test_each_layer_remembers_its_colour_range(viewer, truth_tracks, wait_worker):
+    from napari_step._napari.step_widget import StepAnalysisWidget
+
+    step = StepAnalysisWidget(viewer)
+    first = _tracks(viewer, truth_tracks, "first")
+    step.mode.value = "ids"
+    step.track_ids.value = "0-3"
+    assert step.run() is not None
+    wait_worker(step)
+    auto_first = tuple(first.metadata["napari_step"]["colour_range"])
+    step.colour_hi.value = auto_first[1] + 1.0  # typed: no longer automatic
+    second = _tracks(viewer, truth_tracks, "second", shift=0.5)
+    assert step.tracks.value is second
+    assert step.run() is not None
+    wait_worker(step)
+    assert second.metadata["napari_step"]["colour_auto"] is False  # the user's choice holds
+    step.colour_auto.value = True  # the second layer back to automatic
+    auto_second = tuple(second.metadata["napari_step"]["colour_range"])
+    viewer.layers.selection.active = first  # back to the first: its typed range returns
+    assert step.tracks.value is first
+    assert (step.colour_lo.value, step.colour_hi.value) == (auto_first[0], auto_first[1] + 1.0)
+    assert not step.colour_auto.value
+    viewer.layers.selection.active = second
+    assert (step.colour_lo.value, step.colour_hi.value) == auto_second
+    assert step.colour_auto.value
