@@ -284,7 +284,7 @@ class DetectLinkWidget(DetectionPreview, BackgroundJob, Container):
             det,
             lnk,
             total=n,
-            desc=f"detecting in {layer.name}",
+            desc="frames",
             on_returned=partial(self._on_detected, layer, det, lnk),
             also_disable=(self.relink_button, self.suggest_button),
         )
@@ -314,6 +314,7 @@ class DetectLinkWidget(DetectionPreview, BackgroundJob, Container):
         with self.preview.changed.blocked():
             self.preview.value = False  # the red circles would cover the tracks
         self.remove_preview()
+        self.preview_info.value = "off after detection (tick 'live preview' to see it again)"
         self._add_tracks(image, table, det, lnk)
 
     def relink(self, *_):
