@@ -23,7 +23,7 @@ import pandas as pd
 
 from .predict import predict_alpha, predict_log10_d
 from .tamsd import tamsd_d
-from .tracks import contiguous_runs, split_tracks, validate_table
+from .tracks import position_columns, validate_table
 
 __all__ = [
     "analyse_tracks",
@@ -119,22 +119,30 @@ def gap_free_pieces(
     Pieces
     """
     counts = table.groupby("track_id").size()
-    eligible = counts.index[counts >= max(1, int(min_length))]
+    eligible = counts.index[counts >= max(1, int(min_length))].to_numpy(np.int64)
     if track_ids is not None:
-        wanted = {int(i) for i in track_ids}
-        eligible = [i for i in eligible if int(i) in wanted]
-    out = Pieces()
-    for tr in split_tracks(table, eligible):
-        out.n_tracks += 1
-        finite = np.isfinite(tr.positions).all(axis=1)
-        out.n_nonfinite += int(((tr.rows >= 0) & ~finite).sum())
-        runs = contiguous_runs(finite)
-        out.n_gaps += max(0, len(runs) - 1)
-        for a, b in runs:
-            out.positions.append(tr.positions[a:b])
-            out.rows.append(tr.rows[a:b])
-            out.track_ids.append(tr.track_id)
-            out.first_frames.append(int(tr.frames[a]))
+        eligible = np.intersect1d(eligible, np.fromiter(track_ids, np.int64))
+    out = Pieces(n_tracks=int(eligible.size))
+    tid = table["track_id"].to_numpy(np.int64)
+    frame = table["frame"].to_numpy(np.int64)
+    rows = np.flatnonzero(np.isin(tid, eligible))
+    rows = rows[np.lexsort((frame[rows], tid[rows]))]  # by track, then frame
+    xyz = table[position_columns(table)].to_numpy(float)[rows]
+    finite = np.isfinite(xyz).all(axis=1)
+    out.n_nonfinite = int((~finite).sum())
+    rows, xyz = rows[finite], xyz[finite]
+    if rows.size == 0:
+        return out
+    t, f = tid[rows], frame[rows]
+    # a piece starts at a new track or after a missing frame (or a dropped non-finite row)
+    new_piece = np.ones(rows.size, bool)
+    new_piece[1:] = (t[1:] != t[:-1]) | (f[1:] != f[:-1] + 1)
+    starts = np.flatnonzero(new_piece)
+    out.positions = np.split(xyz, starts[1:])
+    out.rows = np.split(rows, starts[1:])
+    out.track_ids = t[starts].tolist()
+    out.first_frames = f[starts].tolist()
+    out.n_gaps = int(starts.size - np.unique(t[starts]).size)
     return out
 
 
