@@ -11,6 +11,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "predict_d": "predict",
     "predict_alpha": "predict",
+    "predict_state": "states",
     "tamsd_d": "tamsd",
     "tamsd_alpha": "tamsd",
     "analyse_tracks": "analysis",
