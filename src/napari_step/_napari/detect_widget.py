@@ -152,6 +152,22 @@ class DetectLinkWidget(DetectionPreview, BackgroundJob, Container):
             "circles); switched off when a detection finishes",
         )
         self.preview_info = Label(label="preview", value="")
+        self._make_linking_controls(lnk)
+        self.status = Label(label="status", value="")
+        self.extend(
+            [self.image, self.diameter, self.minmass, self.separation, self.invert]
+            + [self.suggest_button, self.preview, self.preview_info, self.search_range]
+            + [self.memory, self.min_length, self.detect_button, self.cancel_button]
+            + [self.progress, self.relink_button, self.status]
+        )
+        self.histogram = MassHistogram(on_click=self._set_minmass)
+        layout = scroll_content(self).layout()
+        layout.insertWidget(
+            layout.indexOf(self.preview_info.native.parentWidget()) + 1, self.histogram
+        )
+        layout.addStretch(1)  # rows stay together at the top of a tall dock
+
+    def _make_linking_controls(self, lnk: LinkingParams) -> None:
         self.search_range = float_box(
             "search range (px)",
             lnk.search_range,
@@ -175,7 +191,7 @@ class DetectLinkWidget(DetectionPreview, BackgroundJob, Container):
             max=100000,
             tooltip="shorter tracks are dropped (points)",
         )
-        run, cancel, progress = self._init_job_controls(
+        run, _cancel, _progress = self._init_job_controls(
             "Detect && link",
             "detect in every frame, then link into a Tracks layer",
             on_run=self.detect,
@@ -187,33 +203,6 @@ class DetectLinkWidget(DetectionPreview, BackgroundJob, Container):
             tooltip="relink the last detections with the linking "
             "parameters above; replaces the previous result",
         )
-        self.status = Label(label="status", value="")
-        self.extend(
-            [
-                self.image,
-                self.diameter,
-                self.minmass,
-                self.separation,
-                self.invert,
-                self.suggest_button,
-                self.preview,
-                self.preview_info,
-                self.search_range,
-                self.memory,
-                self.min_length,
-                run,
-                cancel,
-                progress,
-                self.relink_button,
-                self.status,
-            ]
-        )
-        self.histogram = MassHistogram(on_click=self._set_minmass)
-        layout = scroll_content(self).layout()
-        layout.insertWidget(
-            layout.indexOf(self.preview_info.native.parentWidget()) + 1, self.histogram
-        )
-        layout.addStretch(1)  # rows stay together at the top of a tall dock
 
     # ----------------------------------------------------------------- parameters
     def detection_params(self) -> DetectionParams:
