@@ -93,7 +93,7 @@ class DPlotWidget(FollowsTracks, QWidget):
         self.tabs.addTab(self.msd_canvas, "MSD")
         for canvas in (self.canvas, self.hist_canvas, self.msd_canvas):
             canvas.setMinimumHeight(150)
-        self.tabs.currentChanged.connect(self._schedule)
+        self.tabs.currentChanged.connect(self._render_current)
         self.save_button = QPushButton("Save plot...")
         self.save_button.setToolTip("save the plot shown as PNG or SVG")
         self.save_button.clicked.connect(self._save_clicked)
@@ -140,7 +140,7 @@ class DPlotWidget(FollowsTracks, QWidget):
         if is_alive(self) and is_alive(self._timer):
             self._timer.start()
 
-    def set_layer(self, layer) -> None:
+    def set_layer(self, layer, redraw: bool = True) -> None:
         """Follow a Tracks layer (redraws when its features or metadata change)."""
         if layer is self._layer:
             return
@@ -160,13 +160,25 @@ class DPlotWidget(FollowsTracks, QWidget):
                         self.layer_choice.value = layer
                     except ValueError:  # not offered (yet): choices refresh later
                         pass
-        self.redraw()
+        if redraw:
+            self.redraw()
 
-    def show_track(self, track_id) -> None:
+    def _set_track(self, track_id) -> None:
         self._track = None if track_id is None else int(track_id)
         if self._track is not None and self.track_choice.value != self._track:
             with self.track_choice.changed.blocked():
                 self.track_choice.value = self._track
+
+    def show_track(self, track_id) -> None:
+        """Plot another track of the layer (only the track's plots are redrawn)."""
+        self._set_track(track_id)
+        if is_alive(self):
+            self._redraw_track()
+
+    def show(self, layer, track_id) -> None:
+        """Show ``track_id`` of ``layer`` with every plot rebuilt (new results, colours)."""
+        self.set_layer(layer, redraw=False)
+        self._set_track(track_id)
         self.redraw()
 
     # ------------------------------------------------------------------ data
@@ -244,11 +256,22 @@ class DPlotWidget(FollowsTracks, QWidget):
 
     # ------------------------------------------------------------------ draw
     def redraw(self) -> None:
+        """Rebuild every plot (the layer or its results changed); only the tab shown is
+        rendered now, the others when they are shown."""
         if not is_alive(self):
             return
-        units, dt, _, lo, hi = self._units()
-        for ax in (self.ax_d, self.ax_hist, self.ax_cbar):
-            ax.clear()
+        units, _, _, lo, hi = self._units()
+        self.ax_hist.clear()
+        self.ax_cbar.clear()
+        self._draw_histogram(units, lo, hi)
+        self._draw_colourbar(units, lo, hi)
+        self._redraw_track(render=False)
+        self._render_current()
+
+    def _redraw_track(self, render: bool = True) -> None:
+        """Rebuild the D(t) plot of the picked track (the histogram does not depend on it)."""
+        units, dt, _, _, _ = self._units()
+        self.ax_d.clear()
         if self.ax_alpha is not None:
             self.ax_alpha.remove()
             self.ax_alpha = None
@@ -256,12 +279,18 @@ class DPlotWidget(FollowsTracks, QWidget):
         self.alpha_line = None
         self.changepoint_lines = []
         self._draw_track(units, dt)
-        self._draw_histogram(units, lo, hi)
-        self._draw_colourbar(units, lo, hi)
-        self.canvas.draw_idle()
-        self.hist_canvas.draw_idle()
-        if self.tabs.currentIndex() == 2:
+        if render:
+            self._render_current()
+
+    def _render_current(self, *_):
+        """Render the tab shown (the MSD is computed only when its tab is shown)."""
+        if not is_alive(self):
+            return
+        index = self.tabs.currentIndex()
+        if index == 2:
             self.redraw_msd()
+        else:
+            (self.canvas, self.hist_canvas)[max(0, index)].draw_idle()
 
     def redraw_msd(self) -> None:
         """Draw the MSD tab (the picked track and the ensemble, with fits)."""

@@ -426,8 +426,7 @@ class StepAnalysisWidget(ScrollableDock, SelectionMixin, FollowsTracks, Backgrou
 
     def _refresh_plots(self, layer):
         for plot in self._plots():
-            plot.set_layer(layer)
-            plot.show_track(self._current_track)
+            plot.show(layer, self._current_track)
         outputs.show_colour_bar(self, layer, create=True)
         for table in outputs.table_docks(self._viewer):
             table.set_layer(layer)
