@@ -162,11 +162,15 @@ def open_table_dock(widget):
 def show_colour_bar(widget, layer, create: bool = True):
     """Point the colour-bar dock at ``layer`` (adding the dock, next to the canvas, when
     ``create`` and the layer is coloured by this plugin)."""
+    import sys
+
+    coloured = layer is not None and "colour_range" in results_metadata(layer)
+    if not coloured and __package__ + "._colour_bar" not in sys.modules:
+        return None  # no bar yet and none needed (spares the matplotlib import)
     from ._colour_bar import ColourBarWidget
 
     viewer = widget._viewer
     bars = _docks(viewer, ColourBarWidget)
-    coloured = layer is not None and "colour_range" in results_metadata(layer)
     if not bars and create and coloured:
         bar = ColourBarWidget(viewer)
         viewer.window.add_dock_widget(bar, name="STEP track colours", area="left")
