@@ -27,8 +27,12 @@ def layer(viewer, step, truth_tracks):
     """The small sample's true tracks (12 x 60 frames) with tracks 0-3 cut to 15 frames."""
     data, feats = truth_tracks
     keep = ~((data[:, 0] <= 3) & (data[:, 1] >= 15))
-    lyr = viewer.add_tracks(data[keep], features=feats[keep].reset_index(drop=True),
-                            name="truth", metadata={"pixel_size_um": PX, "frame_interval_s": DT})
+    lyr = viewer.add_tracks(
+        data[keep],
+        features=feats[keep].reset_index(drop=True),
+        name="truth",
+        metadata={"pixel_size_um": PX, "frame_interval_s": DT},
+    )
     step.reset_choices()
     step.tracks.value = lyr
     assert step.pixel_size.value == pytest.approx(PX)
@@ -91,13 +95,17 @@ def click(viewer, world_position, drag_to=None):
         mouse_release_callbacks,
     )
 
-    mouse_press_callbacks(viewer, ReadOnlyWrapper(_Event("mouse_press", world_position),
-                                                  exceptions=("handled",)))
+    mouse_press_callbacks(
+        viewer, ReadOnlyWrapper(_Event("mouse_press", world_position), exceptions=("handled",))
+    )
     if drag_to is not None:
-        mouse_move_callbacks(viewer, ReadOnlyWrapper(_Event("mouse_move", world_position,
-                                                            drag_to), exceptions=("handled",)))
-    mouse_release_callbacks(viewer, ReadOnlyWrapper(_Event("mouse_release", world_position),
-                                                    exceptions=("handled",)))
+        mouse_move_callbacks(
+            viewer,
+            ReadOnlyWrapper(_Event("mouse_move", world_position, drag_to), exceptions=("handled",)),
+        )
+    mouse_release_callbacks(
+        viewer, ReadOnlyWrapper(_Event("mouse_release", world_position), exceptions=("handled",))
+    )
 
 
 def _position(layer, track_id, frame):
@@ -106,8 +114,9 @@ def _position(layer, track_id, frame):
 
 
 @pytest.mark.parametrize("mode", ["all", "ids", "shapes", "clicked"])
-def test_each_selection_mode_analyses_exactly_the_chosen_tracks(mode, viewer, step, layer,
-                                                                wait_worker):
+def test_each_selection_mode_analyses_exactly_the_chosen_tracks(
+    mode, viewer, step, layer, wait_worker
+):
     step.mode.value = mode
     if mode == "all":
         step.min_length.value = 20
@@ -120,10 +129,15 @@ def test_each_selection_mode_analyses_exactly_the_chosen_tracks(mode, viewer, st
         y2, x2 = data[(data[:, 0] == 2) & (data[:, 1] == 5)][0, 2:]
         y6, x6 = data[(data[:, 0] == 6) & (data[:, 1] == 30)][0, 2:]
         shapes = viewer.add_shapes(
-            [np.array([[y2 - 1, x2 - 1], [y2 - 1, x2 + 1], [y2 + 1, x2 + 1], [y2 + 1, x2 - 1]]),
-             np.array([[y6 - 1.5, x6 - 1], [y6 - 1.5, x6 + 1], [y6 + 1.5, x6 + 1],
-                       [y6 + 1.5, x6 - 1]])],
-            shape_type=["rectangle", "ellipse"], name="regions")
+            [
+                np.array([[y2 - 1, x2 - 1], [y2 - 1, x2 + 1], [y2 + 1, x2 + 1], [y2 + 1, x2 - 1]]),
+                np.array(
+                    [[y6 - 1.5, x6 - 1], [y6 - 1.5, x6 + 1], [y6 + 1.5, x6 + 1], [y6 + 1.5, x6 - 1]]
+                ),
+            ],
+            shape_type=["rectangle", "ellipse"],
+            name="regions",
+        )
         step.reset_choices()
         step.shapes.value = shapes
         # brute force: any point inside the box / the ellipse
@@ -182,8 +196,9 @@ def test_results_merge_and_units_change_marks_stale(viewer, step, layer, wait_wo
     assert not step.is_stale() and "STALE" not in step.status.value
     _check_exactly(layer, {0, 1, 2, 5, 7})
     np.testing.assert_allclose(layer.features["step_d"][rows], 4 * first["step_d"][rows])
-    np.testing.assert_allclose(layer.features["step_log10_d"][rows],
-                               first["step_log10_d"][rows] + np.log10(4))
+    np.testing.assert_allclose(
+        layer.features["step_log10_d"][rows], first["step_log10_d"][rows] + np.log10(4)
+    )
     meta = layer.metadata["napari_step"]
     assert meta["pixel_size_um"] == pytest.approx(2 * PX) and meta["units"] == "um^2/s"
     assert not [m for lvl, m in notes if lvl == "error"]
@@ -192,8 +207,7 @@ def test_results_merge_and_units_change_marks_stale(viewer, step, layer, wait_wo
 def test_second_run_is_refused_while_running(step, layer, wait_worker, notes):
     assert step.run() is not None
     assert step.run() is None
-    assert ("warning" in [lvl for lvl, _ in notes]
-            and any("already running" in m for _, m in notes))
+    assert "warning" in [lvl for lvl, _ in notes] and any("already running" in m for _, m in notes)
     wait_worker(step)
     assert set(analysed_track_ids(layer)) == set(range(4, 12))
 
@@ -259,8 +273,9 @@ def test_colour_range_is_stated_and_changeable(step, layer, wait_worker):
     assert layer.metadata["napari_step"]["colour_range"] == [lo - 1.0, hi]
     assert layer.metadata["napari_step"]["colour_auto"] is False
     assert f"from {lo - 1.0:g} to {hi:g}" in step.colour_info.value
-    np.testing.assert_allclose(layer.features[COLOUR_FEATURE][ok],
-                               np.clip((v[ok] - (lo - 1.0)) / (hi - lo + 1.0), 1e-6, 1))
+    np.testing.assert_allclose(
+        layer.features[COLOUR_FEATURE][ok], np.clip((v[ok] - (lo - 1.0)) / (hi - lo + 1.0), 1e-6, 1)
+    )
     assert not np.allclose(before, layer._track_colors)
     _check_colours(layer, {4, 5})
     # back to automatic
@@ -273,8 +288,9 @@ def test_unsorted_layer_data_keeps_features_aligned(viewer, step, truth_tracks, 
     data, feats = truth_tracks
     rng = np.random.default_rng(0)
     order = rng.permutation(len(data))
-    shuffled = viewer.add_tracks(data[order], features=feats.iloc[order].reset_index(drop=True),
-                                 name="shuffled")
+    shuffled = viewer.add_tracks(
+        data[order], features=feats.iloc[order].reset_index(drop=True), name="shuffled"
+    )
     step.reset_choices()
     step.tracks.value = shuffled
     step.pixel_size.value, step.frame_interval.value = PX, DT
@@ -283,8 +299,13 @@ def test_unsorted_layer_data_keeps_features_aligned(viewer, step, truth_tracks, 
     _run(step, wait_worker)
     table = layer_table(shuffled)
     # d_true travelled with its point: compare against the ground truth by (track, frame)
-    truth = pd.DataFrame({"track_id": data[:, 0].astype(int), "frame": data[:, 1].astype(int),
-                          "d_true_ref": feats["d_true"].to_numpy()})
+    truth = pd.DataFrame(
+        {
+            "track_id": data[:, 0].astype(int),
+            "frame": data[:, 1].astype(int),
+            "d_true_ref": feats["d_true"].to_numpy(),
+        }
+    )
     m = table.merge(truth, on=["track_id", "frame"])
     np.testing.assert_array_equal(m["d_true"], m["d_true_ref"])
     done = m[m["track_id"].isin([0, 1])]
@@ -300,3 +321,15 @@ def test_cancel_leaves_the_layer_unchanged(step, layer, wait_worker, notes):
     assert "step_d" not in layer.features.columns
     assert any(lvl == "info" and "cancelled" in m for lvl, m in notes)
     assert step.run_button.enabled and not step.cancel_button.enabled
+
+
+def test_a_run_sets_the_layer_features_once(step, layer, wait_worker):
+    """The result goes to the layer in one place: merged, coloured, one features update."""
+    sets = []
+    layer.events.properties.connect(lambda e: sets.append(1))
+    step.segments.value = True
+    step.mode.value = "ids"
+    step.track_ids.value = "4, 5"
+    _run(step, wait_worker)
+    assert len(sets) == 1
+    assert {"step_d", "segment_d", COLOUR_FEATURE} <= set(layer.features.columns)
