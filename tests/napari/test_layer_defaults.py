@@ -85,3 +85,21 @@ def test_each_layer_remembers_its_colour_range(viewer, truth_tracks, wait_worker
     viewer.layers.selection.active = second
     assert (step.colour_lo.value, step.colour_hi.value) == auto_second
     assert step.colour_auto.value
+
+
+def test_removing_tracks_removes_their_change_points_and_outline(viewer, truth_tracks, wait_worker):
+    from napari_step._napari._layers import HIGHLIGHT_KEY, changepoints_layer
+    from napari_step._napari.step_widget import StepAnalysisWidget
+
+    step = StepAnalysisWidget(viewer)
+    layer = _tracks(viewer, truth_tracks, "tracks")
+    step.segments.value = True
+    step.mode.value = "ids"
+    step.track_ids.value = "0-3"
+    assert step.run() is not None
+    wait_worker(step)
+    step.set_current_track(1)
+    assert changepoints_layer(viewer, layer) is not None
+    assert any(HIGHLIGHT_KEY in lyr.metadata for lyr in viewer.layers)
+    viewer.layers.remove(layer)
+    assert len(viewer.layers) == 0

@@ -248,6 +248,24 @@ def _companion(viewer, layer, key: str, kind):
     return None
 
 
+def remove_companions(viewer, tracks_layer) -> int:
+    """Remove the change-point and outline layers made for a Tracks layer (it was removed);
+    returns how many were removed."""
+    uid = _uid(tracks_layer)
+    mine = [
+        lyr
+        for lyr in viewer.layers
+        if uid
+        in (
+            str((lyr.metadata or {}).get(CHANGEPOINTS_KEY)),
+            str((lyr.metadata or {}).get(HIGHLIGHT_KEY)),
+        )
+    ]
+    for lyr in mine:
+        viewer.layers.remove(lyr)
+    return len(mine)
+
+
 def changepoints_layer(viewer, tracks_layer):
     """The Points layer of change points made for ``tracks_layer`` (or None)."""
     from napari.layers import Points

@@ -198,6 +198,16 @@ class StepAnalysisWidget(ScrollableDock, SelectionMixin, FollowsTracks, Backgrou
     def _tracks_followed(self):
         self._update_status()
 
+    def _on_tracks_removed(self, event):
+        from napari.layers import Tracks
+
+        from ._layers import remove_companions
+
+        gone = getattr(event, "value", None)
+        if isinstance(gone, Tracks):  # its change points and outline go with it
+            remove_companions(self._viewer, gone)
+        super()._on_tracks_removed(event)
+
     def _on_layer_choice(self, *_):
         layer = self.tracks.value
         if layer is not None:
