@@ -17,12 +17,14 @@ napari-step); ``benchmarks/andi2_env.py`` is the part that runs there::
    napari-step's own AnDi-2 reader/writer (``napari_step.io.andi2``), one submission folder per
    method:
 
-   - ``step_<estimator>``: STEP change points and per-segment D (``napari_step.segment``, from
-     ``predict_log10_d``), per-segment alpha = mean of ``predict_alpha`` over the segment, state 3
-     (directed) when that alpha >= 1.9, else 2 (free);
-   - ``step_<estimator>+states``: the same, with the segment's state the most probable class of
-     the per-frame state model (``napari_step.states.predict_state``, mean probability over the
-     segment; alpha 0 for immobile segments, as the AnDi-2 labels), when a model is available;
+   - ``step[<method>]``: change points and per-segment D of ``napari_step.segment.segment_tracks``
+     given STEP's ``predict_log10_d`` output (``--methods``: "default" = the package's default
+     detector and estimator, or DETECTOR:ESTIMATOR; R = 0, the data have no motion blur),
+     per-segment alpha = mean of ``predict_alpha`` over the segment, state 3 (directed) when that
+     alpha >= 1.9, else 2 (free);
+   - ``step[<first method>]+states``: the same, with the segment's state the most probable class
+     of the per-frame state model (``napari_step.states.predict_state``, mean probability over
+     the segment; alpha 0 for immobile segments, as the AnDi-2 labels), when a model exists;
    - ``baseline``: kernel change points (``ruptures.KernelCPD``, linear kernel, min 5 frames,
      penalty 1.1 log T: the step-size detector of ``benchmarks/changepoints.py``) on log10
      squared step sizes, maximum-likelihood D per segment, alpha 1, state 2 (free).
@@ -173,14 +175,24 @@ def _segment_state(alpha: float, probs) -> tuple[float, int]:
     return (0.0 if state == 0 else alpha), state
 
 
-def step_segments(tracks: list[np.ndarray], estimator: str, preds) -> list[list[tuple]]:
-    """napari-step: STEP change points and segment D, STEP alpha averaged per segment, the state
-    model's most probable class per segment when ``preds`` has state probabilities."""
+def segment_kwargs(spec: str) -> dict:
+    """``segment_tracks`` options of a method spec: "default" (the package's detector and
+    estimator) or "DETECTOR:ESTIMATOR"; R = 0 (the AnDi-2 data have no motion blur)."""
+    kw = {"R": 0.0}
+    if spec != "default":
+        det, _, est = spec.partition(":")
+        kw |= {"detector": det} | ({"estimator": est} if est else {})
+    return kw
+
+
+def step_segments(tracks: list[np.ndarray], spec: str, preds) -> list[list[tuple]]:
+    """napari-step: segments of ``napari_step.segment`` (method ``spec``), STEP alpha averaged
+    per segment, the state model's most probable class per segment when ``preds`` has state
+    probabilities."""
     from napari_step.segment import segment_tracks
 
     logs, alphas, states = preds
-    kw = {"R": 0.0} if estimator.startswith("cve") else {}
-    res = segment_tracks(tracks, log10_d_preds=logs, estimator=estimator, **kw)
+    res = segment_tracks(tracks, log10_d_preds=logs, **segment_kwargs(spec))
     out = []
     for i, (xy, seg, alpha, logd) in enumerate(zip(tracks, res, alphas, logs)):
         rows = []
@@ -217,11 +229,15 @@ def step_predictions(tracks: list[np.ndarray], state_model=None):
 # ---------------------------------------------------------------------------------------------
 
 
-def run_challenge(ref: Path, res_root: Path, estimators: list[str], state_model) -> dict:
+def _folder(method: str) -> str:
+    return method.replace(":", "_").replace("+", "_")
+
+
+def run_challenge(ref: Path, res_root: Path, specs: list[str], state_model) -> dict:
     """Write one submission folder per method; return {method: folder}."""
-    subs = {f"step_{e}": res_root / f"step_{e}" for e in estimators}
+    subs = {f"step[{e}]": res_root / _folder(f"step_{e}") for e in specs}
     if state_model is not None:
-        subs |= {f"step_{e}+states": res_root / f"step_{e}_states" for e in estimators}
+        subs[f"step[{specs[0]}]+states"] = res_root / _folder(f"step_{specs[0]}+states")
     subs["baseline"] = res_root / "baseline"
     for exp_dir in sorted((ref / "track_2").glob("exp_*")):
         for csv in sorted(exp_dir.glob("trajs_fov_*.csv")):
@@ -234,16 +250,16 @@ def run_challenge(ref: Path, res_root: Path, estimators: list[str], state_model)
                 if method == "baseline":
                     segs = baseline_segments(tracks)
                 else:
-                    est, _, with_states = method.removeprefix("step_").partition("+")
+                    spec, _, with_states = method.removeprefix("step[").partition("]")
                     preds = (logs, alphas, states if with_states else None)
-                    segs = step_segments(tracks, est, preds)
+                    segs = step_segments(tracks, spec, preds)
                 write_fov(target, idx, segs, lengths)
     return subs
 
 
 def print_scores(scores: dict, subs: dict[str, Path]) -> None:
     models = [m for m in next(iter(scores[str(p)] for p in subs.values()))]
-    head = f"{'model':16s} {'method':16s} {'n':>5s} " + " ".join(
+    head = f"{'model':16s} {'method':22s} {'n':>5s} " + " ".join(
         f"{v:>10s}" for v in METRIC_NAMES.values()
     )
     print(head)
@@ -251,7 +267,7 @@ def print_scores(scores: dict, subs: dict[str, Path]) -> None:
         for method, path in subs.items():
             row = scores[str(path)][model]
             vals = " ".join(f"{row[k]:10.3f}" for k in METRIC_NAMES)
-            print(f"{model:16s} {method:16s} {row['n_tracks']:5d} {vals}")
+            print(f"{model:16s} {method:22s} {row['n_tracks']:5d} {vals}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -282,7 +298,7 @@ def pointwise_error(pred: list[np.ndarray], true: np.ndarray) -> float:
     return float(np.mean(err))
 
 
-def run_twostate(npz: Path, sigmas: list[float], seed: int) -> dict:
+def run_twostate(npz: Path, sigmas: list[float], seed: int, specs: list[str]) -> dict:
     from napari_step.predict import predict_log10_d
     from napari_step.segment import segment_tracks
 
@@ -295,10 +311,9 @@ def run_twostate(npz: Path, sigmas: list[float], seed: int) -> dict:
         tracks = list(xy)
         logs = predict_log10_d(tracks, device="cpu")
         res = {"STEP per frame": pointwise_error([10.0**v for v in logs], d)}
-        for est in ("mle", "cve_pooled"):
-            kw = {"R": 0.0} if est.startswith("cve") else {}
-            seg = segment_tracks(tracks, log10_d_preds=logs, estimator=est, **kw)
-            res[f"STEP segmented ({est})"] = pointwise_error([s.segmented_d for s in seg], d)
+        for spec in specs:
+            seg = segment_tracks(tracks, log10_d_preds=logs, **segment_kwargs(spec))
+            res[f"segmented [{spec}]"] = pointwise_error([s.segmented_d for s in seg], d)
         base = baseline_segments(tracks)
         res["baseline (KCPD steps + MLE)"] = pointwise_error(
             _per_frame(tracks, lambda i, _x: [s[:3] for s in base[i]]), d
@@ -338,7 +353,13 @@ def main() -> None:
     ap.add_argument("--fovs", type=int, default=3, help="FOVs per experiment (~20-30 tracks each)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--twostate-tracks", type=int, default=200)
-    ap.add_argument("--estimators", nargs="+", default=["mle", "cve_pooled"])
+    ap.add_argument(
+        "--methods",
+        nargs="+",
+        default=["default", "hybrid:mle"],
+        help="napari_step.segment settings: 'default' or DETECTOR:ESTIMATOR (e.g. hybrid:mle, "
+        "exact:mle_denoised); the first also gets a +states submission",
+    )
     ap.add_argument(
         "--data", type=Path, default=Path(os.environ.get("ANDI_DATA", "/work/andi_data"))
     )
@@ -361,7 +382,7 @@ def main() -> None:
         if not (root / "models.json").exists():
             andi_env("generate", root, "--exps-per-model", a.exps_per_model, "--fovs", a.fovs,
                      "--seed", a.seed)  # fmt: skip
-        subs = run_challenge(ref, root / "res", a.estimators, _state_model(a.state_model))
+        subs = run_challenge(ref, root / "res", a.methods, _state_model(a.state_model))
         score_json = root / "scores.json"
         andi_env("score", ref, *subs.values(), "--json", score_json)
         scores = json.loads(score_json.read_text())
@@ -372,7 +393,7 @@ def main() -> None:
         npz = a.data / f"andi2_twostate_n{a.twostate_tracks}_s{a.seed}.npz"
         if not npz.exists():
             andi_env("twostate", npz, "--tracks", a.twostate_tracks, "--seed", a.seed)
-        ts = run_twostate(npz, [0.0, 0.12], a.seed)
+        ts = run_twostate(npz, [0.0, 0.12], a.seed, a.methods)
         print("\nPer-frame D error mean |D_pred/D_true - 1|, two-state switching (4-50x, p=0.03):")
         for sigma, res in ts.items():
             for name, v in res.items():

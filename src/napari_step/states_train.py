@@ -23,11 +23,13 @@ __all__ = ["WORLD", "WORLD_MIX", "simulate_state_world", "train_state_model"]
 # --------------------------------------------------------------------------------------------
 
 WORLD = {
-    "models": "single state (free, directed by alpha >= 1.9 or drift), Markov 2-state "
-    "(free/free, free/immobile, free/directed), immobile traps, confinement, dimerisation",
+    "models": "the AnDi-2 challenge's five models with its parameter draws (andi2_like: single "
+    "state, two-state, immobile traps, dimerisation, confinement), plus single state (free with "
+    "alpha 0.2-1.85, directed by alpha >= 1.9 or drift 0.5-2 px/frame), Markov 2-state "
+    "(free/immobile, free/directed), traps and compartments over wider ranges",
     "d_fast": 1.0,
     "d_ratio_slow": [0.01, 0.3],
-    "confinement": "compartment radius 2-8 px (D_fast = 1), inside D 0.01-1, transmittance 0-0.2",
+    "confinement": "compartment radius 2-8 px (D_fast = 1), inside D 0.3-1, transmittance 0-0.1",
     "sigma_over_sqrt_d_fast": [0.0, 0.4],
     "exposure": "0 for half the tracks, else uniform in [0, 1]",
     "switch_probability": [0.005, 0.05],
@@ -54,7 +56,7 @@ def _two_state(n: int, t: int, rng, kind: str):
         d[:, 1] = 0.0
     elif kind == "directed":
         d[:, 1] = rng.uniform(0.1, 1.0, size=n)
-        speed[:, 1] = rng.uniform(0.3, 2.0, size=n)
+        speed[:, 1] = rng.uniform(0.5, 2.0, size=n)
     p = 10 ** rng.uniform(*np.log10(WORLD["switch_probability"]), size=n)
     m = np.stack([np.stack([1 - p, p], 1), np.stack([p, 1 - p], 1)], 1)
     return ph.multi_state(n, t, d, alpha, speed, m, rng=rng, **_acq(n, rng))
@@ -70,10 +72,14 @@ def _world_part(kind: str, n: int, t: int, rng):
     if kind == "directed":
         ballistic = rng.uniform(size=n) < 0.3
         alpha = np.where(ballistic, rng.uniform(1.9, 1.99, size=n), rng.uniform(0.5, 1.5, size=n))
-        speed = np.where(ballistic, 0.0, rng.uniform(0.3, 2.0, size=n))
+        speed = np.where(ballistic, 0.0, rng.uniform(0.5, 2.0, size=n))
         return ph.single_state(n, t, 1.0, alpha, speed, rng=rng, **_acq(n, rng))
     if kind.startswith("two_state"):
         return _two_state(n, t, rng, kind.split(":")[1])
+    if kind.startswith("andi2:"):
+        from .simulate.andi2_world import andi2_like
+
+        return andi2_like(kind.split(":")[1], n, t, rng=rng, **_acq(n, rng))
     slow = (1.0, float(10 ** rng.uniform(-2, -1)))
     a1 = float(rng.uniform(0.7, 1.3))
     alphas = (a1, float(max(a1 - rng.uniform(0.0, 0.6), 0.1)))
@@ -88,25 +94,28 @@ def _world_part(kind: str, n: int, t: int, rng):
             rng=rng,
             **_acq(n, rng),
         )
-    if kind == "confinement":  # compartments of 2-8 px, inside D 1-100x slower
-        d_in, radius = (1.0, float(10 ** rng.uniform(-2, 0))), float(rng.uniform(2.0, 8.0))
+    if kind == "confinement":  # compartments of 2-8 px, inside D up to 3x slower: a plateau
+        d_in, radius = (1.0, float(10 ** rng.uniform(-0.5, 0))), float(rng.uniform(2.0, 8.0))
         return sp.confinement(
             n, t, d_in, alphas, radius=radius, n_compartments=int(30 * (5.0 / radius) ** 2),
-            transmittance=float(rng.uniform(0.0, 0.2)), start_inside=bool(rng.uniform() < 0.6),
+            transmittance=float(rng.uniform(0.0, 0.1)), start_inside=bool(rng.uniform() < 0.8),
             rng=rng, **_acq(n, rng),
         )  # fmt: skip
     return sp.dimerisation(n, t, slow, alphas, rng=rng, **_acq(n, rng))
 
 
 WORLD_MIX = {
-    "free": 0.12,
-    "directed": 0.06,
-    "two_state:free": 0.16,
-    "two_state:immobile": 0.1,
-    "two_state:directed": 0.06,
-    "traps": 0.2,
-    "confinement": 0.22,
-    "dimerisation": 0.08,
+    "andi2:single_state": 0.1,
+    "andi2:multi_state": 0.1,
+    "andi2:immobile_traps": 0.1,
+    "andi2:dimerization": 0.1,
+    "andi2:confinement": 0.1,
+    "free": 0.1,
+    "directed": 0.08,
+    "two_state:immobile": 0.06,
+    "two_state:directed": 0.04,
+    "traps": 0.06,
+    "confinement": 0.16,
 }
 
 
@@ -197,7 +206,6 @@ def train_state_model(
     val_pos, val_lab = simulate_state_world(max(n_tracks // 6, 200), 200, seed + 1000)
     log(f"simulated {len(pos)} + {len(val_pos)} tracks in {time.time() - t0:.0f} s")
     freq = np.bincount(lab.ravel(), minlength=4) / lab.size
-    weight = torch.tensor(np.where(freq > 0, freq, 1.0) ** -0.5, dtype=torch.float32)
     net = StateNet()
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
@@ -207,7 +215,8 @@ def train_state_model(
         x, y = _crops(pos, lab, batch, length, rng)
         logits = net(torch.from_numpy(state_features(x)))
         loss = nn.functional.cross_entropy(
-            logits, torch.from_numpy(y), weight=weight / weight.sum() * 4
+            logits,
+            torch.from_numpy(y),
         )
         opt.zero_grad()
         loss.backward()
