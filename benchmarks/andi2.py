@@ -268,6 +268,9 @@ def print_scores(scores: dict, subs: dict[str, Path]) -> None:
             row = scores[str(path)][model]
             vals = " ".join(f"{row[k]:10.3f}" for k in METRIC_NAMES)
             print(f"{model:16s} {method:22s} {row['n_tracks']:5d} {vals}")
+    for method, path in subs.items():
+        missing = scores[str(path)]["overall"]["missing_trajectories"]
+        print(f"{method}: {missing} trajectories without a prediction the scorer could parse")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -93,6 +93,20 @@ def _model_of(exp_dir: Path) -> str:
     return header.split(";")[0].split(":")[1].strip()
 
 
+def _missing(ref: Path, sub: Path) -> int:
+    """Trajectories of the reference without a parsable prediction line (the scorer gives them
+    the maximum error): the check that a submission is accepted as written."""
+    from andi_datasets.utils_challenge import load_file_to_df
+
+    missing = 0
+    for truth in (ref / "track_2").glob("exp_*/traj_labs_fov_*.txt"):
+        pred = sub / "track_2" / truth.parent.name / truth.name.removeprefix("traj_labs_")
+        want = set(load_file_to_df(truth).traj_idx.astype(int))
+        got = set(load_file_to_df(pred).traj_idx.astype(int)) if pred.exists() else set()
+        missing += len(want - got)
+    return missing
+
+
 def score(ref: Path, submissions: list[Path]) -> dict:
     from andi_datasets.utils_challenge import run_single_task
 
@@ -112,6 +126,7 @@ def score(ref: Path, submissions: list[Path]) -> dict:
                 **{k: float(np.average(part[c].to_numpy(float), weights=w))
                    for k, c in zip(METRICS, cols)},
             }  # fmt: skip
+        res["overall"]["missing_trajectories"] = _missing(ref, sub)
         out[str(sub)] = res
     return out
 
