@@ -17,6 +17,7 @@ __all__ = [
     "apply_run",
     "run_message",
     "refresh_segments_table",
+    "status_text",
     "open_plot_dock",
     "open_table_dock",
     "table_docks",
@@ -64,6 +65,26 @@ def run_message(results, ids, params, summary, layer) -> str:
     if summary.messages:
         msg += "; " + "; ".join(summary.messages)
     return msg
+
+
+def status_text(layer, stale: bool) -> str:
+    """The STEP widget's status line for a layer (results, units, model; stale results)."""
+    from ._layers import analysed_track_ids
+
+    done = analysed_track_ids(layer)
+    meta = results_metadata(layer)
+    if not done:
+        return f"'{layer.name}': no results yet"
+    if stale:
+        return (
+            f"STALE: results use pixel size {meta['pixel_size_um']:g} um and frame interval "
+            f"{meta['frame_interval_s']:g} s ({meta.get('units', '?')}); Run again to "
+            "update (earlier tracks are converted to the new units)"
+        )
+    return (
+        f"'{layer.name}': {len(done)} track(s) analysed, D in "
+        f"{meta.get('units', '?')}, model {meta.get('model', '?')}"
+    )
 
 
 def refresh_segments_table(widget) -> None:

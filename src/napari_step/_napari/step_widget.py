@@ -246,23 +246,8 @@ class StepAnalysisWidget(ScrollableDock, SelectionMixin, FollowsTracks, Backgrou
         if layer is None:
             self.status.value = "choose a Tracks layer"
             return
-        done = analysed_track_ids(layer)
-        meta = results_metadata(layer)
-        if self.running:
-            return
-        if not done:
-            self.status.value = f"'{layer.name}': no results yet"
-        elif self.is_stale(layer):
-            self.status.value = (
-                f"STALE: results use pixel size {meta['pixel_size_um']:g} um and frame interval "
-                f"{meta['frame_interval_s']:g} s ({meta.get('units', '?')}); Run again to "
-                "update (earlier tracks are converted to the new units)"
-            )
-        else:
-            self.status.value = (
-                f"'{layer.name}': {len(done)} track(s) analysed, D in "
-                f"{meta.get('units', '?')}, model {meta.get('model', '?')}"
-            )
+        if not self.running:
+            self.status.value = outputs.status_text(layer, self.is_stale(layer))
 
     def _on_colour_setting(self, *_):
         s = self.settings
