@@ -65,6 +65,12 @@ def test_predict_state_shapes_probabilities_and_errors():
     bad[5, 0] = np.nan
     with pytest.raises(ValueError, match="track 1"):
         predict_state([tracks[2], bad])
+    with pytest.raises(ValueError, match="track 0"):
+        predict_state([tracks[2][:, :1]])  # 1-D: the model is 2-D
+    three = np.concatenate([tracks[3], np.cumsum(rng.normal(size=(200, 1)), axis=0)], axis=1)
+    p3 = predict_state([three])[0]  # 3-D: mean over the planar projections
+    assert p3.shape == (200, 4)
+    np.testing.assert_allclose(p3.sum(axis=1), 1.0, rtol=1e-5)
     with pytest.raises(FileNotFoundError):
         predict_state(tracks[2:], model="/nonexistent/state.pt")
 

@@ -219,6 +219,17 @@ def load_state_model(path: str | Path | None = None) -> tuple[StateNet, dict]:
 
 
 _CACHE: dict = {}
+_PLANES = ((0, 1), (0, 2), (1, 2))
+
+
+def _probabilities(net: StateNet, x: np.ndarray) -> np.ndarray:
+    """(N, 4, T) class probabilities of equal-length 2-D or 3-D tracks (N, T, dim)."""
+    planes = [x] if x.shape[2] == 2 else [x[:, :, list(p)] for p in _PLANES]
+    prob = 0.0
+    for xy in planes:
+        with torch.no_grad():
+            prob = prob + torch.softmax(net(torch.from_numpy(state_features(xy))), dim=1).numpy()
+    return np.asarray(prob, dtype=float) / len(planes)
 
 
 def _cached(path) -> StateNet:
@@ -237,7 +248,7 @@ def predict_state(
     ----------
     tracks : ndarray or list of ndarray
         An (N, T, dim) array or a list of (T_i, dim) positions (any length unit, one row per
-        frame, no gaps); dim 1, 2 or 3 (features are rotation-invariant, so any dim works).
+        frame, no gaps); dim 2, or 3 (the mean over the three planar projections, as for D).
     model : str, Path or StateNet, optional
         Weights file or network; default: the shipped 2-D model.
     batch_size : int
@@ -253,14 +264,16 @@ def predict_state(
     Raises
     ------
     ValueError
-        Positions that are not finite or not (T, dim).
+        Positions that are not finite or not (T, 2) / (T, 3) (the model is trained on 2-D tracks).
     """
     if isinstance(tracks, np.ndarray) and tracks.ndim == 3:
         tracks = list(tracks)
     arrs = [np.asarray(t, dtype=float) for t in tracks]
     for i, a in enumerate(arrs):
-        if a.ndim != 2 or not np.isfinite(a).all():
-            raise ValueError(f"track {i}: positions must be finite (T, dim), got shape {a.shape}")
+        if a.ndim != 2 or a.shape[1] not in (2, 3) or not np.isfinite(a).all():
+            raise ValueError(
+                f"track {i}: positions must be finite (T, 2) or (T, 3), got shape {a.shape}"
+            )
     net = model if isinstance(model, StateNet) else _cached(model)
     out: list = [None] * len(arrs)
     by_len: dict = {}
@@ -273,9 +286,7 @@ def predict_state(
             continue
         for s in range(0, len(idx), batch_size):
             part = idx[s : s + batch_size]
-            feats = torch.from_numpy(state_features(np.stack([arrs[i] for i in part])))
-            with torch.no_grad():
-                prob = torch.softmax(net(feats), dim=1).numpy().astype(float)
+            prob = _probabilities(net, np.stack([arrs[i] for i in part]))
             for j, i in enumerate(part):
                 out[i] = prob[j].T
     return out
