@@ -20,21 +20,26 @@ def test_manifest_validates_with_imports():
     mf.validate_imports()  # every python_name imports and exists
     ids = {c.id for c in mf.contributions.commands}
     assert ids == {
-        "napari-step.get_reader", "napari-step.write_tracks", "napari-step.sample_data",
-        "napari-step.detect_link_widget", "napari-step.step_widget", "napari-step.plot_widget",
+        "napari-step.get_reader",
+        "napari-step.write_tracks",
+        "napari-step.sample_data",
+        "napari-step.detect_link_widget",
+        "napari-step.step_widget",
+        "napari-step.plot_widget",
     }
     pm = PluginManager.instance()
     pm.discover()
     assert pm.get_manifest("napari-step").name == "napari-step"  # found via the entry point
 
 
-@pytest.mark.skipif(shutil.which("npe2") is None and not (Path(sys.executable).parent / "npe2")
-                    .exists(), reason="npe2 command not installed")
+@pytest.mark.skipif(
+    shutil.which("npe2") is None and not (Path(sys.executable).parent / "npe2").exists(),
+    reason="npe2 command not installed",
+)
 def test_npe2_validate_command():
     exe = shutil.which("npe2") or str(Path(sys.executable).parent / "npe2")
     for target in ("napari-step", str(MANIFEST)):
-        out = subprocess.run([exe, "validate", target], capture_output=True, text=True,
-                             timeout=120)
+        out = subprocess.run([exe, "validate", target], capture_output=True, text=True, timeout=120)
         assert out.returncode == 0, out.stdout + out.stderr
         assert "valid" in out.stdout.lower()
 
@@ -47,8 +52,11 @@ def test_widgets_and_sample_through_napari(viewer):
     from napari_step._napari.plot_widget import DPlotWidget
     from napari_step._napari.step_widget import StepAnalysisWidget
 
-    for name, cls in (("Detect & link", DetectLinkWidget), ("STEP analysis", StepAnalysisWidget),
-                      ("D(t) plot", DPlotWidget)):
+    for name, cls in (
+        ("Detect & link", DetectLinkWidget),
+        ("STEP analysis", StepAnalysisWidget),
+        ("D(t) plot", DPlotWidget),
+    ):
         _, widget = viewer.window.add_plugin_dock_widget("napari-step", name)
         assert isinstance(widget, cls)
         assert widget._viewer is viewer  # the real viewer, not napari's plugin proxy

@@ -19,8 +19,12 @@ def test_plot_dock_shows_the_selected_track(viewer, truth_tracks, wait_worker):
 
     data, feats = truth_tracks
     keep = ~((data[:, 0] == 3) & (data[:, 1] >= 20) & (data[:, 1] < 24))  # a 4-frame gap
-    layer = viewer.add_tracks(data[keep], features=feats[keep].reset_index(drop=True),
-                              name="truth", metadata={"pixel_size_um": PX, "frame_interval_s": DT})
+    layer = viewer.add_tracks(
+        data[keep],
+        features=feats[keep].reset_index(drop=True),
+        name="truth",
+        metadata={"pixel_size_um": PX, "frame_interval_s": DT},
+    )
     step = StepAnalysisWidget(viewer)
     step.tracks.value = layer
     plot = step.open_plot_dock()
@@ -47,8 +51,9 @@ def test_plot_dock_shows_the_selected_track(viewer, truth_tracks, wait_worker):
         ref = layer.features["tamsd_d"][rows].to_numpy()
         np.testing.assert_allclose(_finite(ty), ref[np.isfinite(ref) & (ref > 0)])
         _, true_y = plot.true_line.get_data()  # ground truth converted to um^2/s
-        np.testing.assert_allclose(_finite(true_y), feats["d_true"][
-            (data[:, 0] == tid) & keep] * PX**2 / DT)
+        np.testing.assert_allclose(
+            _finite(true_y), feats["d_true"][(data[:, 0] == tid) & keep] * PX**2 / DT
+        )
     ax = plot.ax_d
     assert ax.get_yscale() == "log"
     assert "um^2/s" in ax.get_ylabel() and "s" in ax.get_xlabel()
@@ -65,8 +70,10 @@ def test_plot_dock_shows_the_selected_track(viewer, truth_tracks, wait_worker):
     # the dock's own track box works as well
     plot.track_choice.value = 2
     assert plot.track == 2
-    np.testing.assert_allclose(_finite(plot.step_line.get_data()[1]),
-                               layer.features["step_d"][np.round(layer.data[:, 0]) == 2])
+    np.testing.assert_allclose(
+        _finite(plot.step_line.get_data()[1]),
+        layer.features["step_d"][np.round(layer.data[:, 0]) == 2],
+    )
     plot.show_track(7)  # not analysed: no line, a message instead
     assert plot.step_line is None
 

@@ -23,7 +23,7 @@ def _screen_px(viewer, world_yx, shot_shape):
 def _head_colour(shot, rc, half=4):
     """The most saturated colour near a pixel (the track head drawn on black)."""
     r, c = rc
-    win = shot[max(r - half, 0):r + half + 1, max(c - half, 0):c + half + 1, :3].reshape(-1, 3)
+    win = shot[max(r - half, 0) : r + half + 1, max(c - half, 0) : c + half + 1, :3].reshape(-1, 3)
     win = win.astype(float) / 255
     return win[np.argmax(win.sum(axis=1))]
 

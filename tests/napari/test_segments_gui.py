@@ -48,9 +48,12 @@ def layer(viewer, step):
     """8 tracks: 0-3 for the first run, 10-13 for the second."""
     data_a, feats_a = _simulate([0, 1, 2, 3], seed=11)
     data_b, feats_b = _simulate([10, 11, 12, 13], seed=12)
-    lyr = viewer.add_tracks(np.vstack([data_a, data_b]),
-                            features=pd.concat([feats_a, feats_b], ignore_index=True),
-                            name="sim", metadata={"pixel_size_um": PX, "frame_interval_s": DT})
+    lyr = viewer.add_tracks(
+        np.vstack([data_a, data_b]),
+        features=pd.concat([feats_a, feats_b], ignore_index=True),
+        name="sim",
+        metadata={"pixel_size_um": PX, "frame_interval_s": DT},
+    )
     step.reset_choices()
     step.tracks.value = lyr
     return lyr
@@ -81,8 +84,10 @@ def _check_segments(layer, viewer, ids):
         after = np.median(seg_d[mine & (frame >= CP + 3)])
         assert before == pytest.approx(D1 * FACTOR, rel=0.3), t
         assert after == pytest.approx(D2 * FACTOR, rel=0.3), t
-    np.testing.assert_allclose(feats["segment_log10_d"].to_numpy(float)[np.isin(tid, ids)],
-                               np.log10(seg_d[np.isin(tid, ids)]))
+    np.testing.assert_allclose(
+        feats["segment_log10_d"].to_numpy(float)[np.isin(tid, ids)],
+        np.log10(seg_d[np.isin(tid, ids)]),
+    )
 
     pts = changepoints_layer(viewer, layer)
     assert pts is not None and pts.name == f"{layer.name} change points"
@@ -106,8 +111,9 @@ def _check_segments(layer, viewer, ids):
         assert list(mine["changepoint"]) == [False, True]
 
 
-def test_segments_run_table_export_merge_and_plot(viewer, step, layer, wait_worker, tmp_path,
-                                                  notes):
+def test_segments_run_table_export_merge_and_plot(
+    viewer, step, layer, wait_worker, tmp_path, notes
+):
     other_layers = [lyr for lyr in viewer.layers]
     plot = step.open_plot_dock()
 
@@ -140,8 +146,15 @@ def test_segments_run_table_export_merge_and_plot(viewer, step, layer, wait_work
     written = step.export_segments(str(out))
     assert written is not None and out.is_file()
     df = pd.read_csv(out)
-    assert list(df.columns) == ["track_id", "segment", "start_frame", "stop_frame", "n_frames",
-                                "d", "changepoint"]
+    assert list(df.columns) == [
+        "track_id",
+        "segment",
+        "start_frame",
+        "stop_frame",
+        "n_frames",
+        "d",
+        "changepoint",
+    ]
     assert len(df) == 8 and (df.groupby("track_id").size() == 2).all()
     np.testing.assert_allclose(df["d"], layer.metadata[SEGMENTS_KEY]["d"])
     side = json.loads((tmp_path / "segs.csv.json").read_text())
@@ -165,8 +178,10 @@ def test_segments_run_table_export_merge_and_plot(viewer, step, layer, wait_work
     assert set(analysed_track_ids(layer)) == {0, 1, 2, 3, 10, 11, 12, 13}
     _check_segments(layer, viewer, [0, 1, 2, 3, 10, 11, 12, 13])
     assert step.segments_table.rowCount() == 16
-    assert len([lyr for lyr in viewer.layers if HIGHLIGHT_KEY not in lyr.metadata]) == len(
-        other_layers) + 1
+    assert (
+        len([lyr for lyr in viewer.layers if HIGHLIGHT_KEY not in lyr.metadata])
+        == len(other_layers) + 1
+    )
 
     # a run without segments drops the re-analysed track's segments only
     step.segments.value = False
@@ -206,8 +221,7 @@ def test_analyse_job_threads_the_estimator():
     table = table.astype({"track_id": int, "frame": int})
     out = {}
     for est in ("mle", "cve_pooled"):
-        params = AnalysisParams(pixel_size_um=PX, frame_interval_s=DT, segments=True,
-                                estimator=est)
+        params = AnalysisParams(pixel_size_um=PX, frame_interval_s=DT, segments=True, estimator=est)
         results, summary = run_job(analyse_job(table, [0, 1], params))
         assert {"segment_d", "segment_log10_d"} <= set(results.columns)
         assert list(summary.segments["track_id"]) == [0, 0, 1, 1]
