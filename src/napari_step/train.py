@@ -281,6 +281,43 @@ def _fit_schedule(tc: TrainConfig, record: dict, done: int, t20: float, seconds_
     record["train_config"]["total_steps"] = tc.total_steps
 
 
+def _loop(run: _Run, batches, sched, max_steps, max_minutes: float, fit: bool, progress: bool):
+    """Optimise until ``max_steps`` of this session, the schedule's end or the time budget;
+    validate every ``val_every`` steps; ``fit``: size the schedule after 120 steps."""
+    tc, record = run.tc, run.record
+    last_steps = max_steps if max_steps is not None else tc.total_steps - record["step"]
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=last_steps, desc="training", unit="batch")
+    t_start, wall0, done, t20 = time.time(), record["wall_time_s"], 0, 0.0
+    run.model.train()
+    while done < last_steps and record["step"] < tc.total_steps:
+        if time.time() - t_start > max_minutes * 60:
+            break
+        x, y = (t.to(run.device, non_blocking=True) for t in next(batches))
+        loss = run.step(x, y, sched, use_amp=run.device.type == "cuda")
+        record["wall_time_s"] = wall0 + time.time() - t_start
+        done += 1
+        if fit and done == 20:
+            t20 = time.time()  # after worker start-up
+        elif fit and done == 120:
+            _fit_schedule(tc, record, done, t20, max_minutes * 60 - (time.time() - t_start))
+            last_steps = tc.total_steps if max_steps is None else last_steps
+            if bar is not None:
+                bar.total = last_steps
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss:.3f}")
+        if record["step"] % tc.val_every == 0:
+            entry = run.validate()
+            if bar is not None:
+                bar.write(f"step {record['step']}: {_describe(entry)}")
+    if bar is not None:
+        bar.close()
+
+
 def train(
     out_path,
     model_config: ModelConfig | None = None,
@@ -354,38 +391,7 @@ def train(
         snapshots,
     )
     sched = _scheduler(opt, tc, step0)
-    last_steps = max_steps if max_steps is not None else tc.total_steps - step0
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=last_steps, desc="training", unit="batch")
-    t_start, wall0, done, t20 = time.time(), record["wall_time_s"], 0, 0.0
-    model.train()
-    while done < last_steps and record["step"] < tc.total_steps:
-        if time.time() - t_start > max_minutes * 60:
-            break
-        x, y = (t.to(device, non_blocking=True) for t in next(batches))
-        loss = run.step(x, y, sched, use_amp=device.type == "cuda")
-        record["wall_time_s"] = wall0 + time.time() - t_start
-        done += 1
-        if fit_schedule and step0 == 0 and done in (20, 120):
-            if done == 20:
-                t20 = time.time()  # after worker start-up
-            else:
-                _fit_schedule(tc, record, done, t20, max_minutes * 60 - (time.time() - t_start))
-                last_steps = tc.total_steps if max_steps is None else last_steps
-                if bar is not None:
-                    bar.total = last_steps
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss:.3f}")
-        if record["step"] % tc.val_every == 0:
-            entry = run.validate()
-            if bar is not None:
-                bar.write(f"step {record['step']}: {_describe(entry)}")
-    if bar is not None:
-        bar.close()
+    _loop(run, batches, sched, max_steps, max_minutes, fit_schedule and step0 == 0, progress)
     if not record["validation"] or record["validation"][-1]["step"] != record["step"]:
         run.validate()
     return record
