@@ -18,13 +18,18 @@ from napari_step.simulate import brownian_changepoints
 
 def make_files(folder: Path, n_files: int, n_tracks: int, n_frames: int):
     for i in range(n_files):
-        sim = brownian_changepoints(n_tracks, n_frames, 2, (1, 4), 10, (1e-2, 1e2),
-                                    rng=np.random.default_rng(i))
+        sim = brownian_changepoints(
+            n_tracks, n_frames, 2, (1, 4), 10, (1e-2, 1e2), rng=np.random.default_rng(i)
+        )
         pos = sim.positions
-        pd.DataFrame({"particle": np.repeat(np.arange(n_tracks), n_frames),
-                      "frame": np.tile(np.arange(n_frames), n_tracks),
-                      "y": pos[..., 0].ravel(), "x": pos[..., 1].ravel()}).to_csv(
-            folder / f"movie_{i:04d}.csv", index=False)
+        pd.DataFrame(
+            {
+                "particle": np.repeat(np.arange(n_tracks), n_frames),
+                "frame": np.tile(np.arange(n_frames), n_tracks),
+                "y": pos[..., 0].ravel(),
+                "x": pos[..., 1].ravel(),
+            }
+        ).to_csv(folder / f"movie_{i:04d}.csv", index=False)
 
 
 def main():
@@ -47,8 +52,9 @@ def main():
 
         from distributed import Client, LocalCluster
 
-        with LocalCluster(n_workers=args.workers, threads_per_worker=1,
-                          dashboard_address=None) as cluster:
+        with LocalCluster(
+            n_workers=args.workers, threads_per_worker=1, dashboard_address=None
+        ) as cluster:
             t = time.perf_counter()
             s2 = analyze(inputs, tmp / "dask", scheduler=cluster.scheduler_address)
             t2 = time.perf_counter() - t
@@ -58,10 +64,14 @@ def main():
                 mem = c.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
         assert (s1.status == "done").all() and (s2.status == "done").all()
     print(f"{args.n_files} files x {args.n_tracks} tracks x {args.n_frames} frames")
-    print(f"one process      : {t1:7.1f} s  {args.n_files / t1 * 60:7.1f} files/min  "
-          f"{total_tracks / t1:7.1f} tracks/s")
-    print(f"Dask {args.workers} workers   : {t2:7.1f} s  {args.n_files / t2 * 60:7.1f} files/min  "
-          f"{total_tracks / t2:7.1f} tracks/s")
+    print(
+        f"one process      : {t1:7.1f} s  {args.n_files / t1 * 60:7.1f} files/min  "
+        f"{total_tracks / t1:7.1f} tracks/s"
+    )
+    print(
+        f"Dask {args.workers} workers   : {t2:7.1f} s  {args.n_files / t2 * 60:7.1f} files/min  "
+        f"{total_tracks / t2:7.1f} tracks/s"
+    )
     print(f"speed-up         : {t1 / t2:7.2f}x")
     print("peak memory per worker: " + ", ".join(f"{v:.0f} MiB" for v in mem.values()))
 

@@ -26,10 +26,14 @@ def main():
     out = predict_d(x, progress=lambda d, n: calls.append(d))
     dt = time.perf_counter() - t
     grow = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - r0) / 1024
-    print(f"{args.n_tracks} tracks x {args.n_frames} frames: {dt:.1f} s "
-          f"({args.n_tracks / dt:.0f} tracks/s), {len(calls)} progress updates")
-    print(f"input {x.nbytes / 2**20:.0f} MiB, output {sum(o.nbytes for o in out) / 2**20:.0f} MiB, "
-          f"peak RSS growth {grow:.0f} MiB")
+    print(
+        f"{args.n_tracks} tracks x {args.n_frames} frames: {dt:.1f} s "
+        f"({args.n_tracks / dt:.0f} tracks/s), {len(calls)} progress updates"
+    )
+    print(
+        f"input {x.nbytes / 2**20:.0f} MiB, output {sum(o.nbytes for o in out) / 2**20:.0f} MiB, "
+        f"peak RSS growth {grow:.0f} MiB"
+    )
 
 
 if __name__ == "__main__":

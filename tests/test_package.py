@@ -25,6 +25,14 @@ def test_plain_import_does_not_load_torch():
 def test_public_api_names():
     import napari_step
 
-    for name in ("predict_d", "predict_alpha", "tamsd_d", "tamsd_alpha", "analyse_tracks", "read_tracks",
-                 "write_tracks"):
+    for name in (
+        "predict_d",
+        "predict_alpha",
+        "predict_state",
+        "tamsd_d",
+        "tamsd_alpha",
+        "analyse_tracks",
+        "read_tracks",
+        "write_tracks",
+    ):
         assert callable(getattr(napari_step, name))

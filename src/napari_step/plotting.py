@@ -10,8 +10,9 @@ DEFAULT_LOG10_RANGE = (-3.0, 1.0)  # log10 D colour range, um^2/s
 NEUTRAL = (0.6, 0.6, 0.6, 1.0)
 
 
-def draw_tracks(ax, table, column="step_log10_d", vrange=DEFAULT_LOG10_RANGE, cmap="viridis",
-                units="um^2/s"):
+def draw_tracks(
+    ax, table, column="step_log10_d", vrange=DEFAULT_LOG10_RANGE, cmap="viridis", units="um^2/s"
+):
     """Draw every track as line segments coloured by ``column``; NaN segments are grey."""
     from matplotlib import colormaps
     from matplotlib.collections import LineCollection

@@ -25,8 +25,15 @@ SAMPLE_D_SLOW = 0.05  # px^2/frame: the sample's slow state
 SAMPLE_D_FAST = 0.8  # px^2/frame: the sample's fast state
 
 
-def make_sample(n_particles: int = 30, n_frames: int = 200, shape=(256, 256), seed: int = 0,
-                psf_sigma: float = 1.5, photons: float = 3000.0, background: float = 100.0):
+def make_sample(
+    n_particles: int = 30,
+    n_frames: int = 200,
+    shape=(256, 256),
+    seed: int = 0,
+    psf_sigma: float = 1.5,
+    photons: float = 3000.0,
+    background: float = 100.0,
+):
     """Render a movie of diffusing particles whose D switches once between slow and fast.
 
     Returns (movie (T, Y, X) uint16, truth track table with columns track_id, frame, y, x, d_true
@@ -55,13 +62,16 @@ def make_sample(n_particles: int = 30, n_frames: int = 200, shape=(256, 256), se
     lo, hi = margin / 2, np.array(shape) - margin / 2
     pos = np.abs(pos - lo) + lo  # reflect at the walls (twice covers any excursion here)
     pos = hi - np.abs(hi - pos)
-    movie = render_movie(pos, shape, psf_sigma=psf_sigma, photons=photons,
-                         background=background, rng=rng)
-    table = pd.DataFrame({
-        "track_id": np.repeat(np.arange(n_particles), n_frames),
-        "frame": np.tile(np.arange(n_frames), n_particles),
-        "y": pos[..., 0].ravel(),
-        "x": pos[..., 1].ravel(),
-        "d_true": d.ravel(),
-    })
+    movie = render_movie(
+        pos, shape, psf_sigma=psf_sigma, photons=photons, background=background, rng=rng
+    )
+    table = pd.DataFrame(
+        {
+            "track_id": np.repeat(np.arange(n_particles), n_frames),
+            "frame": np.tile(np.arange(n_frames), n_particles),
+            "y": pos[..., 0].ravel(),
+            "x": pos[..., 1].ravel(),
+            "d_true": d.ravel(),
+        }
+    )
     return movie, table

@@ -16,8 +16,9 @@ from napari_step.simulate import brownian_changepoints, render_movie
 
 def main():
     rng = np.random.default_rng(7)
-    sim = brownian_changepoints(4, n_frames=25, dim=2, n_changepoints=1, min_segment=8,
-                                d_range=(0.02, 0.3), rng=rng)
+    sim = brownian_changepoints(
+        4, n_frames=25, dim=2, n_changepoints=1, min_segment=8, d_range=(0.02, 0.3), rng=rng
+    )
     starts = np.array([[12.0, 14.0], [14.0, 48.0], [46.0, 16.0], [48.0, 50.0]])
     positions = sim.positions + starts[:, None, :]
     movie = render_movie(positions, shape=(64, 64), photons=3000, background=50, rng=rng)

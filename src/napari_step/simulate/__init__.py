@@ -25,7 +25,6 @@ from .acquisition import (
     localisation_sigma,
     render_movie,
 )
-from .andi2_world import ANDI2_MODELS, andi2_like
 from .andi1 import (
     ALPHA_RANGES,
     MODELS,
@@ -36,6 +35,7 @@ from .andi1 import (
     simulate_model,
 )
 from .andi1_changepoints import AnomalousChangepoints, anomalous_changepoints
+from .andi2_world import ANDI2_MODELS, andi2_like
 from .brownian import (
     BrownianChangepoints,
     brownian_changepoints,
