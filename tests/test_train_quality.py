@@ -19,9 +19,9 @@ D_TRUE = 0.5  # px^2/frame; the model is scale-equivariant, so any value tests t
             marks=pytest.mark.xfail(
                 strict=True,
                 reason=(
-                    "issue 13 target not met by the shipped model: it reads 0.68 of the true D under "
-                    "full blur; the CPU fine-tune on the acquired world reads 0.89 but was not shipped "
-                    "(worse on the noise-free change-point protocol)"
+                    "issue 13 target not met by the shipped model: it reads 0.68 of the true D "
+                    "under full blur; the CPU fine-tune on the acquired world reads 0.89 but was "
+                    "not shipped (worse on the noise-free change-point protocol)"
                 ),
             ),
         ),
