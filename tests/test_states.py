@@ -144,3 +144,18 @@ def test_state_model_on_andi_datasets_immobile_traps():
                 assert int(np.argmax(mean)) == seg.state, (fov, seg, np.round(mean, 2))
                 checked += 1
     assert checked >= 8
+
+
+def test_training_writes_a_loadable_model_with_its_card(tmp_path):
+    """A few real optimiser steps on the simulated state world; the file loads and predicts."""
+    from napari_step.states_train import train_state_model
+
+    out = tmp_path / "states.pt"
+    card = train_state_model(out, n_tracks=60, steps=20, batch=8, threads=1, log=lambda m: None)
+    assert card["frame_convention"] == "forward"
+    assert card["training"]["steps"] == 20 and len(card["training"]["loss_every_250"]) == 1
+    assert set(card["validation"]) == {"T=50", "T=200"}
+    track = np.cumsum(np.random.default_rng(0).normal(size=(50, 2)), axis=0)
+    prob = predict_state([track], model=out)[0]
+    assert prob.shape == (50, 4)
+    np.testing.assert_allclose(prob.sum(axis=1), 1.0, rtol=1e-5)

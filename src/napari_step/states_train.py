@@ -169,6 +169,43 @@ def _evaluate(net: StateNet, pos, lab, length: int) -> dict:
     return {"accuracy": float(np.mean(pred == true)), "f1": f1}
 
 
+def _optimise(net, pos, lab, steps: int, batch: int, lr: float, rng, log, t0: float) -> list:
+    """One-cycle AdamW on random crops of the training tracks; returns the loss per step."""
+    import time
+
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
+    curve = []
+    for step in range(steps):
+        length = int(rng.integers(WORLD["crop_lengths"][0], WORLD["crop_lengths"][1] + 1))
+        x, y = _crops(pos, lab, batch, length, rng)
+        logits = net(torch.from_numpy(state_features(x)))
+        loss = nn.functional.cross_entropy(logits, torch.from_numpy(y))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        curve.append(loss.item())
+        if (step + 1) % 250 == 0:
+            log(f"step {step + 1}: loss {np.mean(curve[-250:]):.4f} ({time.time() - t0:.0f} s)")
+    return curve
+
+
+def _card(freq: np.ndarray, settings: dict, curve: list, seconds: int, val: dict) -> dict:
+    """The model card saved with the weights: classes, convention, world, training, validation."""
+    steps = settings["steps"]
+    losses = [round(float(np.mean(curve[i : i + 250])), 4) for i in range(0, steps, 250)]
+    return {
+        "classes": list(STATE_NAMES),
+        "frame_convention": "forward",
+        "world": WORLD,
+        "world_mix": WORLD_MIX,
+        "class_frequency": freq.tolist(),
+        "training": {**settings, "seconds": seconds, "loss_every_250": losses},
+        "validation": val,
+    }
+
+
 def train_state_model(
     out: str | Path,
     n_tracks: int = 6000,
@@ -207,46 +244,12 @@ def train_state_model(
     log(f"simulated {len(pos)} + {len(val_pos)} tracks in {time.time() - t0:.0f} s")
     freq = np.bincount(lab.ravel(), minlength=4) / lab.size
     net = StateNet()
-    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
-    curve = []
-    for step in range(steps):
-        length = int(rng.integers(WORLD["crop_lengths"][0], WORLD["crop_lengths"][1] + 1))
-        x, y = _crops(pos, lab, batch, length, rng)
-        logits = net(torch.from_numpy(state_features(x)))
-        loss = nn.functional.cross_entropy(
-            logits,
-            torch.from_numpy(y),
-        )
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        curve.append(loss.item())
-        if (step + 1) % 250 == 0:
-            log(f"step {step + 1}: loss {np.mean(curve[-250:]):.4f} ({time.time() - t0:.0f} s)")
+    curve = _optimise(net, pos, lab, steps, batch, lr, rng, log, t0)
     net.eval()
     val = {f"T={n}": _evaluate(net, val_pos, val_lab, n) for n in (50, 200)}
     log(f"validation {val}")
-    card = {
-        "classes": list(STATE_NAMES),
-        "frame_convention": "forward",
-        "world": WORLD,
-        "world_mix": WORLD_MIX,
-        "class_frequency": freq.tolist(),
-        "training": {
-            "n_tracks": n_tracks,
-            "steps": steps,
-            "batch": batch,
-            "lr": lr,
-            "seed": seed,
-            "seconds": round(time.time() - t0),
-            "loss_every_250": [
-                round(float(np.mean(curve[i : i + 250])), 4) for i in range(0, steps, 250)
-            ],
-        },
-        "validation": val,
-    }
+    settings = {"n_tracks": n_tracks, "steps": steps, "batch": batch, "lr": lr, "seed": seed}
+    card = _card(freq, settings, curve, round(time.time() - t0), val)
     config = {
         "n_features": N_FEATURES,
         "hidden": 48,
