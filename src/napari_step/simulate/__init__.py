@@ -16,34 +16,13 @@ reference): the label at frame t describes the motion from t to t+1, the last fr
 one before it, and a change point c means frame c is the first frame of the new segment.
 """
 
-from .acquisition import (
-    add_localisation_noise,
-    blur_coefficient,
-    blur_path,
-    blur_steps,
-    brownian_acquired,
-    localisation_sigma,
-    render_movie,
-)
-from .andi1 import (
-    ALPHA_RANGES,
-    MODELS,
-    attm,
-    ctrw,
-    fbm,
-    levy_walk,
-    simulate_model,
-)
-from .andi1_changepoints import AnomalousChangepoints, anomalous_changepoints
+from . import acquisition, andi1, andi1_changepoints, brownian, phenom_spatial
+from .acquisition import *  # noqa: F403 (re-exported whole, see __all__)
+from .andi1 import *  # noqa: F403
+from .andi1_changepoints import *  # noqa: F403
 from .andi2_world import ANDI2_MODELS, andi2_like
-from .brownian import (
-    BrownianChangepoints,
-    brownian_changepoints,
-    brownian_from_d,
-    scaled_brownian,
-    smooth_log_d_drift,
-)
-from .phenom_spatial import confinement, dimerisation, immobile_traps, place_compartments
+from .brownian import *  # noqa: F403
+from .phenom_spatial import *  # noqa: F403
 from .phenomenological import (
     STATES,
     PhenomTracks,
@@ -52,37 +31,17 @@ from .phenomenological import (
     single_state,
 )
 
-__all__ = [
-    "BrownianChangepoints",
-    "brownian_changepoints",
-    "scaled_brownian",
-    "smooth_log_d_drift",
-    "brownian_from_d",
-    "MODELS",
-    "ALPHA_RANGES",
-    "AnomalousChangepoints",
-    "anomalous_changepoints",
-    "simulate_model",
-    "attm",
-    "fbm",
-    "ctrw",
-    "levy_walk",
-    "blur_coefficient",
-    "blur_path",
-    "brownian_acquired",
-    "blur_steps",
-    "localisation_sigma",
-    "add_localisation_noise",
-    "render_movie",
+__all__ = [  # the families' public names, in the order above
+    *brownian.__all__,
+    *andi1.__all__,
+    *andi1_changepoints.__all__,
+    *acquisition.__all__,
     "STATES",
     "PhenomTracks",
     "label_changepoints",
     "single_state",
     "multi_state",
-    "immobile_traps",
-    "dimerisation",
-    "confinement",
-    "place_compartments",
+    *phenom_spatial.__all__,
     "ANDI2_MODELS",
     "andi2_like",
 ]

@@ -273,46 +273,35 @@ def simulate_model(
     return np.concatenate([np.zeros((n_tracks, 1, dim)), np.cumsum(inc, axis=1)], axis=1)
 
 
-def fbm(
-    n_tracks: int,
-    n_frames: int = 200,
-    alpha: float | np.ndarray = 1.0,
-    dim: int = 2,
-    rng: RngLike = None,
-) -> np.ndarray:
-    """Fractional Brownian motion, alpha in (0, 2): per-axis MSD exactly t^alpha.
+def _one_model(model: str, name: str, alpha_default: float, summary: str):
+    """A public simulator of one AnDi-1 model: :func:`simulate_model` with ``model`` fixed."""
 
-    Parameters and returns as :func:`simulate_model` with ``model="fbm"``: positions
-    (N, T, dim) in px from the origin.
-    """
-    return simulate_model("fbm", n_tracks, n_frames, alpha, dim, rng)
+    def simulate(
+        n_tracks: int,
+        n_frames: int = 200,
+        alpha: float | np.ndarray = alpha_default,
+        dim: int = 2,
+        rng: RngLike = None,
+    ) -> np.ndarray:
+        return simulate_model(model, n_tracks, n_frames, alpha, dim, rng)
 
-
-def ctrw(
-    n_tracks: int,
-    n_frames: int = 200,
-    alpha: float | np.ndarray = 0.5,
-    dim: int = 2,
-    rng: RngLike = None,
-) -> np.ndarray:
-    """Continuous-time random walk, alpha in (0, 1]: unit Gaussian jumps after power-law waits.
-
-    Parameters and returns as :func:`simulate_model` with ``model="ctrw"``: positions
-    (N, T, dim) in px from the origin.
-    """
-    return simulate_model("ctrw", n_tracks, n_frames, alpha, dim, rng)
+    simulate.__name__ = simulate.__qualname__ = name
+    simulate.__doc__ = (
+        f"{summary}\n\n    Parameters and returns as :func:`simulate_model` with "
+        f'``model="{model}"``: positions\n    (N, T, dim) in px from the origin.\n    '
+    )
+    return simulate
 
 
-def levy_walk(
-    n_tracks: int,
-    n_frames: int = 200,
-    alpha: float | np.ndarray = 1.5,
-    dim: int = 2,
-    rng: RngLike = None,
-) -> np.ndarray:
-    """Lévy walk, alpha in (1, 2]: flights at speed sqrt(dim) px/frame.
-
-    Parameters and returns as :func:`simulate_model` with ``model="lw"``: positions
-    (N, T, dim) in px from the origin.
-    """
-    return simulate_model("lw", n_tracks, n_frames, alpha, dim, rng)
+fbm = _one_model(
+    "fbm", "fbm", 1.0, "Fractional Brownian motion, alpha in (0, 2): per-axis MSD exactly t^alpha."
+)
+ctrw = _one_model(
+    "ctrw",
+    "ctrw",
+    0.5,
+    "Continuous-time random walk, alpha in (0, 1]: unit Gaussian jumps after power-law waits.",
+)
+levy_walk = _one_model(
+    "lw", "levy_walk", 1.5, "Lévy walk, alpha in (1, 2]: flights at speed sqrt(dim) px/frame."
+)
