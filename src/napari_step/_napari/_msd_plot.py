@@ -92,35 +92,25 @@ def draw_msd(ax, curves: dict, units: str, track_id=None) -> None:
     time = "s" if units != "px^2/frame" else "frames"
     dim, dt = curves["dim"], lag[0]
 
-    def fit_line(fit):
+    def draw_fit(fit, color):
         d, a = fit
-        return 2 * dim * d * dt * (lag / dt) ** a
+        if np.isfinite(d):
+            ax.loglog(
+                lag,
+                2 * dim * d * dt * (lag / dt) ** a,
+                "-",
+                color=color,
+                lw=1,
+                label=f"fit: D = {d:.3g} {units}, alpha = {a:.2f}",
+            )
 
     ax.loglog(
         lag, curves["ensemble"], "o", ms=3, color="k", label=f"ensemble ({curves['n']} tracks)"
     )
-    d, a = curves["ensemble_fit"]
-    if np.isfinite(d):
-        ax.loglog(
-            lag,
-            fit_line(curves["ensemble_fit"]),
-            "-",
-            color="0.4",
-            lw=1,
-            label=f"fit: D = {d:.3g} {units}, alpha = {a:.2f}",
-        )
+    draw_fit(curves["ensemble_fit"], "0.4")
     if curves["track"] is not None:
         ax.loglog(lag, curves["track"], "o", ms=3, color="C0", label=f"track {track_id}")
-        d, a = curves["track_fit"]
-        if np.isfinite(d):
-            ax.loglog(
-                lag,
-                fit_line(curves["track_fit"]),
-                "-",
-                color="C0",
-                lw=1,
-                label=f"fit: D = {d:.3g} {units}, alpha = {a:.2f}",
-            )
+        draw_fit(curves["track_fit"], "C0")
     from matplotlib.ticker import NullFormatter
 
     for axis in (ax.xaxis, ax.yaxis):  # no crowded labels within a decade
