@@ -39,6 +39,7 @@ SEGMENT_FEATURES = ["segment_d", "segment_log10_d"]  # per-point features of a s
 # plus ``changepoint`` (True where the segment starts at a change point, False at the start of
 # a track or of a gap-free piece)
 ALPHA_FEATURE = "step_alpha"  # per-point anomalous exponent alpha(t) (scale-free, no units)
+STATE_FEATURE = "step_state"  # per-point AnDi-2 state: 0 immobile, 1 confined, 2 free, 3 directed
 ALPHA_MODEL = "default"  # the shipped 2-D STEP alpha model
 SEGMENTS_COLUMNS = [
     "track_id",
@@ -63,6 +64,7 @@ class AnalysisParams:
     estimator: str = "mle"  # per-segment D estimator (see napari_step.segment.segment_track)
     alpha: bool = False  # also predict the per-frame anomalous exponent alpha(t)
     alpha_model: str = ALPHA_MODEL
+    states: bool = False  # also predict the per-frame AnDi-2 state (STATE_FEATURE)
     units: str = ""  # the D units label ("um^2/s", "px^2/frame"); "" = from the numbers
 
     def d_units(self) -> str:
@@ -170,6 +172,8 @@ def analyse_job(table: pd.DataFrame, track_ids, params: AnalysisParams, min_leng
             columns += SEGMENT_FEATURES
         if params.alpha:
             columns += [ALPHA_FEATURE]
+        if params.states:
+            columns += [STATE_FEATURE]
         parts, summaries = [], []
         for chunk in chunks:
             part, summary = analyse_tracks(
@@ -184,6 +188,7 @@ def analyse_job(table: pd.DataFrame, track_ids, params: AnalysisParams, min_leng
                 estimator=params.estimator,
                 alpha=bool(params.alpha),
                 alpha_model=params.alpha_model,
+                states=bool(params.states),
             )
             if params.segments:
                 if "segment_d" not in part.columns:

@@ -18,6 +18,11 @@ Tracks with the per-frame anomalous exponent (``step_alpha``) can instead be col
 the same construction over the fixed range :data:`ALPHA_RANGE` (0..2) in the NaN-free feature
 :data:`ALPHA_COLOUR_FEATURE`, drawn with a diverging map centred at alpha = 1 (blue:
 subdiffusive, red: superdiffusive), grey where no alpha was predicted.
+
+Tracks with the per-frame AnDi-2 state (``step_state``) can be coloured by state: four fixed
+colours (:data:`STATE_COLOURS`) from a step-wise ("zero"-interpolated) colormap over the
+NaN-free feature :data:`STATE_COLOUR_FEATURE` (state k at (k + 0.5) / 4), grey where no state
+was predicted.
 """
 
 from __future__ import annotations
@@ -51,6 +56,11 @@ __all__ = [
     "choose_blending",
     "bright_background",
     "colouring_kwargs",
+    "STATE_COLOUR_FEATURE",
+    "STATE_NAMES",
+    "STATE_COLOURS",
+    "state_values",
+    "state_colormap",
 ]
 
 COLOUR_FEATURE = "step_log10_d_color"
@@ -61,7 +71,15 @@ CMAP_NAME = "viridis"
 ALPHA_COLOUR_FEATURE = "step_alpha_color"
 ALPHA_RANGE = (0.0, 2.0)  # alpha: 1 (normal diffusion) is the centre of the colour range
 ALPHA_CMAP_NAME = "coolwarm"  # diverging: blue below alpha = 1, red above
-COLOUR_BY = ("log10 D", "alpha")  # what the tracks can be coloured by
+COLOUR_BY = ("log10 D", "alpha", "state")  # what the tracks can be coloured by
+STATE_COLOUR_FEATURE = "step_state_color"
+STATE_NAMES = ("immobile", "confined", "free", "directed")  # index = AnDi-2 state number
+STATE_COLOURS = ((0.12, 0.47, 0.71), (1.0, 0.5, 0.05), (0.17, 0.63, 0.17), (0.84, 0.15, 0.16))
+_FEATURES = {
+    "log10 D": COLOUR_FEATURE,
+    "alpha": ALPHA_COLOUR_FEATURE,
+    "state": STATE_COLOUR_FEATURE,
+}
 _EPS = 1e-6  # analysed values never reach 0, which is reserved for grey
 
 
@@ -79,6 +97,31 @@ def colour_values(log10_d, lo: float, hi: float) -> np.ndarray:
         out = np.clip((v - lo) / (hi - lo), _EPS, 1.0)
     out[np.isnan(v)] = SENTINEL
     return out
+
+
+def state_values(states) -> np.ndarray:
+    """NaN-free colour feature of AnDi-2 states 0..3: (k + 0.5) / 4; NaN (or any other
+    value) -> SENTINEL (grey)."""
+    v = np.asarray(states, dtype=float)
+    ok = np.isin(v, np.arange(len(STATE_NAMES)))
+    return np.where(ok, (np.where(ok, v, 0.0) + 0.5) / len(STATE_NAMES), SENTINEL)
+
+
+def state_colormap():
+    """napari Colormap for :data:`STATE_COLOUR_FEATURE`: one fixed colour per state (steps of
+    1/4 over (0, 1]), grey at or below 0 (the sentinel) and for NaN."""
+    from napari.utils.colormaps import Colormap
+
+    n = len(STATE_NAMES)
+    return Colormap(
+        colors=np.array([(*c, 1.0) for c in STATE_COLOURS]),
+        controls=np.linspace(0.0, 1.0, n + 1),
+        interpolation="zero",
+        name="step_state_grey",
+        display_name="STEP states (grey: none)",
+        low_color=GREY,
+        nan_color=GREY,
+    )
 
 
 def _grey_below(name: str, label: str):
@@ -165,11 +208,12 @@ def auto_range(log10_d, percentiles=(2.0, 98.0), min_span: float = 0.5) -> tuple
     return nice_range(lo, hi)
 
 
-def colour_features(feats, lo: float, hi: float, alpha: bool = False):
+def colour_features(feats, lo: float, hi: float, alpha: bool = False, state: bool = False):
     """A copy of a Tracks layer's features with the NaN-free colour columns (re)computed:
     :data:`COLOUR_FEATURE` from ``step_log10_d`` over ``lo``..``hi`` and, when the features
     hold ``step_alpha`` (or ``alpha`` is asked for), :data:`ALPHA_COLOUR_FEATURE` over
-    :data:`ALPHA_RANGE`. The result columns themselves keep their NaN."""
+    :data:`ALPHA_RANGE`; likewise :data:`STATE_COLOUR_FEATURE` from ``step_state`` (or
+    ``state``). The result columns themselves keep their NaN."""
     feats = feats.copy()
     n = len(feats)
     if "step_log10_d" in feats.columns:
@@ -182,6 +226,10 @@ def colour_features(feats, lo: float, hi: float, alpha: bool = False):
         )
     elif alpha:
         feats[ALPHA_COLOUR_FEATURE] = np.full(n, SENTINEL)
+    if "step_state" in feats.columns:
+        feats[STATE_COLOUR_FEATURE] = state_values(feats["step_state"].to_numpy(float))
+    elif state:
+        feats[STATE_COLOUR_FEATURE] = np.full(n, SENTINEL)
     return feats
 
 
@@ -190,9 +238,15 @@ def registered_colormap(by: str):
     name so the layer controls show the colormap that is really drawn."""
     from napari.utils.colormaps import ensure_colormap
 
-    cmap = alpha_colormap() if by == "alpha" else d_colormap()
+    makers = {"alpha": alpha_colormap, "state": state_colormap}
+    cmap = makers.get(by, d_colormap)()
     ensure_colormap(cmap)
     return cmap
+
+
+def _colormaps(columns) -> dict:
+    """colour feature -> registered colormap, for the colour features among ``columns``."""
+    return {f: registered_colormap(by) for by, f in _FEATURES.items() if f in columns}
 
 
 def show_colouring(layer, lo: float, hi: float, by: str, auto: bool | None = None) -> None:
@@ -204,13 +258,11 @@ def show_colouring(layer, lo: float, hi: float, by: str, auto: bool | None = Non
 
     if by not in COLOUR_BY:
         raise ValueError(f"tracks are coloured by one of {COLOUR_BY}, not {by!r}")
-    feature = ALPHA_COLOUR_FEATURE if by == "alpha" else COLOUR_FEATURE
+    feature = _FEATURES[by]
     if feature not in layer.features.columns:
         raise ValueError(f"the layer '{layer.name}' has no {feature!r} feature")
-    cmaps = {**layer.colormaps_dict, COLOUR_FEATURE: registered_colormap(COLOUR_BY[0])}
-    if ALPHA_COLOUR_FEATURE in layer.features.columns:
-        cmaps[ALPHA_COLOUR_FEATURE] = registered_colormap("alpha")
-    layer.colormaps_dict = cmaps
+    layer.colormaps_dict = {**layer.colormaps_dict, **_colormaps(layer.features.columns)}
+    cmaps = layer.colormaps_dict
     if layer.colormap != cmaps[feature].name:
         layer.colormap = cmaps[feature].name  # what the layer controls show
     layer.color_by = feature  # recolours the tracks (one pass over the vertices)
@@ -251,7 +303,7 @@ def apply_colouring(
     by = meta.get("colour_by", COLOUR_BY[0]) if by is None else by
     if by not in COLOUR_BY:
         raise ValueError(f"tracks are coloured by one of {COLOUR_BY}, not {by!r}")
-    set_layer_features(layer, colour_features(layer.features, lo, hi, alpha=by == "alpha"))
+    set_layer_features(layer, colour_features(layer.features, lo, hi, by == "alpha", by == "state"))
     show_colouring(layer, lo, hi, by, auto)
 
 
@@ -299,16 +351,15 @@ def colouring_kwargs(feats, meta: dict) -> dict:
         lo, hi = (float(v) for v in meta["colour_range"])
     else:
         lo, hi = auto_range(feats["step_log10_d"].to_numpy(float))
-    if by == "alpha" and "step_alpha" not in feats.columns:
+    source = {"alpha": "step_alpha", "state": "step_state"}
+    if by in source and source[by] not in feats.columns:
         by = COLOUR_BY[0]
     coloured = colour_features(feats, lo, hi)
-    for c in (COLOUR_FEATURE, ALPHA_COLOUR_FEATURE):
+    for c in _FEATURES.values():
         if c in coloured.columns:
             feats[c] = coloured[c].to_numpy()
-    cmaps = {COLOUR_FEATURE: registered_colormap(COLOUR_BY[0])}
-    if ALPHA_COLOUR_FEATURE in feats.columns:
-        cmaps[ALPHA_COLOUR_FEATURE] = registered_colormap("alpha")
-    feature = ALPHA_COLOUR_FEATURE if by == "alpha" else COLOUR_FEATURE
+    cmaps = _colormaps(feats.columns)
+    feature = _FEATURES[by]
     meta.update({"colour_range": [lo, hi], "colour_by": by})
     return {"color_by": feature, "colormaps_dict": cmaps, "colormap": cmaps[feature].name}
 

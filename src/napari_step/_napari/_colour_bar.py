@@ -1,7 +1,8 @@
 """A small dock next to the canvas with the colour bar of the coloured Tracks layer.
 
 napari draws no colour bar for Tracks layers; this dock shows the one the plugin uses (log10 D
-over the layer's range with its units, or alpha 0..2), grey meaning "not analysed". The STEP
+over the layer's range with its units, or alpha 0..2; a legend of the four state colours when
+the tracks are coloured by state), grey meaning "not analysed". The STEP
 widget adds it whenever it colours tracks; it redraws when the layer's colouring changes.
 """
 
@@ -11,7 +12,16 @@ from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
 from qtpy.QtWidgets import QVBoxLayout, QWidget
 
-from ._colour import ALPHA_RANGE, DEFAULT_RANGE, colour_by, mpl_alpha_colormap, mpl_colormap
+from ._colour import (
+    ALPHA_RANGE,
+    DEFAULT_RANGE,
+    GREY,
+    STATE_COLOURS,
+    STATE_NAMES,
+    colour_by,
+    mpl_alpha_colormap,
+    mpl_colormap,
+)
 from ._layers import results_metadata
 from ._widgets_common import is_alive, register_dock, unwrap_viewer
 
@@ -74,6 +84,9 @@ class ColourBarWidget(QWidget):
         from matplotlib.colorbar import Colorbar
         from matplotlib.colors import Normalize
 
+        if self._layer is not None and colour_by(self._layer) == "state":
+            self._draw_legend()
+            return
         label, lo, hi, is_alpha = colour_bar_label(self._layer)
         cmap = mpl_alpha_colormap() if is_alpha else mpl_colormap()
         self.figure.clear()
@@ -84,4 +97,18 @@ class ColourBarWidget(QWidget):
         self.colorbar.set_label(label, fontsize=8)
         ax.tick_params(labelsize=8)
         self.label = label
+        self.canvas.draw_idle()
+
+    def _draw_legend(self) -> None:
+        """A legend of the state colours (and grey) instead of the colour bar."""
+        from matplotlib.patches import Patch
+
+        self.figure.clear()
+        self.colorbar = None
+        names = [*STATE_NAMES, "no state"]
+        handles = [Patch(color=c, label=n) for c, n in zip([*STATE_COLOURS, GREY], names)]
+        self.legend = self.figure.legend(
+            handles=handles, loc="center", ncols=len(handles), fontsize=8, frameon=False
+        )
+        self.label = f"'{self._layer.name}': state: " + ", ".join(names)
         self.canvas.draw_idle()

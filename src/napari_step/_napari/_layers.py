@@ -41,6 +41,7 @@ __all__ = [
 SEGMENTS_KEY = "napari_step_segments"
 _SEGMENT_FEATURES = ["segment_d", "segment_log10_d"]
 _ALPHA_FEATURE = "step_alpha"  # scale-free: never converted between units
+_STATE_FEATURE = "step_state"  # AnDi-2 state 0..3 (NaN: not analysed)
 _D_COLUMNS = ["step_d", "tamsd_d", "segment_d"]
 _LOG_COLUMNS = ["step_log10_d", "tamsd_log10_d", "segment_log10_d"]
 
@@ -135,7 +136,8 @@ def merged_results(
     The segment features (``segment_d``, ``segment_log10_d``) and the segments table
     (``segments``, stored under :data:`SEGMENTS_KEY`) merge the same way: the analysed tracks'
     rows are replaced (dropped when this run did not look for segments), the others kept.
-    ``step_alpha`` (per-frame anomalous exponent, no units) merges the same way.
+    ``step_alpha`` (per-frame anomalous exponent, no units) and ``step_state`` (AnDi-2 state)
+    merge the same way.
     """
     px, dt = float(params["pixel_size_um"]), float(params["frame_interval_s"])
     feats = layer.features.copy()
@@ -148,8 +150,9 @@ def merged_results(
     columns = list(RESULT_COLUMNS)
     if with_segments or any(c in feats.columns for c in _SEGMENT_FEATURES):
         columns += _SEGMENT_FEATURES
-    if _ALPHA_FEATURE in results.columns or _ALPHA_FEATURE in feats.columns:
-        columns.append(_ALPHA_FEATURE)
+    for extra in (_ALPHA_FEATURE, _STATE_FEATURE):
+        if extra in results.columns or extra in feats.columns:
+            columns.append(extra)
     for c in columns:
         if c not in feats.columns:
             feats[c] = np.nan
@@ -320,7 +323,7 @@ def apply_results(
     else:
         lo, hi = float(colour["lo"]), float(colour["hi"])
     by = str(colour.get("by", "log10 D"))
-    set_layer_features(layer, colour_features(feats, lo, hi, alpha=by == "alpha"))
+    set_layer_features(layer, colour_features(feats, lo, hi, by == "alpha", by == "state"))
     layer.metadata = new_md
     show_colouring(layer, lo, hi, by, auto)
     update_changepoints(viewer, layer)

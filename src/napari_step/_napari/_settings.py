@@ -53,6 +53,7 @@ class AnalysisSettings:
     segments: bool = False
     estimator: str = "mle"
     alpha: bool = False
+    states: bool = False
     colour_by: str = COLOUR_BY[0]
     colour_auto: bool = True
     colour_lo: float = float(DEFAULT_RANGE[0])

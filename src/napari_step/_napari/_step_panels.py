@@ -241,7 +241,7 @@ class UnitsModelPanel(Container):
 
 
 class ColouringPanel(Container):
-    """Colour by log10 D or alpha; the log10 D range automatic (from the data) or typed."""
+    """Colour by log10 D, alpha or state; the log10 D range automatic (from the data) or typed."""
 
     def __init__(self, settings):
         super().__init__(labels=True)
@@ -250,7 +250,7 @@ class ColouringPanel(Container):
             label="colour by",
             choices=list(COLOUR_BY),
             value=COLOUR_BY[0],
-            tooltip="colour the tracks by log10 D or by alpha (0..2)",
+            tooltip="colour the tracks by log10 D, by alpha (0..2) or by diffusive state",
         )
         self.colour_auto = CheckBox(
             text="range from the data (2-98 %)",
@@ -314,6 +314,8 @@ class ColouringPanel(Container):
         if s.colour_by == "alpha":
             a, b = ALPHA_RANGE
             text = f"alpha from {a:g} to {b:g}, blue < 1 < red; grey: no alpha"
+        elif s.colour_by == "state":
+            text = "state: immobile, confined, free, directed (legend); grey: no state"
         else:
             how = "from the data" if s.colour_auto else "typed"
             text = (
@@ -343,11 +345,15 @@ class SegmentsPanel(Container):
             tooltip="also predict the per-frame anomalous exponent alpha "
             "(STEP alpha model; 1 = normal diffusion)",
         )
-        self.extend([self.segments, self.estimator, self.alpha])
-        _title(self, "Segments and alpha")
-        bind(
-            settings, {"segments": self.segments, "estimator": self.estimator, "alpha": self.alpha}
+        self.states = CheckBox(
+            text="diffusive states",
+            value=False,
+            tooltip="also predict the per-frame AnDi-2 state (immobile, confined, free, directed)",
         )
+        self.extend([self.segments, self.estimator, self.alpha, self.states])
+        _title(self, "Segments, alpha and states")
+        widgets = {"segments": self.segments, "estimator": self.estimator, "alpha": self.alpha}
+        bind(settings, {**widgets, "states": self.states})
         settings.events.segments.connect(self._show_segments)
         self._show_segments(settings.segments)
         self.table = self._make_table()

@@ -128,7 +128,7 @@ class StepAnalysisWidget(ScrollableDock, SelectionMixin, FollowsTracks, Backgrou
                 ("units", "pixel_size", "frame_interval", "fps", "model", "device", "window"),
             ),
             (self.colouring, ("colour_by", "colour_auto", "colour_lo", "colour_hi", "colour_info")),
-            (self.segments_panel, ("segments", "estimator", "alpha")),
+            (self.segments_panel, ("segments", "estimator", "alpha", "states")),
             (
                 self.outputs,
                 (
@@ -251,7 +251,7 @@ class StepAnalysisWidget(ScrollableDock, SelectionMixin, FollowsTracks, Backgrou
 
     def _on_colour_setting(self, *_):
         s = self.settings
-        if s.colour_by != "alpha" and not s.colour_hi > s.colour_lo:
+        if s.colour_by == "log10 D" and not s.colour_hi > s.colour_lo:
             notifications.show_warning(
                 f"STEP analysis: the colour range needs from < to (got {s.colour_lo:g} .. "
                 f"{s.colour_hi:g})"
@@ -316,6 +316,7 @@ class StepAnalysisWidget(ScrollableDock, SelectionMixin, FollowsTracks, Backgrou
             segments=bool(s.segments),
             estimator=str(s.estimator),
             alpha=bool(s.alpha),
+            states=bool(s.states),
             units=s.d_units(),
         )
 

@@ -1,0 +1,93 @@
+"""Diffusive states in the STEP widget: the per-frame state feature, colouring by state (four
+fixed colours, grey where no state), and the legend in the colour-bar dock.
+
+Real viewer, real shipped weights (D and state models), fractional Brownian motion tracks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_step._napari._colour import (
+    COLOUR_FEATURE,
+    GREY,
+    SENTINEL,
+    STATE_COLOUR_FEATURE,
+    STATE_COLOURS,
+    state_colormap,
+    state_values,
+)
+
+
+@pytest.fixture
+def step(viewer):
+    from napari_step._napari.step_widget import StepAnalysisWidget
+
+    widget = StepAnalysisWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.device.value = "CPU"
+    return widget
+
+
+@pytest.fixture
+def tracks(viewer, step):
+    """4 fBm tracks (alpha 0.4 and 1.6), 100 frames."""
+    from napari_step.simulate import fbm
+
+    rng = np.random.default_rng(3)
+    pos = np.concatenate([fbm(2, 100, alpha=0.4, rng=rng), fbm(2, 100, alpha=1.6, rng=rng)])
+    rows = [
+        np.column_stack([np.full(100, i), np.arange(100), 3.0 * p + 30.0 * (i + 1)])
+        for i, p in enumerate(pos)
+    ]
+    lyr = viewer.add_tracks(np.concatenate(rows), name="fbm")
+    step.reset_choices()
+    step.tracks.value = lyr
+    return lyr
+
+
+def test_state_values_and_colormap():
+    vals = state_values([0, 1, 2, 3, np.nan, 7])
+    np.testing.assert_allclose(vals, [0.125, 0.375, 0.625, 0.875, SENTINEL, SENTINEL])
+    cols = state_colormap().map(vals)
+    np.testing.assert_allclose(cols[:4, :3], np.asarray(STATE_COLOURS))
+    np.testing.assert_allclose(cols[4:, :3], [GREY[:3], GREY[:3]])
+
+
+def test_colour_by_state_and_legend(step, tracks, wait_worker):
+    from napari_step._napari._colour_bar import ColourBarWidget
+    from napari_step._napari._widgets_common import docks_of
+
+    assert step.states.value is False
+    step.states.value = True
+    step.mode.value = "ids"
+    step.track_ids.value = "0, 3"
+    assert step.run() is not None
+    wait_worker(step, timeout=120_000)
+    ids = np.round(tracks.data[:, 0]).astype(int)
+    state = tracks.features["step_state"].to_numpy(float)
+    run = np.isin(ids, [0, 3])
+    assert np.isin(state[run], [0, 1, 2, 3]).all()
+    assert np.isnan(state[~run]).all()
+    assert tracks.color_by == COLOUR_FEATURE  # D colouring stays the default
+
+    step.colour_by.value = "state"
+    assert tracks.color_by == STATE_COLOUR_FEATURE
+    assert tracks.metadata["napari_step"]["colour_by"] == "state"
+    vals = tracks.features[STATE_COLOUR_FEATURE].to_numpy(float)
+    assert np.isfinite(vals).all()  # napari #5901: one NaN makes every track transparent
+    colours = np.asarray(tracks._track_colors)
+    assert np.all(colours[:, 3] == 1.0)
+    expected = np.asarray(STATE_COLOURS)[np.nan_to_num(state[run]).astype(int)]
+    np.testing.assert_allclose(colours[run, :3], expected, atol=1e-6)
+    np.testing.assert_allclose(colours[~run, :3], np.broadcast_to(GREY[:3], (int((~run).sum()), 3)))
+    assert "state" in step.colour_info.value
+
+    (bar,) = docks_of(step._viewer, ColourBarWidget)
+    assert bar.colorbar is None
+    texts = [t.get_text() for t in bar.legend.get_texts()]
+    assert texts == ["immobile", "confined", "free", "directed", "no state"]
+
+    step.colour_by.value = "log10 D"
+    assert tracks.color_by == COLOUR_FEATURE
+    assert bar.colorbar is not None and "log10 D" in bar.label
