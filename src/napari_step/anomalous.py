@@ -406,12 +406,12 @@ def plot_attm(result: ATTMResult, path):
     ----------
     result : ATTMResult
     path : str or Path
-        Image file to write (format from the suffix).
+        As for :func:`plot_sbm`.
 
     Returns
     -------
     str or Path
-        ``path``.
+        ``path``, once the figure is written.
     """
     from matplotlib.figure import Figure
 

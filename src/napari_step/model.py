@@ -337,7 +337,7 @@ def load_checkpoint(path) -> tuple[XResAttn, dict]:
     Parameters
     ----------
     path : str or Path
-        A file written by :func:`save_checkpoint`.
+        As for :func:`read_checkpoint`.
 
     Returns
     -------
