@@ -79,7 +79,7 @@ def attm(
     d_max : float
         Largest D, px^2/frame.
     rng : numpy.random.Generator, int or None
-        Random generator or seed.
+        Random generator or seed; None draws a fresh one.
 
     Returns
     -------
@@ -255,7 +255,7 @@ def simulate_model(
     dim : int
         Spatial dimension, 1, 2 or 3.
     rng : numpy.random.Generator, int or None
-        Random generator or seed.
+        Random generator or seed; None draws a fresh one.
 
     Returns
     -------
