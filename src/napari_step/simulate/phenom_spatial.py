@@ -311,10 +311,8 @@ def confinement(
         Start every particle uniformly inside a random compartment (else uniformly in the box).
     dim : int
         Spatial dimension, 2 or 3.
-    exposure, sigma
-        Motion blur and localisation noise (see :func:`napari_step.simulate.multi_state`).
-    rng : numpy.random.Generator, int or None
-        Random generator or seed.
+    exposure, sigma, rng
+        As for :func:`immobile_traps`.
 
     Returns
     -------
@@ -410,10 +408,8 @@ def dimerisation(
         Field side (px) and particles per field (sets the density, hence how often they meet).
     dim : int
         Spatial dimension, 2 or 3.
-    exposure, sigma
-        Motion blur and localisation noise (see :func:`napari_step.simulate.multi_state`).
-    rng : numpy.random.Generator, int or None
-        Random generator or seed.
+    exposure, sigma, rng
+        As for :func:`immobile_traps`.
 
     Returns
     -------
