@@ -204,3 +204,50 @@ def test_states_option_gives_the_most_probable_state_per_frame():
     s1 = res[res.track_id == 1].step_state.to_numpy()
     assert np.mean(s0 == 2) > 0.8 and np.mean(s1 == 0) > 0.8
     np.testing.assert_array_equal(s0, np.argmax(predict_state(free)[0], axis=1))
+
+
+def test_segment_table_gives_duration_alpha_state_and_confinement_radius():
+    """Per segment: duration (s when calibrated), median alpha, majority state and, for confined
+    segments, the compartment radius (um) within 25 % of the simulated one; NaN elsewhere."""
+    from napari_step.simulate.phenom_spatial import confinement
+
+    radius, px, dt = 3.0, 0.1, 0.05
+    sim = confinement(
+        3, 300, d=(1.0, 1.0), radius=radius, transmittance=0.0, start_inside=True, sigma=0.05,
+        rng=1,
+    )  # fmt: skip
+    free = np.random.default_rng(2).standard_normal((1, 300, 2)).cumsum(1) * 1.5
+    table = pd.concat([table_from(sim.positions), table_from(free, start_id=3)], ignore_index=True)
+    res, summary = analyse_tracks(table, px, dt, segments=True, alpha=True, states=True)
+    seg = summary.segments
+    # durations (s) sum to each analysed track's length
+    assert np.allclose(seg.groupby("track_id").duration.sum(), 300 * dt)
+    assert np.allclose(seg.duration, seg.n_frames * dt)
+    for _, s in seg.iterrows():
+        rows = res[
+            (res.track_id == s.track_id) & res.frame.between(s.start_frame, s.stop_frame - 1)
+        ]
+        assert s.alpha == pytest.approx(rows.step_alpha.median())
+        assert s.state == rows.step_state.value_counts().idxmax()
+    confined = seg[seg.track_id < 3]
+    assert (confined.state == 1).all()
+    assert np.allclose(confined.confinement_radius, radius * px, rtol=0.25)
+    assert (seg.confinement_radius.isna() == (seg.state != 1)).all()
+    assert (seg[seg.track_id == 3].state == 2).all()
+    # uncalibrated: frames and px; no alpha/state/radius columns unless asked for
+    _, plain = analyse_tracks(table[table.track_id == 0], segments=True)
+    assert plain.segments.duration.sum() == 300 and plain.segments.duration.dtype.kind == "i"
+    assert not {"alpha", "state", "confinement_radius"} & set(plain.segments.columns)
+
+
+def test_confinement_radius_of_a_uniform_disc_and_bad_input():
+    from napari_step.analysis import confinement_radius
+
+    rng = np.random.default_rng(3)
+    r = 4.0 * np.sqrt(rng.uniform(size=20000))
+    phi = rng.uniform(0, 2 * np.pi, 20000)
+    disc = np.c_[r * np.cos(phi), r * np.sin(phi)] + 7.0
+    assert confinement_radius(disc) == pytest.approx(4.0, rel=0.02)
+    assert np.isnan(confinement_radius(disc[:2]))
+    with pytest.raises(ValueError, match="shape"):
+        confinement_radius(np.zeros(5))

@@ -79,6 +79,9 @@ def test_analyze_cli_reports_failures_with_exit_code(tmp_path, capsys):
         "stop_frame",
         "n_frames",
         "d",
+        "duration",  # s (calibrated)
+        "state",
+        "confinement_radius",
     ]
     assert set(seg.track_id) == {0, 1, 2} and np.allclose(
         seg.d.median(), 0.5 * 0.01 / 0.05, rtol=0.5

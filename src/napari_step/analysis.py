@@ -36,6 +36,7 @@ __all__ = [
     "ALPHA_COLUMN",
     "STATE_COLUMN",
     "d_units",
+    "confinement_radius",
 ]
 
 RESULT_COLUMNS = ["step_d", "tamsd_d", "step_log10_d", "tamsd_log10_d"]
@@ -246,8 +247,11 @@ def _add_segments(
     log_step: list,
     estimator: str,
     factor: float,
-) -> None:
-    """Change points and per-segment D for every analysable piece, written into ``out``."""
+) -> np.ndarray:
+    """Change points and per-segment D for every analysable piece, written into ``out``.
+
+    Returns, per row of ``out``, the row of ``summary.segments`` its frame belongs to (-1: none).
+    """
     from .segment import segment_tracks, segments_table
 
     ok = [i for i, ls in enumerate(log_step) if np.isfinite(ls).all()]
@@ -258,10 +262,15 @@ def _add_segments(
     )
     seg_col = np.full(len(out), np.nan)
     cp_col = np.zeros(len(out), dtype=bool)
+    seg_of_row = np.full(len(out), -1, dtype=np.int64)
+    n_seg = 0
     for i, res in zip(ok, results):
         rows = pieces.rows[i]
         seg_col[rows] = res.segmented_d * factor
         cp_col[rows[np.asarray(res.changepoints, dtype=int)]] = True
+        for a, b, *_ in res.segments:  # same order as the rows of segments_table
+            seg_of_row[rows[int(a) : int(b)]] = n_seg
+            n_seg += 1
     out["segment_d"] = seg_col
     out["changepoint"] = cp_col
     table = segments_table(
@@ -271,6 +280,76 @@ def _add_segments(
     )
     table["d"] = table["d"] * factor
     summary.segments = table
+    return seg_of_row
+
+
+def confinement_radius(positions: np.ndarray) -> float:
+    """Radius of the compartment that a confined stretch of a track explored.
+
+    Estimated from the radius of gyration: for positions spread uniformly over a ``dim``-ball of
+    radius r, the mean squared distance to their centre is Rg^2 = dim / (dim + 2) r^2 (r^2 / 2 in
+    2-D, i.e. half the MSD plateau r^2), so r = sqrt((dim + 2) / dim * Rg^2). Localisation noise
+    sigma (per axis) adds dim sigma^2 to Rg^2 (an overestimate); a stretch too short to explore
+    its compartment gives an underestimate.
+
+    Parameters
+    ----------
+    positions : array_like, shape (T, dim)
+        Positions of the stretch (any length unit; the radius comes out in the same unit).
+        Non-finite rows are ignored.
+
+    Returns
+    -------
+    float
+        The radius; NaN with fewer than 3 finite positions.
+    """
+    p = np.asarray(positions, dtype=float)
+    if p.ndim != 2:
+        raise ValueError(f"positions must be a (T, dim) array, got shape {p.shape}")
+    p = p[np.isfinite(p).all(axis=1)]
+    if len(p) < 3:
+        return float("nan")
+    dim = p.shape[1]
+    rg2 = float(((p - p.mean(axis=0)) ** 2).sum(axis=1).mean())
+    return float(np.sqrt((dim + 2) / dim * rg2))
+
+
+def _add_segment_details(
+    out: pd.DataFrame,
+    seg: pd.DataFrame,
+    seg_of_row: np.ndarray,
+    pixel_size: float,
+    frame_interval: float,
+) -> None:
+    """Complete the segments table ``seg`` (rows of ``out`` mapped to its rows by ``seg_of_row``).
+
+    To the columns of :func:`napari_step.segment.segments_table` (``d`` already in table units)
+    it adds ``duration`` (s when calibrated, else frames); with ``step_alpha`` in ``out`` the
+    segment's median ``alpha``; with ``step_state`` its ``state`` (the one with the most frames)
+    and ``confinement_radius`` of confined (state 1) segments (um when calibrated, else px; NaN
+    for the others; :func:`confinement_radius`).
+    """
+    calibrated = d_units(pixel_size, frame_interval) != "px^2/frame"
+    frames = (seg["stop_frame"] - seg["start_frame"]).to_numpy(float)
+    seg["duration"] = frames * frame_interval if calibrated else frames.astype(int)
+    has = seg_of_row >= 0
+    key = seg_of_row[has]
+    every = pd.RangeIndex(len(seg))
+    if ALPHA_COLUMN in out.columns:
+        alphas = pd.Series(out[ALPHA_COLUMN].to_numpy(float)[has])
+        seg["alpha"] = alphas.groupby(key).median().reindex(every).to_numpy()
+    if STATE_COLUMN not in out.columns:
+        return
+    st = pd.DataFrame({"seg": key, "state": out[STATE_COLUMN].to_numpy(float)[has]}).dropna()
+    counts = st.groupby(["seg", "state"]).size().unstack(fill_value=0)
+    # the state with the most frames; a tie goes to the lower state number
+    state = counts.idxmax(axis=1) if len(counts) else pd.Series(dtype=float)
+    seg["state"] = pd.array(state.reindex(every).to_numpy(), dtype="Int64")
+    radius = np.full(len(seg), np.nan)
+    xyz = out[position_columns(out)].to_numpy(float)
+    for k in np.flatnonzero(seg["state"].to_numpy(dtype=float, na_value=np.nan) == 1):
+        radius[k] = confinement_radius(xyz[seg_of_row == k]) * pixel_size
+    seg["confinement_radius"] = radius
 
 
 def analyse_tracks(
@@ -307,7 +386,8 @@ def analyse_tracks(
     segments : bool
         Also segment the tracks (:mod:`napari_step.segment`, ``estimator``): per-row
         ``segment_d`` (table units) and ``changepoint`` (True on the first frame of each new
-        segment), and ``summary.segments`` (one row per segment).
+        segment), and ``summary.segments`` (one row per segment; columns: see
+        :func:`_add_segment_details`).
     alpha : bool
         Also predict the per-frame anomalous exponent (column ``step_alpha``, dimensionless)
         with ``alpha_model`` (:func:`napari_step.predict.predict_alpha`).
@@ -337,19 +417,17 @@ def analyse_tracks(
     factor = pixel_size**2 / frame_interval
     _add_d_columns(out, pieces, log_step, window, factor, summary)
     summary.messages.extend(summary.count_messages())
-    if segments:
-        _add_segments(out, summary, pieces, log_step, estimator, factor)
     if alpha:
         alphas = _quietly(predict_alpha, pieces, model=alpha_model, **common)
         out[ALPHA_COLUMN] = _per_row(len(out), pieces, alphas)
     if states:
         out[STATE_COLUMN] = _per_row(len(out), pieces, _most_probable_states(pieces, state_model))
+    if segments:
+        seg_of_row = _add_segments(out, summary, pieces, log_step, estimator, factor)
+        _add_segment_details(out, summary.segments, seg_of_row, pixel_size, frame_interval)
+    heads = _head_models(alpha and alpha_model, states and (state_model or "default"))
     out.attrs["napari_step"] = {
-        "units": summary.units,
-        "pixel_size_um": pixel_size,
-        "frame_interval_s": frame_interval,
-        "model": str(model),
-        "tamsd_window": window,
-        **_head_models(alpha and alpha_model, states and (state_model or "default")),
+        **dict(units=summary.units, pixel_size_um=pixel_size, frame_interval_s=frame_interval),
+        **dict(model=str(model), tamsd_window=window, **heads),
     }
     return out, summary
