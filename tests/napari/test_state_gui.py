@@ -91,3 +91,41 @@ def test_colour_by_state_and_legend(step, tracks, wait_worker):
     step.colour_by.value = "log10 D"
     assert tracks.color_by == COLOUR_FEATURE
     assert bar.colorbar is not None and "log10 D" in bar.label
+
+
+def test_dalpha_tab_coloured_by_state_click_picks_track(step, tracks, wait_worker):
+    from matplotlib.backend_bases import MouseEvent
+
+    from napari_step._napari._layers import HIGHLIGHT_KEY
+
+    step.alpha.value = True
+    step.states.value = True
+    step.mode.value = "all"
+    assert step.run() is not None
+    wait_worker(step, timeout=120_000)
+    plot = step.open_plot_dock()
+    plot.tabs.setCurrentIndex(3)
+    panel = plot.dalpha
+    pts = panel.points
+    assert sorted(pts["track_id"]) == [0, 1, 2, 3]
+    ids = np.round(tracks.data[:, 0]).astype(int)
+    alpha = tracks.features["step_alpha"].to_numpy(float)
+    for tid, a in zip(pts["track_id"], pts["alpha"]):
+        assert a == pytest.approx(np.nanmedian(alpha[ids == tid]))
+    # subdiffusive tracks (0, 1) left of the superdiffusive ones (2, 3)
+    by_id = pts.set_index("track_id")["alpha"]
+    assert max(by_id[0], by_id[1]) < min(by_id[2], by_id[3])
+    colours = panel.scatter.get_facecolors()[:, :3]
+    np.testing.assert_allclose(colours, np.asarray(STATE_COLOURS)[pts["state"].to_numpy()])
+
+    panel.canvas.draw()
+    row = int(np.flatnonzero(pts["track_id"].to_numpy() == 2)[0])
+    x, y = panel.ax.transData.transform((pts["alpha"].iloc[row], pts["log10_d"].iloc[row]))
+    event = MouseEvent("button_press_event", panel.canvas, x, y, button=1)
+    panel.canvas.callbacks.process("button_press_event", event)
+    assert plot.track == 2
+    (outline,) = [lyr for lyr in step._viewer.layers if HIGHLIGHT_KEY in lyr.metadata]
+    assert outline.metadata["track_id"] == 2 and len(outline.data) == 1
+    # a click far from every point picks nothing
+    assert panel.click(MouseEvent("button_press_event", panel.canvas, 1, 1, button=1)) is None
+    assert plot.track == 2

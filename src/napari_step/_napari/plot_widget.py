@@ -5,7 +5,8 @@ pointed at any track with its own controls. Tracks analysed with change points s
 per-segment D (``segment_d``) as a step line ("segments") and the change points as vertical
 dotted lines. Tracks with a per-frame anomalous exponent (``step_alpha``) show alpha(t) on a
 secondary axis ("alpha (STEP)"); when the tracks are coloured by alpha the colour bar shows the
-alpha range.
+alpha range. The "D-alpha" tab (:mod:`._dalpha_plot`) plots each track's median log10 D against
+its median alpha, coloured by state; clicking a point picks that track.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from qtpy.QtWidgets import QPushButton, QTabWidget, QVBoxLayout, QWidget
 
 from ..plotting import draw_d_of_t
 from ._colour import ALPHA_RANGE, DEFAULT_RANGE, colour_by, mpl_alpha_colormap, mpl_colormap
+from ._dalpha_plot import DAlphaPanel
 from ._layers import layer_segments, results_metadata
 from ._widgets_common import (
     FollowsTracks,
@@ -87,11 +89,13 @@ class DPlotWidget(FollowsTracks, QWidget):
         self.msd_canvas = FigureCanvasQTAgg(self.msd_figure)
         self.ax_msd = self.msd_figure.add_subplot(111)
         self.msd_data = None
+        self.dalpha = DAlphaPanel(self._pick_track)  # D-alpha scatter, a click picks a track
         self.tabs = QTabWidget()
         self.tabs.addTab(self.canvas, "D(t)")
         self.tabs.addTab(self.hist_canvas, "histogram")
         self.tabs.addTab(self.msd_canvas, "MSD")
-        for canvas in (self.canvas, self.hist_canvas, self.msd_canvas):
+        self.tabs.addTab(self.dalpha.canvas, "D-alpha")
+        for canvas in (self.canvas, self.hist_canvas, self.msd_canvas, self.dalpha.canvas):
             canvas.setMinimumHeight(150)
         self.tabs.currentChanged.connect(self._render_current)
         self.save_button = QPushButton("Save plot...")
@@ -174,6 +178,14 @@ class DPlotWidget(FollowsTracks, QWidget):
         self._set_track(track_id)
         if is_alive(self):
             self._redraw_track()
+
+    def _pick_track(self, track_id) -> None:
+        """A point of the D-alpha plot clicked: outline the track and plot it."""
+        from ._layers import highlight_track
+
+        if self._layer is not None:
+            highlight_track(self._viewer, self._layer, track_id)
+            self.show_track(track_id)
 
     def show(self, layer, track_id) -> None:
         """Show ``track_id`` of ``layer`` with every plot rebuilt (new results, colours)."""
@@ -289,6 +301,8 @@ class DPlotWidget(FollowsTracks, QWidget):
         index = self.tabs.currentIndex()
         if index == 2:
             self.redraw_msd()
+        elif index == 3:
+            self.dalpha.draw(self._layer, self._units()[0])
         else:
             (self.canvas, self.hist_canvas)[max(0, index)].draw_idle()
 
@@ -321,14 +335,15 @@ class DPlotWidget(FollowsTracks, QWidget):
 
     def save_figure(self, path) -> str:
         """Save the plot of the current tab (PNG, SVG or PDF by the file's suffix)."""
-        fig = (self.figure, self.hist_figure, self.msd_figure)[max(0, self.tabs.currentIndex())]
+        figs = (self.figure, self.hist_figure, self.msd_figure, self.dalpha.figure)
+        fig = figs[max(0, self.tabs.currentIndex())]
         fig.savefig(path, dpi=150)
         return str(path)
 
     def _save_clicked(self, *_):
         from qtpy.QtWidgets import QFileDialog
 
-        name = ("d_of_t", "log10_d_histogram", "msd")[max(0, self.tabs.currentIndex())]
+        name = ("d_of_t", "log10_d_histogram", "msd", "d_alpha")[max(0, self.tabs.currentIndex())]
         path, _ = QFileDialog.getSaveFileName(
             self, "Save plot", f"{name}.png", "PNG (*.png);;SVG (*.svg);;PDF (*.pdf)"
         )
