@@ -129,3 +129,18 @@ def test_dalpha_tab_coloured_by_state_click_picks_track(step, tracks, wait_worke
     # a click far from every point picks nothing
     assert panel.click(MouseEvent("button_press_event", panel.canvas, 1, 1, button=1)) is None
     assert plot.track == 2
+
+
+def test_reader_colouring_by_state():
+    """A saved file coloured by state opens coloured by state; without states, by D."""
+    import pandas as pd
+
+    from napari_step._napari._colour import colouring_kwargs
+
+    feats = pd.DataFrame({"step_log10_d": [0.1, np.nan, -0.5], "step_state": [3, np.nan, 0]})
+    kw = colouring_kwargs(feats, meta := {"colour_by": "state"})
+    assert kw["color_by"] == STATE_COLOUR_FEATURE and meta["colour_by"] == "state"
+    np.testing.assert_allclose(feats[STATE_COLOUR_FEATURE], [0.875, SENTINEL, 0.125])
+    assert kw["colormaps_dict"][STATE_COLOUR_FEATURE].name == state_colormap().name
+    no_states = pd.DataFrame({"step_log10_d": [0.1, -0.5]})
+    assert colouring_kwargs(no_states, {"colour_by": "state"})["color_by"] == COLOUR_FEATURE
