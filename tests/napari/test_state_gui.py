@@ -144,3 +144,69 @@ def test_reader_colouring_by_state():
     assert kw["colormaps_dict"][STATE_COLOUR_FEATURE].name == state_colormap().name
     no_states = pd.DataFrame({"step_log10_d": [0.1, -0.5]})
     assert colouring_kwargs(no_states, {"colour_by": "state"})["color_by"] == COLOUR_FEATURE
+
+
+def test_dalpha_lasso_selects_tracks_and_ring_follows_pick(step, tracks, wait_worker):
+    from matplotlib.backend_bases import MouseEvent
+
+    from napari_step._napari._layers import HIGHLIGHT_KEY
+
+    step.alpha.value = True
+    step.mode.value = "all"
+    assert step.run() is not None
+    wait_worker(step, timeout=120_000)
+    plot = step.open_plot_dock()
+    plot.tabs.setCurrentIndex(3)
+    panel = plot.dalpha
+    pts = panel.points.set_index("track_id")
+
+    def ring_at(tid):
+        assert panel.ring is not None
+        np.testing.assert_allclose(
+            np.ravel(panel.ring.get_data()), [pts.loc[tid, "alpha"], pts.loc[tid, "log10_d"]]
+        )
+
+    # a pick in the STEP widget (the canvas click and the table go through it) moves the ring
+    step.set_current_track(1)
+    assert plot.track == 1
+    ring_at(1)
+    step.set_current_track(3)
+    ring_at(3)
+    # so does a click on a point of the scatter
+    panel.canvas.draw()
+    x, y = panel.ax.transData.transform((pts.loc[0, "alpha"], pts.loc[0, "log10_d"]))
+    panel.canvas.callbacks.process(
+        "button_press_event", MouseEvent("button_press_event", panel.canvas, x, y, button=1)
+    )
+    assert plot.track == 0
+    ring_at(0)
+
+    # a lasso (data coordinates) around the subdiffusive tracks 0, 1 (alpha < 1)
+    lo, hi = pts["log10_d"].min() - 1.0, pts["log10_d"].max() + 1.0
+    verts = [(-0.5, lo), (1.0, lo), (1.0, hi), (-0.5, hi)]
+    assert sorted(panel.lasso_select(verts)) == [0, 1]
+    assert step.settings.mode == "ids"
+    assert step.selected_track_ids(tracks) == [0, 1]  # what the next Run analyses
+    # no multi-track outline: the canvas outlines the first selected track (as typed IDs do)
+    (outline,) = [lyr for lyr in step._viewer.layers if HIGHLIGHT_KEY in lyr.metadata]
+    assert len(outline.data) == 1 and outline.metadata["track_id"] == 0
+    ring_at(0)
+
+    # the same with real mouse events: a shift-drag lasso around the superdiffusive tracks
+    panel.canvas.draw()
+    (x0, x1), (y0, y1) = panel.ax.get_xlim(), panel.ax.get_ylim()
+    x0, y0, y1 = 1.0, y0 + 0.02 * (y1 - y0), y1 - 0.02 * (y1 - y0)
+    x1 -= 0.02 * (x1 - x0)
+    corners = panel.ax.transData.transform([(x0, y0), (x1, y0), (x1, y1), (x0, y1)])
+    path = [*corners, corners[0]]
+    events = [("button_press_event", path[0])]
+    events += [("motion_notify_event", p) for p in path[1:]]
+    events += [("button_release_event", path[-1])]
+    for name, (px, py) in events:
+        panel.canvas.callbacks.process(
+            name, MouseEvent(name, panel.canvas, px, py, button=1, key="shift")
+        )
+    assert sorted(panel.selected) == [2, 3]
+    assert step.selected_track_ids(tracks) == [2, 3]
+    assert plot.track == 2  # no press without shift picked a point on the way
+    ring_at(2)

@@ -69,6 +69,7 @@ from ._widgets_common import (
     FollowsTracks,
     ScrollableDock,
     is_alive,
+    register_dock,
     unwrap_viewer,
 )
 
@@ -105,6 +106,7 @@ class StepAnalysisWidget(ScrollableDock, SelectionMixin, FollowsTracks, Backgrou
         self._run_layer = None
         self._wire()
         self._finish_dock()
+        register_dock(self)  # found by the plot dock's D-alpha lasso (docks_of)
         self._follow_tracks(napari_viewer, self.tracks)
         self._on_layer_choice()
 
