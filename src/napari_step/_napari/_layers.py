@@ -419,7 +419,10 @@ def highlight_track(viewer, layer, track_id) -> object:
             opacity=0.9,
         )
         _add_keeping_focus(viewer, shapes)
-    shapes.data = []
-    shapes.add_paths([path], edge_width=2.5, edge_color="#ff00ff")
+    if shapes.nshapes == 1 and list(shapes.shape_type) == ["path"]:
+        shapes.data = [path]  # one update keeps the outline's width and colour
+    else:
+        shapes.data = []
+        shapes.add_paths([path], edge_width=2.5, edge_color="#ff00ff")
     shapes.metadata = {**shapes.metadata, "track_id": int(track_id)}
     return shapes

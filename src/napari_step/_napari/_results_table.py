@@ -148,6 +148,8 @@ class TrackTableWidget(FollowsTracks, QWidget):
         header.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
         header.setDefaultSectionSize(20)
         header.setVisible(False)
+        # column widths from the header and the first rows, not from every row (100 000 tracks)
+        self.view.horizontalHeader().setResizeContentsPrecision(50)
         self.view.setToolTip(
             "one row per analysed track; click a header to sort, a row to "
             "pick the track (plots, outline in the canvas)"

@@ -70,6 +70,7 @@ class DPlotWidget(FollowsTracks, QWidget):
         self.changepoint_lines: list = []  # vertical lines at the shown track's change points
         self.alpha_line = None  # Line2D of alpha(t) (layers with step_alpha)
         self.ax_alpha = None  # secondary axis of alpha(t)
+        self._drawn = None  # (layer id, track) the D(t) plot shows; None: to redraw
 
         self.controls = Container(layout="horizontal", labels=True)
         self.layer_choice = ComboBox(label="tracks", choices=layer_choices(napari_viewer, Tracks))
@@ -141,6 +142,7 @@ class DPlotWidget(FollowsTracks, QWidget):
             self.show_track(int(value))
 
     def _schedule(self, *_):
+        self._drawn = None  # the layer's results changed: the next pick redraws
         if is_alive(self) and is_alive(self._timer):
             self._timer.start()
 
@@ -176,8 +178,8 @@ class DPlotWidget(FollowsTracks, QWidget):
     def show_track(self, track_id) -> None:
         """Plot another track of the layer (only the track's plots are redrawn)."""
         self._set_track(track_id)
-        if is_alive(self):
-            self._redraw_track()
+        if is_alive(self) and self._drawn != (id(self._layer), self._track):
+            self._redraw_track()  # once per pick (a table row also picks via the widget)
 
     def _pick_track(self, track_id) -> None:
         """A point of the D-alpha plot clicked: outline the track and plot it."""
@@ -291,6 +293,7 @@ class DPlotWidget(FollowsTracks, QWidget):
         self.alpha_line = None
         self.changepoint_lines = []
         self._draw_track(units, dt)
+        self._drawn = (id(self._layer), self._track)
         if render:
             self._render_current()
 
@@ -328,7 +331,7 @@ class DPlotWidget(FollowsTracks, QWidget):
             )
         else:
             units, dt, px, _, _ = self._units()
-            self.msd_data = msd_curves(layer_table(layer), self._track, px, dt)
+            self.msd_data = msd_curves(layer_table(layer), self._track, px, dt, max_tracks=5000)
             draw_msd(self.ax_msd, self.msd_data, units, self._track)
             self.ax_msd.set_title(f"{layer.name}: MSD", fontsize=9)
         self.msd_canvas.draw_idle()
