@@ -75,6 +75,17 @@ def viewer(make_napari_viewer):
 
 
 @pytest.fixture
+def step(viewer):
+    """The STEP analysis widget docked in the viewer (as the Plugins menu does), on the CPU."""
+    from napari_step._napari.step_widget import StepAnalysisWidget
+
+    widget = StepAnalysisWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="STEP analysis")
+    widget.device.value = "CPU"
+    return widget
+
+
+@pytest.fixture
 def wait_worker(qtbot):
     """Wait until a widget's worker is done (its ``running`` turns False)."""
 

@@ -18,16 +18,6 @@ SUB, SUPER = [0, 1, 2], [3, 4, 5]
 
 
 @pytest.fixture
-def step(viewer):
-    from napari_step._napari.step_widget import StepAnalysisWidget
-
-    widget = StepAnalysisWidget(viewer)
-    viewer.window.add_dock_widget(widget)
-    widget.device.value = "CPU"
-    return widget
-
-
-@pytest.fixture
 def fbm_layer(viewer, step):
     """3 subdiffusive (alpha 0.4) and 3 superdiffusive (alpha 1.6) fBm tracks, 120 frames."""
     from napari_step.simulate import fbm

@@ -18,15 +18,6 @@ def shown_viewer(make_napari_viewer):
 
 
 @pytest.fixture
-def step(viewer):
-    from napari_step._napari.step_widget import StepAnalysisWidget
-
-    widget = StepAnalysisWidget(viewer)
-    viewer.window.add_dock_widget(widget, name="STEP analysis")
-    return widget
-
-
-@pytest.fixture
 def layer(viewer, step, truth_tracks):
     data, feats = truth_tracks
     lyr = viewer.add_tracks(

@@ -10,15 +10,6 @@ import pytest
 PX, DT = 0.1, 0.05
 
 
-@pytest.fixture
-def step(viewer):
-    from napari_step._napari.step_widget import StepAnalysisWidget
-
-    widget = StepAnalysisWidget(viewer)
-    viewer.window.add_dock_widget(widget, name="STEP analysis")
-    return widget
-
-
 def _add_tracks(viewer, truth_tracks):
     data, feats = truth_tracks
     return viewer.add_tracks(

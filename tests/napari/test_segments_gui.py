@@ -35,15 +35,6 @@ def _simulate(track_ids, seed) -> tuple[np.ndarray, pd.DataFrame]:
 
 
 @pytest.fixture
-def step(viewer):
-    from napari_step._napari.step_widget import StepAnalysisWidget
-
-    widget = StepAnalysisWidget(viewer)
-    viewer.window.add_dock_widget(widget)
-    return widget
-
-
-@pytest.fixture
 def layer(viewer, step):
     """8 tracks: 0-3 for the first run, 10-13 for the second."""
     data_a, feats_a = _simulate([0, 1, 2, 3], seed=11)

@@ -20,16 +20,6 @@ from napari_step._napari._colour import (
 
 
 @pytest.fixture
-def step(viewer):
-    from napari_step._napari.step_widget import StepAnalysisWidget
-
-    widget = StepAnalysisWidget(viewer)
-    viewer.window.add_dock_widget(widget)
-    widget.device.value = "CPU"
-    return widget
-
-
-@pytest.fixture
 def tracks(viewer, step):
     """4 fBm tracks (alpha 0.4 and 1.6), 100 frames."""
     from napari_step.simulate import fbm

@@ -14,15 +14,6 @@ PX, DT = 0.1, 0.05
 
 
 @pytest.fixture
-def step(viewer):
-    from napari_step._napari.step_widget import StepAnalysisWidget
-
-    widget = StepAnalysisWidget(viewer)
-    viewer.window.add_dock_widget(widget)
-    return widget
-
-
-@pytest.fixture
 def layer(viewer, step, truth_tracks):
     """The small sample's true tracks (12 x 60 frames) with tracks 0-3 cut to 15 frames."""
     data, feats = truth_tracks
