@@ -140,6 +140,7 @@ def test_dalpha_lasso_selects_tracks_and_ring_follows_pick(step, tracks, wait_wo
     from matplotlib.backend_bases import MouseEvent
 
     from napari_step._napari._layers import HIGHLIGHT_KEY
+    from napari_step._napari._selection_outline import SELECTION_KEY
 
     step.alpha.value = True
     step.mode.value = "all"
@@ -177,9 +178,11 @@ def test_dalpha_lasso_selects_tracks_and_ring_follows_pick(step, tracks, wait_wo
     assert sorted(panel.lasso_select(verts)) == [0, 1]
     assert step.settings.mode == "ids"
     assert step.selected_track_ids(tracks) == [0, 1]  # what the next Run analyses
-    # no multi-track outline: the canvas outlines the first selected track (as typed IDs do)
+    # the first selected track is the picked one (as typed IDs do); all are outlined
     (outline,) = [lyr for lyr in step._viewer.layers if HIGHLIGHT_KEY in lyr.metadata]
     assert len(outline.data) == 1 and outline.metadata["track_id"] == 0
+    (selection,) = [lyr for lyr in step._viewer.layers if SELECTION_KEY in lyr.metadata]
+    assert selection.metadata["track_ids"] == [0, 1] and len(selection.data) == 2 * 99
     ring_at(0)
 
     # the same with real mouse events: a shift-drag lasso around the superdiffusive tracks

@@ -1,9 +1,11 @@
-"""The D-alpha tab of the plot dock: one point per analysed track, its median log10 D (STEP)
-against its median alpha, coloured by its most frequent diffusive state (the state colours of
-:mod:`._colour`, grey without states). Clicking a point picks that track (plots and the
-outline in the canvas follow, as a click in the per-track table does); the picked track is
-ringed. Shift-dragging a lasso selects the tracks inside it: the STEP widget of the viewer
-switches to "typed IDs" with exactly those IDs, so the next Run analyses them."""
+"""The D-alpha tab of the plot dock: one point per analysed track (its median log10 D (STEP)
+against its median alpha) or, switched in the tab, one point per segment (the medians over the
+segment, sized by its duration), coloured by the most frequent diffusive state (the state
+colours of :mod:`._colour`, grey without states). Clicking a point picks its track (plots and
+the outline in the canvas follow, as a click in the per-track table does); every point of the
+picked track is ringed. Shift-dragging a lasso selects the tracks with a point inside it: the
+STEP widget of the viewer switches to "typed IDs" with exactly those IDs, so the next Run
+analyses them, and the canvas outlines them (:mod:`._selection_outline`)."""
 
 from __future__ import annotations
 
@@ -16,9 +18,44 @@ from matplotlib.widgets import LassoSelector
 
 from ._colour import GREY, STATE_COLOURS, STATE_NAMES
 
-__all__ = ["dalpha_points", "DAlphaPanel"]
+__all__ = ["dalpha_points", "segment_points", "DAlphaPanel", "MODES"]
 
 _PICK_PX = 8.0  # a click picks the nearest point within this many screen pixels
+POINT_COLUMNS = ["track_id", "log10_d", "alpha", "state", "n_points"]
+MODES = ("per track", "per segment")  # what one point of the scatter is
+
+
+def _majority_state(group: np.ndarray, state: np.ndarray, n_groups: int) -> np.ndarray:
+    """Per group the state (0..3) with the most frames (a tie: the lower number), -1 without
+    any state."""
+    ok = np.isin(state, np.arange(len(STATE_NAMES)))
+    k = len(STATE_NAMES)
+    counts = np.bincount(
+        group[ok] * k + state[ok].astype(np.int64), minlength=n_groups * k
+    ).reshape(n_groups, k)
+    return np.where(counts.sum(axis=1) > 0, counts.argmax(axis=1), -1)
+
+
+def _grouped(features: pd.DataFrame, tid: np.ndarray, group: np.ndarray) -> pd.DataFrame:
+    """Medians of log10 D and alpha, the majority state and the number of points per group
+    (``group``: dense 0..n-1 per row, -1 for rows in no group)."""
+    n = int(group.max()) + 1 if group.size else 0
+    has = group >= 0
+    g = group[has]
+    values = pd.DataFrame(
+        {
+            "log10_d": features["step_log10_d"].to_numpy(float)[has],
+            "alpha": features["step_alpha"].to_numpy(float)[has],
+        }
+    ).replace([np.inf, -np.inf], np.nan)
+    out = values.groupby(g).median().reindex(pd.RangeIndex(n))
+    track = np.zeros(n, np.int64)
+    track[g] = tid[has]  # every row of a group has the group's track
+    out.insert(0, "track_id", track)
+    state = features["step_state"].to_numpy(float)[has] if "step_state" in features else None
+    out["state"] = -1 if state is None else _majority_state(g, state, n)
+    out["n_points"] = np.bincount(g, minlength=n)
+    return out
 
 
 def dalpha_points(features: pd.DataFrame, track_ids) -> pd.DataFrame:
@@ -35,31 +72,89 @@ def dalpha_points(features: pd.DataFrame, track_ids) -> pd.DataFrame:
     Returns
     -------
     DataFrame
-        ``track_id``, ``log10_d`` (median STEP log10 D, results' units), ``alpha`` (median)
-        and ``state`` (most frequent state 0..3, -1 without one), for the tracks with both a
-        finite D and alpha.
+        ``track_id``, ``log10_d`` (median STEP log10 D, results' units), ``alpha`` (median),
+        ``state`` (most frequent state 0..3, -1 without one) and ``n_points``, for the tracks
+        with both a finite D and alpha, sorted by track.
     """
-    cols = ["track_id", "log10_d", "alpha", "state"]
     if "step_log10_d" not in features.columns or "step_alpha" not in features.columns:
-        return pd.DataFrame(columns=cols)
-    df = pd.DataFrame(
-        {
-            "track_id": np.asarray(track_ids, dtype=np.int64),
-            "log10_d": features["step_log10_d"].to_numpy(float),
-            "alpha": features["step_alpha"].to_numpy(float),
-        }
-    )
-    if "step_state" in features.columns:
-        df["state"] = features["step_state"].to_numpy(float)
+        return pd.DataFrame(columns=POINT_COLUMNS)
+    tid = np.asarray(track_ids, dtype=np.int64)
+    _, group = np.unique(tid, return_inverse=True)
+    out = _grouped(features, tid, group.ravel())
+    return out.dropna(subset=["log10_d", "alpha"]).reset_index(drop=True)[POINT_COLUMNS]
+
+
+def _segment_of_rows(tid, frame, segments: pd.DataFrame) -> np.ndarray:
+    """Per row (any order) the row of the segments table its frame lies in (-1: none)."""
+    seg = segments.sort_values(["track_id", "start_frame"])
+    s_tid = seg["track_id"].to_numpy(np.int64)
+    ids = np.unique(np.concatenate([tid, s_tid]))
+    f0 = min(int(frame.min()), int(seg["start_frame"].min()))
+    span = max(int(frame.max()), int(seg["stop_frame"].max())) - f0 + 1
+    start = np.searchsorted(ids, s_tid) * span + (seg["start_frame"].to_numpy(np.int64) - f0)
+    key = np.searchsorted(ids, tid) * span + (frame - f0)
+    i = np.searchsorted(start, key, side="right") - 1
+    j = np.clip(i, 0, None)
+    inside = (i >= 0) & (s_tid[j] == tid) & (frame < seg["stop_frame"].to_numpy(np.int64)[j])
+    return np.where(inside, seg.index.to_numpy()[j], -1)
+
+
+def _runs(tid: np.ndarray, frame: np.ndarray, value: np.ndarray | None) -> np.ndarray:
+    """Per row its run: consecutive points (by frame) of a track with the same ``value``."""
+    order = np.lexsort((frame, tid))
+    t = tid[order]
+    new = np.r_[True, t[1:] != t[:-1]]
+    if value is not None:
+        v = value[order]
+        same = (v[1:] == v[:-1]) | (np.isnan(v[1:]) & np.isnan(v[:-1]))
+        new[1:] |= ~same
+    run = np.empty(tid.size, np.int64)
+    run[order] = np.cumsum(new) - 1
+    return run
+
+
+def segment_points(features: pd.DataFrame, data, segments: pd.DataFrame | None = None):
+    """One point per segment: the medians of a Tracks layer's results over each segment.
+
+    Segments come from the layer's segments table (a run with change points); without one
+    from the runs of equal ``segment_d`` (a file read back), else of equal ``step_state`` (a
+    run with states but no change points), else a track is one segment.
+
+    Parameters
+    ----------
+    features : DataFrame
+        The layer's features (``step_log10_d``, ``step_alpha``, optionally ``step_state``,
+        ``segment_d``), one row per point.
+    data : array_like
+        The layer's data (track_id, t, ...), one row per point.
+    segments : DataFrame, optional
+        ``track_id``, ``start_frame``, ``stop_frame`` (exclusive) per segment.
+
+    Returns
+    -------
+    DataFrame
+        ``track_id``, ``log10_d`` (median STEP log10 D over the segment, results' units),
+        ``alpha`` (median), ``state`` (most frequent, -1 without one) and ``n_points`` (the
+        segment's points: its duration in frames where no frame is missing), for the segments
+        with a finite D and alpha, sorted by track and start.
+    """
+    if "step_log10_d" not in features.columns or "step_alpha" not in features.columns:
+        return pd.DataFrame(columns=POINT_COLUMNS)
+    data = np.asarray(data)
+    tid = np.round(data[:, 0]).astype(np.int64)
+    frame = np.round(data[:, 1]).astype(np.int64)
+    if segments is not None and len(segments) and tid.size:
+        segments = segments.sort_values(["track_id", "start_frame"]).reset_index(drop=True)
+        group = _segment_of_rows(tid, frame, segments)
     else:
-        df["state"] = np.nan
-    df = df.replace([np.inf, -np.inf], np.nan)
-    groups = df.groupby("track_id")
-    out = groups[["log10_d", "alpha"]].median()
-    out["state"] = groups["state"].agg(lambda s: s.mode().iloc[0] if s.notna().any() else -1)
-    out = out.dropna(subset=["log10_d", "alpha"]).reset_index()
-    out["state"] = out["state"].astype(int)
-    return out[cols]
+        by = next((c for c in ("segment_d", "step_state") if c in features.columns), None)
+        value = None if by is None else features[by].to_numpy(float)
+        group = _runs(tid, frame, value)
+    if group.size and group.max() < 0:
+        return pd.DataFrame(columns=POINT_COLUMNS)
+    out = _grouped(features, tid, group)
+    out = out[out["n_points"] > 0]  # segments without a point of the layer
+    return out.dropna(subset=["log10_d", "alpha"]).reset_index(drop=True)[POINT_COLUMNS]
 
 
 def select_in_step_widgets(viewer, track_ids) -> int:
@@ -96,22 +191,63 @@ class DAlphaPanel:
 
     ``owner`` (default: the object ``on_pick`` is bound to, the plot dock) gives the picked
     track (its ``track``, ringed) and the viewer (its ``_viewer``) whose STEP widget a lasso
-    selection goes to.
+    selection goes to. ``widget`` (the "points" choice above the figure) is what is docked.
     """
 
     def __init__(self, on_pick, owner=None):
+        from qtpy.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+
         self.figure = Figure(figsize=(4.6, 3.4), dpi=90, layout="constrained")
         self.canvas = FigureCanvasQTAgg(self.figure)
         self.ax = self.figure.add_subplot(111)
-        self.points = pd.DataFrame(columns=["track_id", "log10_d", "alpha", "state"])
+        self.points = pd.DataFrame(columns=POINT_COLUMNS)
         self.scatter = None
-        self.ring = None  # the ring marker around the picked track's point
+        self.ring = None  # the ring markers around the picked track's point(s)
         self.selected: list[int] = []  # the tracks of the last lasso
         self.lasso = None
         self._on_pick = on_pick
         self._owner = owner if owner is not None else getattr(on_pick, "__self__", None)
+        self._layer = None
+        self._drawn = None  # what the scatter shows (layer, mode, units, version)
+        self._version = 0  # bumped when the layer's results change
+        self.mode_choice = QComboBox()
+        self.mode_choice.addItems(list(MODES))
+        self.mode_choice.setToolTip(
+            "one point per track (medians over the track) or per segment (medians over "
+            "each segment, sized by its duration)"
+        )
+        self.widget = QWidget()
+        row = QHBoxLayout()
+        row.setContentsMargins(4, 0, 4, 0)
+        row.addWidget(QLabel("points"))
+        row.addWidget(self.mode_choice)
+        row.addStretch(1)
+        lay = QVBoxLayout(self.widget)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addLayout(row)
+        lay.addWidget(self.canvas)
+        self.mode_choice.currentTextChanged.connect(self._mode_changed)
         self.canvas.mpl_connect("button_press_event", self.click)
         self._new_lasso()
+
+    @property
+    def mode(self) -> str:
+        """What one point is: "per track" or "per segment"."""
+        return self.mode_choice.currentText()
+
+    @mode.setter
+    def mode(self, value: str) -> None:
+        if value not in MODES:
+            raise ValueError(f"D-alpha points are {' or '.join(MODES)}, not {value!r}")
+        self.mode_choice.setCurrentText(value)
+
+    def _mode_changed(self, *_):
+        if self._drawn is not None:
+            self.draw(self._layer, self._drawn[2])
+
+    def invalidate(self) -> None:
+        """The layer's results changed: the next :meth:`draw` recomputes the points."""
+        self._version += 1
 
     def _new_lasso(self) -> None:
         if self.lasso is not None:
@@ -126,39 +262,89 @@ class DAlphaPanel:
         return None if track is None else int(track)
 
     def lasso_select(self, verts) -> list[int]:
-        """Select the tracks whose points lie inside the lasso ``verts`` (data coordinates,
-        alpha then log10 D) and hand them to the STEP widget."""
+        """Select the tracks with a point inside the lasso ``verts`` (data coordinates, alpha
+        then log10 D), hand them to the STEP widget and outline them in the canvas."""
+        from ._selection_outline import outline_tracks
+
         self.lasso.set_active(False)
         if len(verts) < 3 or len(self.points) == 0:
             return []
         inside = Path(np.asarray(verts, float)).contains_points(
             self.points[["alpha", "log10_d"]].to_numpy(float)
         )
-        self.selected = [int(i) for i in self.points["track_id"].to_numpy()[inside]]
+        self.selected = [int(i) for i in np.unique(self.points["track_id"].to_numpy()[inside])]
+        viewer = getattr(self._owner, "_viewer", None)
         if self.selected:
-            select_in_step_widgets(getattr(self._owner, "_viewer", None), self.selected)
+            select_in_step_widgets(viewer, self.selected)
+        if viewer is not None and self._layer is not None:
+            outline_tracks(viewer, self._layer, self.selected)  # empty lasso: no outline
         return self.selected
 
+    def _compute(self, layer) -> None:
+        if layer is None:
+            self.points = self.points.iloc[0:0]
+        elif self.mode == MODES[1]:
+            from ._layers import layer_segments
+
+            self.points = segment_points(layer.features, layer.data, layer_segments(layer))
+        else:
+            ids = np.round(np.asarray(layer.data)[:, 0]).astype(np.int64)
+            self.points = dalpha_points(layer.features, ids)
+
     def draw(self, layer, units: str) -> None:
-        """Redraw from ``layer``'s features (a message when it has no D and alpha)."""
+        """Draw the points of ``layer`` (a message when it has no D and alpha); only the ring
+        moves when neither the layer, its results, the mode nor the units changed."""
+        key = (id(layer), self.mode, units, self._version)
+        if key == self._drawn and layer is self._layer and self.scatter is not None:
+            self._draw_ring()
+            self.canvas.draw_idle()
+            return
         ax = self.ax
         ax.clear()
         self.scatter = self.ring = None
         self._new_lasso()
-        if layer is not None:
-            ids = np.round(np.asarray(layer.data)[:, 0]).astype(np.int64)
-            self.points = dalpha_points(layer.features, ids)
-        else:
-            self.points = self.points.iloc[0:0]
+        self._layer = layer
+        self._compute(layer)
+        self._drawn = key
         if len(self.points) == 0:
             ax.text(0.5, 0.5, "analyse tracks with alpha(t) ticked", ha="center", va="center",
                     transform=ax.transAxes, color="0.4")  # fmt: skip
             self.canvas.draw_idle()
             return
+        self._scatter()
+        self._draw_ring()
+        per_segment = self.mode == MODES[1]
+        what = "segment" if per_segment else "track"
+        ax.axvline(1.0, color="0.7", lw=0.8, zorder=0)
+        ax.set_xlabel(f"median alpha per {what}", fontsize=8)
+        ax.set_ylabel(f"median log10 D per {what} ({units})", fontsize=8)
+        n_tracks = self.points["track_id"].nunique()
+        title = f"{layer.name}: {n_tracks} tracks"
+        if per_segment:
+            title = (
+                f"{layer.name}: {len(self.points)} segments of {n_tracks} tracks (size: duration)"
+            )
+        ax.set_title(title, fontsize=9)
+        ax.tick_params(labelsize=8)
+        self.canvas.draw_idle()
+
+    def _scatter(self) -> None:
+        """The points coloured by state (grey without one); per segment sized by duration."""
+        ax = self.ax
         palette = np.array([*STATE_COLOURS, GREY[:3]])
-        colours = palette[self.points["state"].to_numpy()]  # -1 (no state) -> grey
+        colours = palette[self.points["state"].to_numpy(int)]  # -1 (no state) -> grey
+        if self.mode == MODES[1]:
+            n = self.points["n_points"].to_numpy(float)
+            size = 4.0 + 40.0 * np.sqrt(np.clip(n / max(np.percentile(n, 95), 1.0), 0, 1))
+        else:
+            size = 18.0
         self.scatter = ax.scatter(
-            self.points["alpha"], self.points["log10_d"], c=colours, s=18, edgecolors="none"
+            self.points["alpha"],
+            self.points["log10_d"],
+            c=colours,
+            s=size,
+            edgecolors="none",
+            alpha=0.8 if len(self.points) > 2000 else 1.0,
         )
         present = set(self.points["state"])
         for k, name in enumerate(STATE_NAMES):
@@ -166,21 +352,20 @@ class DAlphaPanel:
                 ax.scatter([], [], color=STATE_COLOURS[k], s=18, label=name)
         if present - {-1}:
             ax.legend(fontsize=7, loc="best")
-        self._draw_ring()
-        ax.axvline(1.0, color="0.7", lw=0.8, zorder=0)
-        ax.set_xlabel("median alpha", fontsize=8)
-        ax.set_ylabel(f"median log10 D ({units})", fontsize=8)
-        ax.set_title(f"{layer.name}: {len(self.points)} tracks", fontsize=9)
-        ax.tick_params(labelsize=8)
-        self.canvas.draw_idle()
 
     def _draw_ring(self) -> None:
-        row = self.points["track_id"].to_numpy() == self.picked
-        if self.picked is None or not row.any():
+        """Ring every point of the picked track (none when no track is picked)."""
+        if self.ring is not None:
+            self.ring.remove()
+            self.ring = None
+        if self.picked is None or len(self.points) == 0:
             return
-        x, y = self.points.loc[row, ["alpha", "log10_d"]].to_numpy(float)[0]
+        row = self.points["track_id"].to_numpy() == self.picked
+        if not row.any():
+            return
+        xy = self.points.loc[row, ["alpha", "log10_d"]].to_numpy(float)
         (self.ring,) = self.ax.plot(
-            [x], [y], "o", ms=11, mfc="none", mec="#ff00ff", mew=1.8, zorder=5
+            xy[:, 0], xy[:, 1], "o", ms=11, mfc="none", mec="#ff00ff", mew=1.8, zorder=5
         )
 
     def click(self, event) -> int | None:

@@ -27,7 +27,12 @@ from napari.utils import notifications
 
 from ..io import TrackFileError, read_tracks, write_tracks
 from ..tracks import TrackTableError, from_napari, to_napari
-from ._colour import ALPHA_COLOUR_FEATURE, COLOUR_FEATURE, colouring_kwargs
+from ._colour import (
+    ALPHA_COLOUR_FEATURE,
+    COLOUR_FEATURE,
+    STATE_COLOUR_FEATURE,
+    colouring_kwargs,
+)
 from ._layers import layer_table, results_metadata
 
 __all__ = [
@@ -234,8 +239,30 @@ def tracks_layer_data(
     return data, kwargs, "tracks"
 
 
+_STATE_NAMES = {0: "immobile", 1: "confined", 2: "free", 3: "directed"}  # AnDi-2 numbering
+
+
+def _column_units(units: str | None, columns) -> dict:
+    """Units of the columns of an exported table ("" for numbers without units: alpha, states,
+    probabilities, flags); without ``columns`` the usual ones."""
+    out = {"track_id": "", "frame": "frame", "x": "px", "y": "px", "z": "px"}
+    out["d_true"] = "px^2/frame"  # simulated truth, as the simulators give it
+    if units is not None:
+        log = f"log10({units})"
+        out.update({c: units for c in ("step_d", "tamsd_d", "segment_d")})
+        out.update({c: log for c in ("step_log10_d", "tamsd_log10_d", "segment_log10_d")})
+        out.update({"step_alpha": "", "step_state": "", "changepoint": ""})
+    if columns is None:
+        return out
+    return {str(c): out.get(str(c), "") for c in columns}
+
+
 def export_metadata(
-    layer_metadata: dict, name: str | None = None, scale=None, translate=None
+    layer_metadata: dict,
+    name: str | None = None,
+    scale=None,
+    translate=None,
+    columns=None,
 ) -> dict:
     """Flat metadata for the JSON sidecar of an exported layer.
 
@@ -248,12 +275,17 @@ def export_metadata(
         Layer name.
     scale, translate : array_like, optional
         The layer's geometry, so that a re-opened file lies where it was.
+    columns : sequence of str, optional
+        The exported table's columns: ``column_units`` then names every one of them ("" for
+        unitless ones such as ``step_alpha``, ``step_state`` and probabilities); without it,
+        the usual columns.
 
     Returns
     -------
     dict
         JSON-ready: D units, model, pixel size (um) and frame interval (s) the results were
-        computed with (else the acquisition's), ``column_units`` and ``layer``.
+        computed with (else the acquisition's), ``column_units``, ``layer`` and, when
+        ``step_state`` is exported, ``state_names`` (AnDi-2 number -> name).
     """
     layer_metadata = dict(layer_metadata or {})
     res = dict(layer_metadata.get("napari_step", {}) or {})
@@ -262,21 +294,9 @@ def export_metadata(
         if k in layer_metadata:
             md[k] = layer_metadata[k]
     md.update({k: res[k] for k in _RESULT_KEYS if k in res})
-    column_units = {"track_id": "", "frame": "frame", "x": "px", "y": "px", "z": "px"}
-    if "units" in res:
-        u = res["units"]
-        column_units.update(
-            {
-                "step_d": u,
-                "tamsd_d": u,
-                "step_log10_d": f"log10({u})",
-                "tamsd_log10_d": f"log10({u})",
-                "segment_d": u,
-                "segment_log10_d": f"log10({u})",
-                "step_alpha": "",
-            }
-        )
-    md["column_units"] = column_units
+    md["column_units"] = _column_units(res.get("units"), columns)
+    if columns is not None and "step_state" in md["column_units"]:
+        md["state_names"] = dict(_STATE_NAMES)
     md["layer"] = {
         "name": name,
         "scale": None if scale is None else [float(v) for v in np.asarray(scale)],
@@ -287,12 +307,17 @@ def export_metadata(
     )
 
 
+def _without_colours(table: pd.DataFrame) -> pd.DataFrame:
+    """The table without the colour columns (the reader computes them again)."""
+    colours = [COLOUR_FEATURE, ALPHA_COLOUR_FEATURE, STATE_COLOUR_FEATURE]
+    return table.drop(columns=colours, errors="ignore")
+
+
 def _write(table: pd.DataFrame, path, metadata: dict) -> list[str]:
     p = Path(str(path))
     if p.suffix.lower() not in WRITE_EXTENSIONS:
         raise ValueError(f"tracks can be saved as {', '.join(WRITE_EXTENSIONS)}, not {p.name!r}")
-    table = table.drop(columns=[COLOUR_FEATURE, ALPHA_COLOUR_FEATURE], errors="ignore")
-    written = write_tracks(table, p, metadata=metadata)
+    written = write_tracks(_without_colours(table), p, metadata=metadata)
     return [str(written or p)]
 
 
@@ -314,8 +339,13 @@ def write_tracks_layer(path: str, data, meta: dict) -> list[str]:
         The paths written (empty on failure, which is a notification).
     """
     table = from_napari(np.asarray(data), meta.get("features"))
+    table = _without_colours(table)
     md = export_metadata(
-        meta.get("metadata", {}), meta.get("name"), meta.get("scale"), meta.get("translate")
+        meta.get("metadata", {}),
+        meta.get("name"),
+        meta.get("scale"),
+        meta.get("translate"),
+        columns=table.columns,
     )
     try:
         return _write(table, path, md)
@@ -344,5 +374,6 @@ def export_results(layer, path: str | os.PathLike) -> list[str]:
     table = layer_table(layer)
     table.attrs = {}
     meta = {**layer.metadata, "napari_step": results_metadata(layer)}
-    md = export_metadata(meta, layer.name, layer.scale, layer.translate)
+    table = _without_colours(table)
+    md = export_metadata(meta, layer.name, layer.scale, layer.translate, columns=table.columns)
     return _write(table, path, md)

@@ -5,8 +5,9 @@ pointed at any track with its own controls. Tracks analysed with change points s
 per-segment D (``segment_d``) as a step line ("segments") and the change points as vertical
 dotted lines. Tracks with a per-frame anomalous exponent (``step_alpha``) show alpha(t) on a
 secondary axis ("alpha (STEP)"); when the tracks are coloured by alpha the colour bar shows the
-alpha range. The "D-alpha" tab (:mod:`._dalpha_plot`) plots each track's median log10 D against
-its median alpha, coloured by state; clicking a point picks that track.
+alpha range. The "D-alpha" tab (:mod:`._dalpha_plot`) plots each track's (or each segment's)
+median log10 D against its median alpha, coloured by state; clicking a point picks its track, a
+shift-drag lasso selects and outlines tracks.
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ class DPlotWidget(FollowsTracks, QWidget):
         self.tabs.addTab(self.canvas, "D(t)")
         self.tabs.addTab(self.hist_canvas, "histogram")
         self.tabs.addTab(self.msd_canvas, "MSD")
-        self.tabs.addTab(self.dalpha.canvas, "D-alpha")
+        self.tabs.addTab(self.dalpha.widget, "D-alpha")
         for canvas in (self.canvas, self.hist_canvas, self.msd_canvas, self.dalpha.canvas):
             canvas.setMinimumHeight(150)
         self.tabs.currentChanged.connect(self._render_current)
@@ -143,6 +144,7 @@ class DPlotWidget(FollowsTracks, QWidget):
 
     def _schedule(self, *_):
         self._drawn = None  # the layer's results changed: the next pick redraws
+        self.dalpha.invalidate()
         if is_alive(self) and is_alive(self._timer):
             self._timer.start()
 
@@ -274,6 +276,7 @@ class DPlotWidget(FollowsTracks, QWidget):
         rendered now, the others when they are shown."""
         if not is_alive(self):
             return
+        self.dalpha.invalidate()
         units, _, _, lo, hi = self._units()
         self.ax_hist.clear()
         self.ax_cbar.clear()
