@@ -252,7 +252,9 @@ class DAlphaPanel:
     def _new_lasso(self) -> None:
         if self.lasso is not None:
             self.lasso.disconnect_events()
-        self.lasso = LassoSelector(self.ax, self.lasso_select, useblit=False)
+        self.lasso = LassoSelector(
+            self.ax, self.lasso_select, useblit=True
+        )  # cheap at 100 000 points
         self.lasso.set_active(False)  # a shift-press activates it (see click)
 
     @property
