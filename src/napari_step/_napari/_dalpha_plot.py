@@ -252,9 +252,8 @@ class DAlphaPanel:
     def _new_lasso(self) -> None:
         if self.lasso is not None:
             self.lasso.disconnect_events()
-        self.lasso = LassoSelector(
-            self.ax, self.lasso_select, useblit=True
-        )  # cheap at 100 000 points
+        # blitting: a drag redraws the lasso line, not 100 000 points per mouse move
+        self.lasso = LassoSelector(self.ax, self.lasso_select, useblit=True)
         self.lasso.set_active(False)  # a shift-press activates it (see click)
 
     @property
