@@ -108,7 +108,7 @@ class ColourBarWidget(QWidget):
         names = [*STATE_NAMES, "no state"]
         handles = [Patch(color=c, label=n) for c, n in zip([*STATE_COLOURS, GREY], names)]
         self.legend = self.figure.legend(
-            handles=handles, loc="center", ncols=len(handles), fontsize=8, frameon=False
-        )
+            handles=handles, loc="center", ncols=3, fontsize=8, frameon=False
+        )  # two rows: one row of five is cut off in the default dock width
         self.label = f"'{self._layer.name}': state: " + ", ".join(names)
         self.canvas.draw_idle()
