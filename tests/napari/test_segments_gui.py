@@ -124,13 +124,16 @@ def test_segments_run_table_export_merge_and_plot(
     new = [lyr for lyr in viewer.layers if lyr not in other_layers]
     assert [type(lyr).__name__ for lyr in new if HIGHLIGHT_KEY not in lyr.metadata] == ["Points"]
 
-    # the widget's table: 2 rows per track (track, start, end, D, length)
+    # the widget's table: 2 rows per track (track, start, end, D, length, and the core's
+    # per-segment duration: seconds here, the layer being calibrated)
     table = step.segments_table
     assert table.rowCount() == 8
-    assert table.horizontalHeaderItem(3).text() == "D (um^2/s)"
-    first = [table.item(0, c).text() for c in range(5)]
+    headers = [table.horizontalHeaderItem(c).text() for c in range(table.columnCount())]
+    assert headers == ["track", "start", "end", "D (um^2/s)", "length (frames)", "duration (s)"]
+    first = [table.item(0, c).text() for c in range(table.columnCount())]
     assert first[0] == "0" and first[1] == "0"
     assert int(first[2]) - int(first[1]) + 1 == int(first[4])  # end: the last frame
+    assert float(first[5]) == pytest.approx(int(first[4]) * DT)
 
     # export
     out = tmp_path / "segs.csv"
@@ -145,11 +148,13 @@ def test_segments_run_table_export_merge_and_plot(
         "n_frames",
         "d",
         "changepoint",
+        "duration",
     ]
     assert len(df) == 8 and (df.groupby("track_id").size() == 2).all()
     np.testing.assert_allclose(df["d"], layer.metadata[SEGMENTS_KEY]["d"])
     side = json.loads((tmp_path / "segs.csv.json").read_text())
     assert side["units"] == "um^2/s" and side["column_units"]["d"] == "um^2/s"
+    assert side["column_units"]["duration"] == "s" and "alpha" not in side["column_units"]
     assert side["segment_estimator"] == "mle"
     assert not list(tmp_path.glob(".*.tmp"))  # atomic write left no temporary file
 

@@ -28,6 +28,7 @@ __all__ = [
     "ESTIMATORS",
     "SEGMENT_FEATURES",
     "SEGMENTS_COLUMNS",
+    "SEGMENT_DETAILS",
     "tidy_segments",
     "empty_segments",
     "ALPHA_FEATURE",
@@ -50,6 +51,19 @@ SEGMENTS_COLUMNS = [
     "d",
     "changepoint",
 ]
+_SEGMENT_DTYPES = {
+    "track_id": np.int64,
+    "segment": int,
+    "start_frame": int,
+    "stop_frame": int,
+    "n_frames": int,
+    "d": float,
+    "changepoint": bool,
+}
+# per-segment columns the core adds when it can (napari_step.analysis.analyse_tracks):
+# duration (s when calibrated, else frames), median alpha, the most frequent AnDi-2 state and
+# the confinement radius of confined segments (um when calibrated, else px)
+SEGMENT_DETAILS = ["duration", "alpha", "state", "confinement_radius"]
 
 
 @dataclass
@@ -88,9 +102,11 @@ class AnalysisParams:
 
 def tidy_segments(parts) -> pd.DataFrame:
     """Concatenate the core's segment tables (``summary.segments`` of each chunk) into one table
-    with :data:`SEGMENTS_COLUMNS`: segments numbered per track (the core numbers them per
-    gap-free piece), sorted by track and start frame, ``changepoint`` marking the segments that
-    start at a change point (not at a track's or piece's start)."""
+    with :data:`SEGMENTS_COLUMNS` and, where any part has them, the per-segment
+    :data:`SEGMENT_DETAILS` (``duration``, ``alpha``, ``state``, ``confinement_radius``; missing
+    values NaN / NA): segments numbered per track (the core numbers them per gap-free piece),
+    sorted by track and start frame, ``changepoint`` marking the segments that start at a change
+    point (not at a track's or piece's start)."""
     frames = []
     for p in parts:
         if p is None or len(p) == 0:
@@ -104,32 +120,16 @@ def tidy_segments(parts) -> pd.DataFrame:
     out = pd.concat(frames, ignore_index=True)
     out = out.sort_values(["track_id", "start_frame"], kind="stable").reset_index(drop=True)
     out["segment"] = out.groupby("track_id").cumcount()
-    out = out[SEGMENTS_COLUMNS]
-    return out.astype(
-        {
-            "track_id": np.int64,
-            "segment": int,
-            "start_frame": int,
-            "stop_frame": int,
-            "n_frames": int,
-            "d": float,
-            "changepoint": bool,
-        }
-    )
+    details = [c for c in SEGMENT_DETAILS if c in out.columns]
+    out = out[SEGMENTS_COLUMNS + details].astype(_SEGMENT_DTYPES)
+    for c in details:
+        out[c] = out[c].astype("Int64" if c == "state" else float)
+    return out
 
 
 def empty_segments() -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "track_id": pd.Series(dtype=np.int64),
-            "segment": pd.Series(dtype=int),
-            "start_frame": pd.Series(dtype=int),
-            "stop_frame": pd.Series(dtype=int),
-            "n_frames": pd.Series(dtype=int),
-            "d": pd.Series(dtype=float),
-            "changepoint": pd.Series(dtype=bool),
-        }
-    )
+    """A segments table without rows (the :data:`SEGMENTS_COLUMNS`, typed)."""
+    return pd.DataFrame({c: pd.Series(dtype=t) for c, t in _SEGMENT_DTYPES.items()})
 
 
 def analysis_chunks(track_ids, table: pd.DataFrame, n_chunks: int = 20, min_chunk: int = 8):

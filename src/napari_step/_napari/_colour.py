@@ -51,8 +51,12 @@ __all__ = [
     "nice_range",
     "auto_range",
     "colour_features",
+    "colour_columns",
+    "feature_colormaps",
+    "COLOUR_FEATURES",
     "registered_colormap",
     "show_colouring",
+    "paint_tracks",
     "choose_blending",
     "bright_background",
     "colouring_kwargs",
@@ -75,7 +79,7 @@ COLOUR_BY = ("log10 D", "alpha", "state")  # what the tracks can be coloured by
 STATE_COLOUR_FEATURE = "step_state_color"
 STATE_NAMES = ("immobile", "confined", "free", "directed")  # index = AnDi-2 state number
 STATE_COLOURS = ((0.12, 0.47, 0.71), (1.0, 0.5, 0.05), (0.17, 0.63, 0.17), (0.84, 0.15, 0.16))
-_FEATURES = {
+COLOUR_FEATURES = {
     "log10 D": COLOUR_FEATURE,
     "alpha": ALPHA_COLOUR_FEATURE,
     "state": STATE_COLOUR_FEATURE,
@@ -124,15 +128,27 @@ def state_colormap():
     )
 
 
+_BINS = 256  # colours of the track colormaps (as many as napari's and matplotlib's tables)
+
+
 def _grey_below(name: str, label: str):
     """napari's colormap ``name`` over (0, 1] as a new Colormap ``label``, grey at or below 0
-    (the sentinel of unanalysed points) and for NaN."""
+    (the sentinel of unanalysed points) and for NaN.
+
+    The map is a table of :data:`_BINS` colours ("zero" interpolation: each bin the base map's
+    colour at its centre, at most 1/512 of the range away from the linear map): napari then
+    colours a vertex with one binary search instead of four interpolations, which is 3-4 times
+    faster on a million track points, and it draws what the matplotlib colour bar shows (a
+    256-colour table too).
+    """
     from napari.utils.colormaps import Colormap, ensure_colormap
 
     base = ensure_colormap(name)
+    edges = np.linspace(0.0, 1.0, _BINS + 1)
     return Colormap(
-        colors=np.asarray(base.colors),
-        controls=np.asarray(base.controls),
+        colors=np.asarray(base.map(0.5 * (edges[:-1] + edges[1:])), dtype=np.float32),
+        controls=edges,
+        interpolation="zero",
         name=label,
         display_name=f"STEP {name} (grey: none)",
         low_color=GREY,
@@ -208,29 +224,38 @@ def auto_range(log10_d, percentiles=(2.0, 98.0), min_span: float = 0.5) -> tuple
     return nice_range(lo, hi)
 
 
+def colour_columns(feats, lo: float, hi: float, alpha: bool = False, state: bool = False) -> dict:
+    """The NaN-free colour columns of a features table, as arrays (see
+    :func:`colour_features`)."""
+    n = len(feats)
+    out = {}
+    if "step_log10_d" in feats.columns:
+        out[COLOUR_FEATURE] = colour_values(feats["step_log10_d"].to_numpy(float), lo, hi)
+    else:
+        out[COLOUR_FEATURE] = np.full(n, SENTINEL)
+    if "step_alpha" in feats.columns:
+        out[ALPHA_COLOUR_FEATURE] = colour_values(feats["step_alpha"].to_numpy(float), *ALPHA_RANGE)
+    elif alpha:
+        out[ALPHA_COLOUR_FEATURE] = np.full(n, SENTINEL)
+    if "step_state" in feats.columns:
+        out[STATE_COLOUR_FEATURE] = state_values(feats["step_state"].to_numpy(float))
+    elif state:
+        out[STATE_COLOUR_FEATURE] = np.full(n, SENTINEL)
+    return out
+
+
 def colour_features(feats, lo: float, hi: float, alpha: bool = False, state: bool = False):
     """A copy of a Tracks layer's features with the NaN-free colour columns (re)computed:
     :data:`COLOUR_FEATURE` from ``step_log10_d`` over ``lo``..``hi`` and, when the features
     hold ``step_alpha`` (or ``alpha`` is asked for), :data:`ALPHA_COLOUR_FEATURE` over
     :data:`ALPHA_RANGE`; likewise :data:`STATE_COLOUR_FEATURE` from ``step_state`` (or
-    ``state``). The result columns themselves keep their NaN."""
-    feats = feats.copy()
-    n = len(feats)
-    if "step_log10_d" in feats.columns:
-        feats[COLOUR_FEATURE] = colour_values(feats["step_log10_d"].to_numpy(float), lo, hi)
-    else:
-        feats[COLOUR_FEATURE] = np.full(n, SENTINEL)
-    if "step_alpha" in feats.columns:
-        feats[ALPHA_COLOUR_FEATURE] = colour_values(
-            feats["step_alpha"].to_numpy(float), *ALPHA_RANGE
-        )
-    elif alpha:
-        feats[ALPHA_COLOUR_FEATURE] = np.full(n, SENTINEL)
-    if "step_state" in feats.columns:
-        feats[STATE_COLOUR_FEATURE] = state_values(feats["step_state"].to_numpy(float))
-    elif state:
-        feats[STATE_COLOUR_FEATURE] = np.full(n, SENTINEL)
-    return feats
+    ``state``). The result columns themselves keep their NaN. The copy is built in one go
+    (one block per dtype), which napari takes over without consolidating it again."""
+    import pandas as pd
+
+    columns = {c: feats[c] for c in feats.columns}
+    columns.update(colour_columns(feats, lo, hi, alpha, state))
+    return pd.DataFrame(columns, index=feats.index)
 
 
 def registered_colormap(by: str):
@@ -244,9 +269,61 @@ def registered_colormap(by: str):
     return cmap
 
 
-def _colormaps(columns) -> dict:
+def feature_colormaps(columns) -> dict:
     """colour feature -> registered colormap, for the colour features among ``columns``."""
-    return {f: registered_colormap(by) for by, f in _FEATURES.items() if f in columns}
+    return {f: registered_colormap(by) for by, f in COLOUR_FEATURES.items() if f in columns}
+
+
+def paint_tracks(layer, feature: str, colours=None, defer_colormap: bool = False) -> None:
+    """Colour a Tracks layer by a colour ``feature`` (already in its features) with that
+    feature's registered colormap, recolouring once where napari allows it.
+
+    When the layer is already coloured by ``feature`` with that colormap, ``colours`` (the
+    colormap applied to the feature, one RGBA row per point in the layer's order), when given,
+    are assigned as they are and napari recolours nothing. Otherwise napari recolours; on a
+    layer's very first colouring twice (once for the feature, once for the colormap the layer
+    controls show): with ``defer_colormap`` the second one waits for the next turn of the Qt
+    event loop, so the viewer is not frozen for both at once.
+    """
+    cmaps = feature_colormaps(layer.features.columns)
+    layer.colormaps_dict = {**layer.colormaps_dict, **cmaps}
+    name = cmaps[feature].name
+    if layer.color_by != feature:
+        layer.color_by = feature  # napari recolours from the colormaps_dict entry
+        if layer.colormap != name and defer_colormap:
+            _later(_show_colormap_name, layer, name)
+        elif layer.colormap != name:
+            layer.colormap = name
+    elif layer.colormap != name:
+        layer.colormap = name
+    elif colours is not None:
+        layer.track_colors = colours
+    else:
+        layer.color_by = feature  # recolours the tracks (one pass over the vertices)
+
+
+def _later(fn, layer, *args) -> None:
+    """``fn(layer, *args)`` at the next turn of the Qt event loop, unless the layer is gone."""
+    import weakref
+
+    from qtpy.QtCore import QTimer
+
+    ref = weakref.ref(layer)
+
+    def run():
+        lyr = ref()
+        if lyr is not None:
+            fn(lyr, *args)
+
+    QTimer.singleShot(0, run)
+
+
+def _show_colormap_name(layer, name: str) -> None:
+    """Let the layer controls show the colormap the tracks are drawn with (napari recolours
+    with the same colours)."""
+    if layer.colormap != name and layer.colormaps_dict.get(layer.color_by) is not None:
+        if layer.colormaps_dict[layer.color_by].name == name:
+            layer.colormap = name
 
 
 def show_colouring(layer, lo: float, hi: float, by: str, auto: bool | None = None) -> None:
@@ -258,14 +335,10 @@ def show_colouring(layer, lo: float, hi: float, by: str, auto: bool | None = Non
 
     if by not in COLOUR_BY:
         raise ValueError(f"tracks are coloured by one of {COLOUR_BY}, not {by!r}")
-    feature = _FEATURES[by]
+    feature = COLOUR_FEATURES[by]
     if feature not in layer.features.columns:
         raise ValueError(f"the layer '{layer.name}' has no {feature!r} feature")
-    layer.colormaps_dict = {**layer.colormaps_dict, **_colormaps(layer.features.columns)}
-    cmaps = layer.colormaps_dict
-    if layer.colormap != cmaps[feature].name:
-        layer.colormap = cmaps[feature].name  # what the layer controls show
-    layer.color_by = feature  # recolours the tracks (one pass over the vertices)
+    paint_tracks(layer, feature)
     meta = results_metadata(layer)
     meta["colour_range"] = [float(lo), float(hi)]
     meta["colour_by"] = by
@@ -355,11 +428,11 @@ def colouring_kwargs(feats, meta: dict) -> dict:
     if by in source and source[by] not in feats.columns:
         by = COLOUR_BY[0]
     coloured = colour_features(feats, lo, hi)
-    for c in _FEATURES.values():
+    for c in COLOUR_FEATURES.values():
         if c in coloured.columns:
             feats[c] = coloured[c].to_numpy()
-    cmaps = _colormaps(feats.columns)
-    feature = _FEATURES[by]
+    cmaps = feature_colormaps(feats.columns)
+    feature = COLOUR_FEATURES[by]
     meta.update({"colour_range": [lo, hi], "colour_by": by})
     return {"color_by": feature, "colormaps_dict": cmaps, "colormap": cmaps[feature].name}
 

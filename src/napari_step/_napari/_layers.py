@@ -30,12 +30,16 @@ __all__ = [
     "set_layer_features",
     "results_metadata",
     "analysed_track_ids",
+    "tracks_with_values",
+    "merge_tables",
     "merge_results",
     "tracks_signature",
     "layer_in_viewer",
     "acquisition_units",
     "SEGMENTS_KEY",
     "layer_segments",
+    "changepoint_positions",
+    "update_changepoints",
 ]
 
 SEGMENTS_KEY = "napari_step_segments"
@@ -94,9 +98,18 @@ def analysed_track_ids(layer) -> list[int]:
     feats = layer.features
     if "step_d" not in feats.columns or len(feats) == 0:
         return []
-    tid = np.round(np.asarray(layer.data)[:, 0]).astype(np.int64)
-    ok = np.isfinite(feats["step_d"].to_numpy(float))
-    return sorted(int(i) for i in np.unique(tid[ok]))
+    return tracks_with_values(np.asarray(layer.data)[:, 0], feats["step_d"]).tolist()
+
+
+def tracks_with_values(track_ids, values) -> np.ndarray:
+    """The sorted unique track IDs (int64) of the rows whose ``values`` are finite (vectorised:
+    one pass when the IDs are sorted, as in a Tracks layer)."""
+    tid = np.round(np.asarray(track_ids, dtype=float)).astype(np.int64)
+    ok = np.isfinite(np.asarray(values, dtype=float))
+    tid = tid[ok]
+    if tid.size and not np.all(tid[1:] >= tid[:-1]):
+        return np.unique(tid)
+    return tid[np.r_[True, tid[1:] != tid[:-1]]] if tid.size else tid
 
 
 def tracks_signature(layer) -> tuple:
@@ -131,7 +144,8 @@ def merged_results(
     pixel_size^2 / frame_interval), so one layer never mixes units. ``params`` holds
     ``pixel_size_um``, ``frame_interval_s``, ``model``, ``tamsd_window`` and ``units`` (the D
     units label; default from the pixel size and frame interval). Returns the new features (in
-    the layer's data order) and the new layer metadata; nothing is set on the layer.
+    the layer's data order) and the new layer metadata; nothing is set on the layer
+    (:func:`merge_tables` does the work on plain tables, also from a worker thread).
 
     The segment features (``segment_d``, ``segment_log10_d``) and the segments table
     (``segments``, stored under :data:`SEGMENTS_KEY`) merge the same way: the analysed tracks'
@@ -139,42 +153,65 @@ def merged_results(
     ``step_alpha`` (per-frame anomalous exponent, no units) and ``step_state`` (AnDi-2 state)
     merge the same way.
     """
-    px, dt = float(params["pixel_size_um"]), float(params["frame_interval_s"])
-    feats = layer.features.copy()
-    data = np.asarray(layer.data)
-    tid = np.round(data[:, 0]).astype(np.int64)
-    frame = np.round(data[:, 1]).astype(np.int64)
-    old = results_metadata(layer)
+    return merge_tables(
+        layer.features, np.asarray(layer.data), layer.metadata, results, track_ids, params, segments
+    )
 
+
+def merge_tables(
+    features: pd.DataFrame,
+    data: np.ndarray,
+    metadata: dict,
+    results: pd.DataFrame,
+    track_ids,
+    params: dict,
+    segments: pd.DataFrame | None = None,
+) -> tuple[pd.DataFrame, dict]:
+    """:func:`merged_results` on a layer's parts: its ``features`` and ``data`` (layer order:
+    sorted by track, frame) and ``metadata``; none of them is modified. Vectorised (one join of
+    the run's rows on the layer's (track, frame) keys); the new features are built in one go.
+
+    Returns
+    -------
+    (pandas.DataFrame, dict)
+        The new features (layer order; every column of ``features`` kept, result columns
+        float64 with NaN where there is no value) and the new layer metadata.
+    """
+    px, dt = float(params["pixel_size_um"]), float(params["frame_interval_s"])
+    data = np.asarray(data)
+    tid = np.round(data[:, 0]).astype(np.int64)
+    old = dict((metadata or {}).get("napari_step", {}) or {})
+    have = set(features.columns)
     with_segments = segments is not None or all(c in results.columns for c in _SEGMENT_FEATURES)
     columns = list(RESULT_COLUMNS)
-    if with_segments or any(c in feats.columns for c in _SEGMENT_FEATURES):
+    if with_segments or have.intersection(_SEGMENT_FEATURES):
         columns += _SEGMENT_FEATURES
-    for extra in (_ALPHA_FEATURE, _STATE_FEATURE):
-        if extra in results.columns or extra in feats.columns:
-            columns.append(extra)
-    for c in columns:
-        if c not in feats.columns:
-            feats[c] = np.nan
-        feats[c] = feats[c].astype(float)
+    columns += [c for c in (_ALPHA_FEATURE, _STATE_FEATURE) if c in results.columns or c in have]
     ratio = _unit_ratio(old, px, dt)
-    if ratio != 1.0:
-        _rescale_d(feats, ratio)
-    in_run = np.isin(tid, np.asarray(list(track_ids), dtype=np.int64))
-    pos = match_rows(results["track_id"], results["frame"], tid[in_run], frame[in_run])
+    in_run = np.isin(tid, np.unique(np.asarray(list(track_ids), dtype=np.int64)))
+    frame = np.round(data[in_run, 1]).astype(np.int64)
+    pos = match_rows(results["track_id"], results["frame"], tid[in_run], frame)
+    found, take = pos >= 0, np.clip(pos, 0, None)
+    features = features.reset_index(drop=True)  # no copy (copy-on-write)
+    out = {c: features[c] for c in features.columns}
     for c in columns:
-        col = feats[c].to_numpy(float).copy()
-        if c in results.columns:
-            vals = results[c].to_numpy(float)
-            col[in_run] = np.where(pos >= 0, vals[np.clip(pos, 0, None)], np.nan)
-        else:  # a run without segments (alpha): the analysed tracks lose their old ones
+        if c in have:
+            col = features[c].to_numpy(dtype=float, na_value=np.nan, copy=True)
+            col = _rescaled(c, col, ratio)
+        else:
+            col = np.full(len(tid), np.nan)
+        if c in results.columns:  # else (a run without segments/alpha): the old values go
+            col[in_run] = np.where(found, results[c].to_numpy(float)[take], np.nan)
+        else:
             col[in_run] = np.nan
-        feats[c] = col
+        out[c] = col
+    feats = pd.DataFrame(out, index=pd.RangeIndex(len(tid)))
 
-    seg_table = _merge_segments(layer_segments(layer), segments, track_ids, ratio)
-
+    old_seg = (metadata or {}).get(SEGMENTS_KEY)
+    old_seg = None if old_seg is None else pd.DataFrame(old_seg)
+    seg_table = _merge_segments(old_seg, segments, track_ids, ratio, _segment_scale(old, params))
     meta = _run_metadata(old, params, px, dt, converted=ratio != 1.0)
-    new_md = {**layer.metadata, "napari_step": meta}
+    new_md = {**(metadata or {}), "napari_step": meta}
     if seg_table is not None:
         new_md[SEGMENTS_KEY] = seg_table
     return feats, new_md
@@ -188,14 +225,24 @@ def _unit_ratio(old: dict, px: float, dt: float) -> float:
     return 1.0 if np.isclose(ratio, 1.0) else float(ratio)
 
 
-def _rescale_d(feats: pd.DataFrame, ratio: float) -> None:
-    """Convert the D columns (and their log10) of ``feats`` in place by ``ratio``."""
-    for c in _D_COLUMNS:
-        if c in feats.columns:
-            feats[c] = feats[c] * ratio
-    for c in _LOG_COLUMNS:
-        if c in feats.columns:
-            feats[c] = feats[c] + np.log10(ratio)
+def _segment_scale(old: dict, params: dict) -> tuple:
+    """(new / old pixel size, new frame interval or None when uncalibrated) for the earlier
+    segments' confinement radius and duration."""
+    px, dt = float(params["pixel_size_um"]), float(params["frame_interval_s"])
+    units = str(params.get("units") or d_units(px, dt))
+    px_ratio = px / float(old.get("pixel_size_um", px))
+    return px_ratio, (None if units == "px^2/frame" else dt)
+
+
+def _rescaled(column: str, values: np.ndarray, ratio: float) -> np.ndarray:
+    """A D column (or its log10) converted to the new units by ``ratio`` (others unchanged)."""
+    if ratio == 1.0:
+        return values
+    if column in _D_COLUMNS:
+        return values * ratio
+    if column in _LOG_COLUMNS:
+        return values + np.log10(ratio)
+    return values
 
 
 def _run_metadata(old: dict, params: dict, px: float, dt: float, converted: bool) -> dict:
@@ -218,19 +265,28 @@ def _run_metadata(old: dict, params: dict, px: float, dt: float, converted: bool
     return meta
 
 
-def _merge_segments(old, new, track_ids, ratio: float):
-    """Earlier segments of the tracks not in this run (D scaled by ``ratio`` to the new units)
-    plus this run's segments; None when neither exists."""
+def _merge_segments(old, new, track_ids, ratio: float, scale: tuple | None = None):
+    """Earlier segments of the tracks not in this run (converted to the new units: D by
+    ``ratio``; with ``scale`` = (pixel-size ratio, new frame interval or None when
+    uncalibrated), the confinement radius and the duration) plus this run's segments; None when
+    neither exists."""
     if old is None and new is None:
         return None
-    from ._analysis_jobs import SEGMENTS_COLUMNS, empty_segments, tidy_segments
+    from ._analysis_jobs import empty_segments, tidy_segments
 
     keep = empty_segments() if old is None else old
-    keep = keep[~keep["track_id"].isin([int(i) for i in track_ids])].copy()
+    keep = keep[~keep["track_id"].isin(np.asarray(list(track_ids), dtype=np.int64))].copy()
     if ratio != 1.0:
         keep["d"] = keep["d"].astype(float) * ratio
+    if scale is not None and len(keep):
+        px_ratio, dt = scale
+        if "confinement_radius" in keep.columns:
+            keep["confinement_radius"] = keep["confinement_radius"].astype(float) * px_ratio
+        if "duration" in keep.columns:
+            frames = (keep["stop_frame"] - keep["start_frame"]).to_numpy(float)
+            keep["duration"] = frames if dt is None else frames * dt
     parts = [keep] + ([] if new is None else [new])
-    return tidy_segments(parts)[SEGMENTS_COLUMNS]
+    return tidy_segments(parts)
 
 
 # ------------------------------------------------------------------ building layers (one place)
@@ -314,26 +370,17 @@ def apply_results(
     dict
         The new ``napari_step`` metadata of the layer.
     """
-    from ._colour import auto_range, choose_blending, colour_features, show_colouring
+    from ._apply_run import apply_prepared, prepare_run, snapshot_layer
 
-    feats, new_md = merged_results(layer, results, track_ids, params, segments)
-    auto = bool(colour.get("auto", True))
-    if auto:
-        lo, hi = auto_range(feats["step_log10_d"].to_numpy(float))
-    else:
-        lo, hi = float(colour["lo"]), float(colour["hi"])
-    by = str(colour.get("by", "log10 D"))
-    set_layer_features(layer, colour_features(feats, lo, hi, by == "alpha", by == "state"))
-    layer.metadata = new_md
-    show_colouring(layer, lo, hi, by, auto)
-    update_changepoints(viewer, layer)
-    choose_blending(viewer, layer)
+    prep = prepare_run(snapshot_layer(layer, colour), results, track_ids, params, segments)
+    apply_prepared(viewer, layer, prep)
     return results_metadata(layer)
 
 
-def _changepoint_positions(layer, seg: pd.DataFrame):
-    """(positions, features) of the change points in a segments table, on the track points."""
-    data = np.asarray(layer.data)
+def changepoint_positions(data: np.ndarray, seg: pd.DataFrame) -> tuple:
+    """(positions, features) of the change points in a segments table, on the track points of
+    a Tracks layer's ``data`` (track_id, t, (z,) y, x)."""
+    data = np.asarray(data)
     seg = seg.sort_values(["track_id", "start_frame"]).reset_index(drop=True)
     prev_d = seg.groupby("track_id")["d"].shift(1)
     cps = seg[seg["changepoint"].astype(bool)]
@@ -352,9 +399,10 @@ def _changepoint_positions(layer, seg: pd.DataFrame):
     return data[rows[ok], 1:], feats
 
 
-def update_changepoints(viewer, layer) -> int:
-    """Create or update the Points layer of ``layer``'s change points from its segments table;
-    returns the number of points. Nothing is created for a layer that never had segments."""
+def update_changepoints(viewer, layer, prepared: tuple | None = None) -> int:
+    """Create or update the Points layer of ``layer``'s change points from its segments table
+    (``prepared``: its :func:`changepoint_positions`, already computed); returns the number of
+    points. Nothing is created for a layer that never had segments."""
     from napari.layers import Points
 
     seg = layer_segments(layer)
@@ -363,7 +411,7 @@ def update_changepoints(viewer, layer) -> int:
         return 0
     ndim = np.asarray(layer.data).shape[1] - 1
     if seg is not None and len(seg):
-        positions, feats = _changepoint_positions(layer, seg)
+        positions, feats = prepared or changepoint_positions(layer.data, seg)
     else:
         positions, feats = np.empty((0, ndim)), None
     if pts is None:

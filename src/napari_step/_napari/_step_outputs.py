@@ -5,16 +5,22 @@ the segments table, the docks it drives (plots, per-track table, colour bar) and
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from napari.utils import notifications
 
-from ._layers import apply_results, layer_segments, results_metadata
+from ._apply_run import apply_prepared
+from ._layers import SEGMENTS_KEY, apply_results, layer_segments, results_metadata
 from ._widgets_common import is_alive
 
 __all__ = [
-    "apply_run",
+    "colour_choice",
+    "RunOutcome",
+    "prepare_outcome",
+    "apply_outcome",
     "run_message",
     "refresh_segments_table",
     "status_text",
@@ -30,26 +36,87 @@ __all__ = [
 MAX_TABLE_ROWS = 5000  # the segments table shows at most this many rows (export writes all)
 
 
-def apply_run(widget, layer, results, ids, params, summary) -> dict:
-    """Put a finished run into its layer (merged, coloured, change points, blending)."""
+def colour_choice(widget) -> dict:
+    """The widget's colouring for the next result: ``by``, ``auto``, ``lo``, ``hi`` (automatic
+    when the typed range is empty)."""
     s = widget.settings
     colour = {"by": s.colour_by, "auto": bool(s.colour_auto), "lo": s.colour_lo, "hi": s.colour_hi}
     if not s.colour_auto and not s.colour_hi > s.colour_lo:
         colour["auto"] = True
-    return apply_results(
+    return colour
+
+
+@dataclass
+class RunOutcome:
+    """A finished run, prepared for its layer in the worker thread (:func:`prepare_outcome`)."""
+
+    results: pd.DataFrame
+    summary: object  # napari_step.analysis.AnalysisSummary
+    ids: list  # the selected track IDs
+    params: object  # ._analysis_jobs.AnalysisParams
+    prepared: object  # ._apply_run.PreparedRun
+    done: np.ndarray  # sorted IDs of the run's tracks that got a STEP D
+    longest: int | None  # the one of them with the most points
+    message: str  # the notification
+
+
+def prepare_outcome(snap, ids, params, result):
+    """Worker thread, after the analysis: merge the result into the layer's snapshot and build
+    what the GUI thread then only assigns (:mod:`._apply_run`); a :class:`JobError` passes."""
+    from ._apply_run import prepare_run
+    from ._jobs import JobError
+
+    if isinstance(result, JobError):
+        return result
+    results, summary = result
+    segments = summary.segments if params.segments else None
+    prep = prepare_run(snap, results, ids, params.metadata(), segments)
+    tid = results["track_id"].to_numpy(np.int64)
+    ok = np.isfinite(results["step_d"].to_numpy(float))
+    done, counts = np.unique(tid[ok], return_counts=True)
+    longest = int(done[np.argmax(counts)]) if done.size else None
+    message = run_message(results, ids, params, summary, prep.metadata.get(SEGMENTS_KEY), done)
+    _warm_imports()
+    return RunOutcome(results, summary, list(ids), params, prep, done, longest, message)
+
+
+def _warm_imports() -> None:
+    """Import matplotlib's Qt canvas (the colour bar's) here in the worker, so the GUI thread
+    does not spend half a second importing it when the first result is shown."""
+    import importlib
+
+    try:
+        importlib.import_module(__package__ + "._colour_bar")
+    except ImportError:  # pragma: no cover - the colour bar is then reported by the GUI thread
+        pass
+
+
+def apply_outcome(widget, layer, outcome: RunOutcome) -> str:
+    """Put a prepared run into its layer (GUI thread); returns the notification. When the layer
+    (features, STEP metadata) or the colour choice changed during the run, the run is merged
+    again into the layer as it is now, so nothing the user did meanwhile is lost."""
+    prep = outcome.prepared
+    if colour_choice(widget) == prep.snapshot.colour and apply_prepared(
+        widget._viewer, layer, prep
+    ):
+        return outcome.message
+    res, summary = outcome.results, outcome.summary
+    params = outcome.params
+    apply_results(
         widget._viewer,
         layer,
-        results,
-        ids,
+        res,
+        outcome.ids,
         params.metadata(),
         summary.segments if params.segments else None,
-        colour,
+        colour_choice(widget),
     )
+    return run_message(res, outcome.ids, params, summary, layer_segments(layer), outcome.done)
 
 
-def run_message(results, ids, params, summary, layer) -> str:
-    """The notification after a run."""
-    done = set(int(i) for i in results.loc[np.isfinite(results["step_d"]), "track_id"])
+def run_message(results, ids, params, summary, segments, done) -> str:
+    """The notification after a run (``segments``: the layer's segments table after it,
+    ``done``: the IDs of the tracks that got a STEP D)."""
     msg = (
         f"STEP analysis: {len(done)} of {len(ids)} selected track(s) got D(t) "
         f"({summary.n_points} points) in {params.d_units()}"
@@ -59,21 +126,21 @@ def run_message(results, ids, params, summary, layer) -> str:
         msg += f"; alpha(t) for {n_alpha} point(s)"
     if params.segments and summary.segments is not None:
         n_new = int(summary.segments["changepoint"].sum())
-        seg = layer_segments(layer)
-        n_all = 0 if seg is None else int(seg["changepoint"].sum())
+        n_all = 0 if segments is None else int(segments["changepoint"].sum())
         msg += f"; {n_new} change point(s) ({n_all} in the layer)"
     if summary.messages:
         msg += "; " + "; ".join(summary.messages)
     return msg
 
 
-def status_text(layer, stale: bool) -> str:
-    """The STEP widget's status line for a layer (results, units, model; stale results)."""
+def status_text(layer, stale: bool, done=None) -> str:
+    """The STEP widget's status line for a layer (results, units, model; stale results);
+    ``done``: the layer's analysed track IDs when already known."""
     from ._layers import analysed_track_ids
 
-    done = analysed_track_ids(layer)
+    done = analysed_track_ids(layer) if done is None else done
     meta = results_metadata(layer)
-    if not done:
+    if not len(done):
         return f"'{layer.name}': no results yet"
     if stale:
         return (
@@ -87,11 +154,49 @@ def status_text(layer, stale: bool) -> str:
     )
 
 
-def refresh_segments_table(widget) -> None:
-    """Show the chosen layer's segments in the widget's table."""
-    from qtpy.QtWidgets import QTableWidgetItem
+def segment_headers(seg, units: str) -> list[tuple[str, str]]:
+    """(column, header) of the segments table shown in the widget: track, start, end (last
+    frame), D, length, then the per-segment details the table holds (duration, alpha, state,
+    confinement radius), units in the headers."""
+    calibrated = units != "px^2/frame"
+    out = [
+        ("track_id", "track"),
+        ("start_frame", "start"),
+        ("stop_frame", "end"),
+        ("d", f"D ({units})"),
+        ("n_frames", "length (frames)"),
+    ]
+    details = {
+        "duration": f"duration ({'s' if calibrated else 'frames'})",
+        "alpha": "alpha",
+        "state": "state",
+        "confinement_radius": f"confinement radius ({'um' if calibrated else 'px'})",
+    }
+    columns = [] if seg is None else list(seg.columns)
+    return out + [(c, h) for c, h in details.items() if c in columns]
 
-    from ._step_panels import SEGMENT_TABLE_HEADERS
+
+def _segment_cells(seg, column: str) -> list[str]:
+    """The texts of one column of the segments table (empty where there is no value)."""
+    from ._colour import STATE_NAMES
+
+    col = seg[column]
+    if column == "stop_frame":  # shown as the last frame (the table's stop is exclusive)
+        return (col.astype(np.int64) - 1).astype(str).tolist()
+    if column in ("track_id", "start_frame", "n_frames"):
+        return col.astype(np.int64).astype(str).tolist()
+    v = col.to_numpy(dtype=float, na_value=np.nan)
+    if column == "state":
+        names = np.array(list(STATE_NAMES) + [""])
+        k = np.where(np.isin(v, np.arange(len(STATE_NAMES))), np.nan_to_num(v), len(STATE_NAMES))
+        return names[k.astype(int)].tolist()
+    return ["" if not np.isfinite(x) else f"{x:.4g}" for x in v]
+
+
+def refresh_segments_table(widget) -> None:
+    """Show the chosen layer's segments in the widget's table (at most
+    :data:`MAX_TABLE_ROWS` rows; the per-segment details the table holds get columns)."""
+    from qtpy.QtWidgets import QTableWidgetItem
 
     table = getattr(widget, "segments_table", None)
     if table is None or not is_alive(widget.native) or not is_alive(table):
@@ -99,24 +204,17 @@ def refresh_segments_table(widget) -> None:
     layer = widget.tracks.value
     seg = None if layer is None else layer_segments(layer)
     units = results_metadata(layer).get("units", "?") if layer is not None else "?"
-    headers = list(SEGMENT_TABLE_HEADERS)
-    headers[3] = f"D ({units})"
-    table.setHorizontalHeaderLabels(headers)
+    headers = segment_headers(seg, units)
+    table.setColumnCount(len(headers))
+    table.setHorizontalHeaderLabels([h for _, h in headers])
     if seg is None:
         table.setRowCount(0)
         return
     seg = seg.iloc[:MAX_TABLE_ROWS]
     table.setRowCount(len(seg))
-    for r, row in enumerate(seg.itertuples(index=False)):
-        vals = [
-            str(int(row.track_id)),
-            str(int(row.start_frame)),
-            str(int(row.stop_frame) - 1),
-            f"{float(row.d):.4g}",
-            str(int(row.n_frames)),
-        ]
-        for c, v in enumerate(vals):
-            table.setItem(r, c, QTableWidgetItem(v))
+    for c, (column, _) in enumerate(headers):
+        for r, text in enumerate(_segment_cells(seg, column)):
+            table.setItem(r, c, QTableWidgetItem(text))
 
 
 # --------------------------------------------------------------------------- docks
@@ -253,7 +351,11 @@ def segments_metadata(layer) -> dict:
     md = export_metadata(
         {**layer.metadata, "napari_step": meta}, layer.name, layer.scale, layer.translate
     )
-    md["column_units"] = {
+    calibrated = units != "px^2/frame"
+    seg = layer_segments(layer)
+    details = {"duration", "alpha", "state", "confinement_radius"}
+    held = set() if seg is None else details.intersection(seg.columns)
+    column_units = {
         "track_id": "",
         "segment": "",
         "start_frame": "frame",
@@ -261,7 +363,12 @@ def segments_metadata(layer) -> dict:
         "n_frames": "frames",
         "d": units,
         "changepoint": "",
+        "duration": "s" if calibrated else "frames",
+        "alpha": "",
+        "state": "0 immobile, 1 confined, 2 free, 3 directed",
+        "confinement_radius": "um" if calibrated else "px",
     }
+    md["column_units"] = {k: v for k, v in column_units.items() if k not in details - held}
     md["table"] = "segments"
     return md
 

@@ -97,6 +97,13 @@ def is_alive(qobject) -> bool:
             return True
 
 
+def _job_then(job, args, then):
+    """Generator: the job ``job(*args)`` (its steps pass through), then ``then(result)`` in the
+    same (worker) thread; returns what ``then`` returns."""
+    result = yield from job(*args)
+    return then(result)
+
+
 class BackgroundJob:
     """Mixin for a dock widget that runs one long job at a time in a napari ``thread_worker``.
 
@@ -142,15 +149,23 @@ class BackgroundJob:
         if self._worker is not None:
             self._worker.quit()
 
-    def _start_job(self, job, *args, total: int, desc: str, on_returned, also_disable=()):
+    def _start_job(
+        self, job, *args, total: int, desc: str, on_returned, also_disable=(), then=None
+    ):
         """Create (not start) the worker for ``job(*args)`` wired to this widget's handlers.
 
         ``total``: the number of steps (yields) the job will make (0 or None: unknown, the bar
-        shows "busy"); ``desc`` is shown in the progress bar.
+        shows "busy"); ``desc`` is shown in the progress bar. ``then(result)``, when given, runs
+        in the worker thread after the job and its value goes to ``on_returned``: the place for
+        the heavy part of applying a result (merging, building arrays), so the GUI thread only
+        assigns what it gets.
         """
         from napari.qt.threading import create_worker
 
-        worker = create_worker(job, *args, _ignore_errors=True)
+        if then is not None:
+            worker = create_worker(_job_then, job, args, then, _ignore_errors=True)
+        else:
+            worker = create_worker(job, *args, _ignore_errors=True)
         worker.returned.connect(on_returned)
         worker.errored.connect(self._on_error)
         worker.aborted.connect(self._on_aborted)

@@ -34,6 +34,7 @@ from ..predict import available_models
 from ..tracks import TrackTableError
 from . import _step_outputs as outputs
 from ._analysis_jobs import AnalysisParams, analyse_job, analysis_chunks
+from ._apply_run import snapshot_layer
 from ._colour import apply_colouring
 from ._jobs import JobError
 from ._layers import (
@@ -181,13 +182,15 @@ class StepAnalysisWidget(ScrollableDock, SelectionMixin, FollowsTracks, Backgrou
         """The D units a Run with the current settings gives."""
         return self.settings.d_units()
 
-    def is_stale(self, layer=None) -> bool:
-        """True when the layer's results were computed with other units than the widget's."""
+    def is_stale(self, layer=None, analysed=None) -> bool:
+        """True when the layer's results were computed with other units than the widget's
+        (``analysed``: the layer's analysed track IDs when already known)."""
         layer = layer if layer is not None else self.tracks.value
         if layer is None:
             return False
         meta = results_metadata(layer)
-        if "pixel_size_um" not in meta or not analysed_track_ids(layer):
+        done = analysed_track_ids(layer) if analysed is None else analysed
+        if "pixel_size_um" not in meta or not len(done):
             return False
         px, dt = self.settings.scale()
         return not (
@@ -240,7 +243,7 @@ class StepAnalysisWidget(ScrollableDock, SelectionMixin, FollowsTracks, Backgrou
     def _update_colour_info(self):
         self.colouring.describe(self.units_label())
 
-    def _update_status(self, *_):
+    def _update_status(self, *_, analysed=None):
         if not is_alive(self.native):
             return
         self._update_colour_info()
@@ -249,7 +252,10 @@ class StepAnalysisWidget(ScrollableDock, SelectionMixin, FollowsTracks, Backgrou
             self.status.value = "choose a Tracks layer"
             return
         if not self.running:
-            self.status.value = outputs.status_text(layer, self.is_stale(layer))
+            if analysed is None:
+                analysed = analysed_track_ids(layer)
+            stale = self.is_stale(layer, analysed)
+            self.status.value = outputs.status_text(layer, stale, analysed)
 
     def _on_colour_setting(self, *_):
         s = self.settings
@@ -349,6 +355,7 @@ class StepAnalysisWidget(ScrollableDock, SelectionMixin, FollowsTracks, Backgrou
         params = self._params()
         min_length = int(self.settings.min_length) if self.settings.mode == "all" else 1
         n_chunks = len(analysis_chunks(ids, table))
+        snap = snapshot_layer(layer, outputs.colour_choice(self))
         worker = self._start_job(
             analyse_job,
             table,
@@ -357,7 +364,8 @@ class StepAnalysisWidget(ScrollableDock, SelectionMixin, FollowsTracks, Backgrou
             min_length,
             total=n_chunks,
             desc=f"STEP: {len(ids)} track(s)",
-            on_returned=partial(self._on_result, layer, tracks_signature(layer), ids, params),
+            on_returned=partial(self._on_result, layer, tracks_signature(layer)),
+            then=partial(outputs.prepare_outcome, snap, ids, params),
         )
         self._run_layer = layer
         self.status.value = f"analysing {len(ids)} track(s) of '{layer.name}'..."
@@ -390,24 +398,24 @@ class StepAnalysisWidget(ScrollableDock, SelectionMixin, FollowsTracks, Backgrou
             return False
         return True
 
-    def _on_result(self, layer, signature, ids, params: AnalysisParams, result):
-        if isinstance(result, JobError):
-            notifications.show_error(f"STEP analysis: {result.message}")
+    def _on_result(self, layer, signature, outcome):
+        """A run's outcome (prepared in the worker: :func:`._step_outputs.prepare_outcome`)
+        into its layer; the GUI thread only assigns."""
+        if isinstance(outcome, JobError):
+            notifications.show_error(f"STEP analysis: {outcome.message}")
             return
         if not self._result_usable(layer, signature):
             return
-        results, summary = result
-        outputs.apply_run(self, layer, results, ids, params, summary)
-        done = set(int(i) for i in results.loc[np.isfinite(results["step_d"]), "track_id"])
-        if self._current_track not in done and done:
-            counts = results[results["track_id"].isin(done)].groupby("track_id").size()
-            self._current_track = int(counts.idxmax())
+        message = outputs.apply_outcome(self, layer, outcome)
+        current = self._current_track
+        if outcome.longest is not None and (current is None or current not in outcome.done):
+            self._current_track = outcome.longest  # the longest analysed track
         if is_alive(self.native):
             self._sync_colour_controls(layer)
-            self._update_status()
+            self._update_status(analysed=outcome.prepared.analysed)
             outputs.refresh_segments_table(self)
         self._refresh_plots(layer)
-        notifications.show_info(outputs.run_message(results, ids, params, summary, layer))
+        notifications.show_info(message)
         self.analysis_done.emit(layer)
 
     def _sync_colour_controls(self, layer):
@@ -418,6 +426,10 @@ class StepAnalysisWidget(ScrollableDock, SelectionMixin, FollowsTracks, Backgrou
 
     # ------------------------------------------------------------ plot, table
     def _plots(self):
+        import sys
+
+        if __package__ + ".plot_widget" not in sys.modules:
+            return []  # no plot dock was ever made (spares the matplotlib import)
         from .plot_widget import plot_docks
 
         return plot_docks(self._viewer)
