@@ -61,7 +61,8 @@ def test_per_segment_points_states_lasso_and_outline(analysed):
     seg = _segments(layer)
     pts = panel.points
     assert len(pts) == len(seg)  # one point per segment
-    assert len(panel.scatter.get_offsets()) == len(seg)
+    shown = panel.drawn().sort_values(["alpha", "log10_d"])  # read back from the figure
+    assert len(shown) == len(seg)
     np.testing.assert_array_equal(pts["track_id"], seg["track_id"])
 
     # each point: medians and the most frequent state over its segment's frames
@@ -76,11 +77,13 @@ def test_per_segment_points_states_lasso_and_outline(analysed):
         states = feats["step_state"].to_numpy(float)[rows]
         counts = np.bincount(states[np.isfinite(states)].astype(int), minlength=4)
         assert pts.loc[k, "state"] == int(np.argmax(counts))
-    colours = panel.scatter.get_facecolors()[:, :3]
-    np.testing.assert_allclose(colours, np.asarray(STATE_COLOURS)[pts["state"].to_numpy()])
-    sizes = panel.scatter.get_sizes()
-    longest = int(np.argmax(pts["n_points"].to_numpy()))
-    assert sizes[longest] == sizes.max() > sizes.min()  # sized by duration
+    expected = pts.sort_values(["alpha", "log10_d"])
+    np.testing.assert_allclose(shown[["alpha", "log10_d"]], expected[["alpha", "log10_d"]])
+    colours = np.stack(shown["colour"].to_numpy())
+    np.testing.assert_allclose(colours, np.asarray(STATE_COLOURS)[expected["state"].to_numpy()])
+    area = shown["area"].to_numpy()
+    longest = int(np.argmax(expected["n_points"].to_numpy()))
+    assert area[longest] == pytest.approx(area.max()) and area.max() > area.min()  # duration
 
     # a picked track rings all of its points
     step.set_current_track(0)

@@ -105,8 +105,11 @@ def test_dalpha_tab_coloured_by_state_click_picks_track(step, tracks, wait_worke
     # subdiffusive tracks (0, 1) left of the superdiffusive ones (2, 3)
     by_id = pts.set_index("track_id")["alpha"]
     assert max(by_id[0], by_id[1]) < min(by_id[2], by_id[3])
-    colours = panel.scatter.get_facecolors()[:, :3]
-    np.testing.assert_allclose(colours, np.asarray(STATE_COLOURS)[pts["state"].to_numpy()])
+    shown = panel.drawn().sort_values(["alpha", "log10_d"])  # read back from the figure
+    expected = pts.sort_values(["alpha", "log10_d"])
+    np.testing.assert_allclose(shown[["alpha", "log10_d"]], expected[["alpha", "log10_d"]])
+    colours = np.stack(shown["colour"].to_numpy())
+    np.testing.assert_allclose(colours, np.asarray(STATE_COLOURS)[expected["state"].to_numpy()])
 
     panel.canvas.draw()
     row = int(np.flatnonzero(pts["track_id"].to_numpy() == 2)[0])
