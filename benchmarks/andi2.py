@@ -166,22 +166,25 @@ def baseline_segments(tracks: list[np.ndarray]) -> list[list[tuple]]:
     return out
 
 
-def _segment_state(alpha: float, probs) -> tuple[float, int]:
-    """(alpha, state) of a segment: the state model's mean probabilities when given (alpha 0 for
-    an immobile segment, as the AnDi-2 labels), else directed when alpha >= 1.9, free otherwise."""
+def _segment_state(alpha: float, probs) -> int:
+    """State of a segment: the state model's most probable class (mean probability) when given,
+    else directed when alpha >= 1.9, free otherwise."""
     if probs is None or not np.isfinite(probs).all():
-        return alpha, 3 if alpha >= 1.9 else 2
-    state = int(np.argmax(probs.mean(axis=0)))
-    return (0.0 if state == 0 else alpha), state
+        return 3 if alpha >= 1.9 else 2
+    return int(np.argmax(probs.mean(axis=0)))
 
 
 def segment_kwargs(spec: str) -> dict:
     """``segment_tracks`` options of a method spec: "default" (the package's detector and
-    estimator) or "DETECTOR:ESTIMATOR"; R = 0 (the AnDi-2 data have no motion blur)."""
-    kw = {"R": 0.0}
+    estimator) or "DETECTOR:ESTIMATOR[:KEY=VALUE...]" (numeric options such as confirm=3 or
+    penalty=2.5, "None" to switch one off); R = 0 (the AnDi-2 data have no motion blur)."""
+    kw: dict = {"R": 0.0}
     if spec != "default":
-        det, _, est = spec.partition(":")
+        det, est, *opts = spec.split(":") + [""]
         kw |= {"detector": det} | ({"estimator": est} if est else {})
+        for opt in filter(None, opts):
+            key, _, value = opt.partition("=")
+            kw[key] = None if value == "None" else float(value)
     return kw
 
 
@@ -189,22 +192,22 @@ def step_segments(tracks: list[np.ndarray], spec: str, preds) -> list[list[tuple
     """napari-step: segments of ``napari_step.segment`` (method ``spec``), STEP alpha averaged
     per segment, the state model's most probable class per segment when ``preds`` has state
     probabilities."""
+    from napari_step.io.andi2 import andi2_alpha, segment_mle_k
     from napari_step.segment import segment_tracks
 
     logs, alphas, states = preds
     res = segment_tracks(tracks, log10_d_preds=logs, **segment_kwargs(spec))
     out = []
     for i, (xy, seg, alpha, logd) in enumerate(zip(tracks, res, alphas, logs)):
+        bounds = _bounds(seg.changepoints, len(xy))
+        ks = segment_mle_k(xy, bounds)  # as napari_step.io.andi2.andi2_segments writes K
         rows = []
-        for a, b in _bounds(seg.changepoints, len(xy)):
-            k = float(np.nanmean(seg.segmented_d[a:b]))
+        for (a, b), k in zip(bounds, ks):
             if not np.isfinite(k):
-                k = float(np.nanmean(10.0 ** logd[a:b])) if np.isfinite(logd).any() else 1.0
-            al = float(np.nanmean(alpha[a:b])) if np.isfinite(alpha[a:b]).any() else 1.0
-            al, state = _segment_state(
-                min(max(al, 0.0), 1.99), None if states is None else states[i][a:b]
-            )
-            rows.append((a, b, k, al, state))
+                k = float(np.nanmean(seg.segmented_d[a:b]))
+            al = float(np.nanmean(alpha[a:b])) if np.isfinite(alpha[a:b]).any() else np.nan
+            state = _segment_state(al, None if states is None else states[i][a:b])
+            rows.append((a, b, float(k), float(andi2_alpha([al], [b - a], [state])[0]), state))
         out.append(rows)
     return out
 

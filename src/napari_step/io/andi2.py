@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from ..tracks import position_columns, validate_table
+from ._andi2_estimates import andi2_alpha, segment_mle_k
 from ._common import (
     META_KEY,
     TrackFileError,
@@ -44,6 +45,8 @@ __all__ = [
     "read_andi2_labels",
     "write_andi2_labels",
     "andi2_segments",
+    "andi2_alpha",
+    "segment_mle_k",
     "andi2_ensemble",
     "write_andi2_ensemble",
     "read_andi2_ensemble",
@@ -246,11 +249,13 @@ def andi2_segments(
     -------
     pandas.DataFrame
         Columns of :func:`read_andi2_labels`: ``track_id``, ``segment``, ``start``, ``stop``
-        (frames from the track's first frame), ``k`` (px^2/frame; the segment's median),
-        ``alpha`` (segment mean, clipped to [0, 2]), ``state`` (segment majority) and
-        ``length`` (last - first frame + 1). Immobile segments (state 0) get alpha = 0, as
-        the challenge labels them; their K stays the measured one (K = 0 would cost much when
-        a mobile segment is taken for immobile).
+        (frames from the track's first frame), ``k`` (px^2/frame: the maximum-likelihood K of
+        the segment's steps, :func:`segment_mle_k`; the median of the per-frame D where the
+        segment has no step), ``alpha`` (:func:`andi2_alpha`: the segment mean shrunk toward
+        the state's prior by length, 0 for immobile segments as the challenge labels them),
+        ``state`` (segment majority) and ``length`` (last - first frame + 1). Immobile
+        segments' K stays the measured one (K = 0 would cost much when a mobile segment is
+        taken for immobile).
     """
     factor = _to_px_frame(results, pixel_size, frame_interval)
     table = validate_table(results, "results table")
@@ -269,6 +274,9 @@ def andi2_segments(
     )
     state_col = next((c for c in ("state", "step_state") if c in table.columns), None)
     state = table[state_col].to_numpy(float) if state_col else np.full(len(table), np.nan)
+    pos = table[position_columns(table)].to_numpy(dtype=float)
+    nxt = np.r_[codes[1:] == codes[:-1], False] & np.r_[np.diff(frames) == 1, False]
+    fwd = np.r_[((pos[1:] - pos[:-1]) ** 2).sum(axis=1), np.nan]  # the step t -> t+1 (px^2)
     g = pd.DataFrame(
         {
             "seg": seg_id,
@@ -276,23 +284,26 @@ def andi2_segments(
             "start": frames - first,
             "length": last - first + 1,
             "k": k,
+            "step": np.where(nxt, fwd, np.nan) / (2 * pos.shape[1]),
             "alpha": alpha,
         }
     ).groupby("seg")
+    mle = g["step"].mean().to_numpy()  # segment_mle_k, vectorised over all segments
     out = pd.DataFrame(
         {
             "track_id": np.asarray(ids)[g["track"].first().to_numpy()],
             "start": g["start"].min().to_numpy(),
-            "k": g["k"].median().to_numpy(),
+            "k": np.where(np.isfinite(mle), mle, g["k"].median().to_numpy()),
             "alpha": g["alpha"].mean().to_numpy(),
             "length": g["length"].first().to_numpy(),
         }
     )
     out["segment"] = out.groupby("track_id").cumcount()
     out["stop"] = out.groupby("track_id")["start"].shift(-1).fillna(out["length"]).astype(int)
-    out["alpha"] = out["alpha"].fillna(default_alpha).clip(0.0, 2.0)
     out["state"] = _majority(seg_id, state, len(out), default_state)
-    out.loc[out["state"] == 0, "alpha"] = 0.0  # the challenge labels immobile alpha 0
+    out["alpha"] = andi2_alpha(
+        out["alpha"].fillna(default_alpha), out["stop"] - out["start"], out["state"]
+    )
     return out[["track_id", "segment", "start", "stop", "k", "alpha", "state", "length"]]
 
 
