@@ -165,3 +165,29 @@ def test_selection_segments_decimates_long_selections():
     assert np.isclose(ends, last3).all(axis=1).any()
     with pytest.raises(ValueError, match="max_points"):
         selection_segments(data, [3], max_points=1)
+
+
+@pytest.mark.render
+def test_selection_outline_is_drawn_in_the_canvas(make_napari_viewer, qtbot):
+    """Under Xvfb: the outline of tracks 0, 1 (left half) is drawn in magenta, nothing of the
+    unselected tracks 2, 3 (right half)."""
+    from napari_step._napari._selection_outline import outline_tracks
+
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1000, 800)
+    rng = np.random.default_rng(1)
+    rows = []
+    for i, x0 in enumerate([50.0, 60.0, 250.0, 260.0]):
+        walk = np.cumsum(rng.normal(size=(100, 2)), axis=0) + [100.0, x0]
+        rows.append(np.column_stack([np.full(100, i), np.arange(100), walk]))
+    layer = viewer.add_tracks(np.concatenate(rows), name="walks")
+    outline = outline_tracks(viewer, layer, [0, 1])
+    layer.visible = False  # only the outline is drawn
+    outline.edge_width = 3
+    viewer.reset_view()
+    qtbot.wait(200)
+    shot = viewer.screenshot(canvas_only=True, flash=False)[..., :3].astype(int)
+    magenta = (shot[..., 0] > 150) & (shot[..., 2] > 150) & (shot[..., 1] < 100)
+    ys, xs = np.nonzero(magenta)
+    assert len(xs) > 200
+    assert xs.max() < shot.shape[1] / 2  # the unselected tracks lie right of the middle
