@@ -129,6 +129,31 @@ def test_per_segment_points_states_lasso_and_outline(analysed):
     assert not [lyr for lyr in step._viewer.layers if SELECTION_KEY in lyr.metadata]
 
 
+def test_table_rows_ctrl_clicked_select_and_outline_tracks(analysed, qtbot):
+    from qtpy.QtCore import Qt
+
+    step, layer = analysed
+    table = step.open_table_dock()
+    plot = step.open_plot_dock()
+    assert table.model.rowCount() == 4
+    row_of = {int(table.model.value(r, "track_id")): r for r in range(4)}
+    view = table.view
+
+    def click(track, modifier=Qt.KeyboardModifier.NoModifier):
+        rect = view.visualRect(table.model.index(row_of[track], 0))
+        qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, modifier, rect.center())
+
+    click(1)  # a plain click picks one track: no selection outline
+    assert step.current_track == 1 and plot.track == 1
+    assert not [lyr for lyr in step._viewer.layers if SELECTION_KEY in lyr.metadata]
+    click(3, Qt.KeyboardModifier.ControlModifier)  # ctrl-click: tracks 1 and 3
+    (outline,) = [lyr for lyr in step._viewer.layers if SELECTION_KEY in lyr.metadata]
+    assert outline.metadata["track_ids"] == [1, 3]
+    assert len(outline.data) == 2 * (N_FRAMES - 1)
+    assert step.settings.mode == "ids" and step.selected_track_ids(layer) == [1, 3]
+    assert step.current_track == 3 and plot.track == 3  # the clicked row is the picked track
+
+
 def test_units_table_names_the_state_column(analysed, tmp_path):
     from napari_step.io import read_tracks
 

@@ -1,5 +1,7 @@
 """The per-track results dock: one row per analysed track (:func:`napari_step.track_summary`),
 sortable, a click picking the track (plots, outline in the canvas), exportable as CSV/Parquet.
+Ctrl- or shift-clicking rows selects several tracks: they are outlined together in the canvas
+and become the STEP widget's typed-ID selection (as a lasso in the D-alpha tab does).
 
 The table model is lazy (:class:`FrameModel`): it keeps the columns as numpy arrays and
 formats only the cells Qt draws, and sorts with one ``argsort``, so 100 000 rows fill at once.
@@ -143,7 +145,7 @@ class TrackTableWidget(FollowsTracks, QWidget):
         self.view.setModel(self.model)
         self.view.setSortingEnabled(True)
         self.view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         header = self.view.verticalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
         header.setDefaultSectionSize(20)
@@ -152,7 +154,8 @@ class TrackTableWidget(FollowsTracks, QWidget):
         self.view.horizontalHeader().setResizeContentsPrecision(50)
         self.view.setToolTip(
             "one row per analysed track; click a header to sort, a row to "
-            "pick the track (plots, outline in the canvas)"
+            "pick the track (plots, outline in the canvas); ctrl/shift-click rows to "
+            "select several tracks (outlined, and chosen for the next Run)"
         )
         self.view.clicked.connect(self._on_row)
         self.info = QLabel("")
@@ -247,22 +250,46 @@ class TrackTableWidget(FollowsTracks, QWidget):
     def _on_row(self, index) -> None:
         if not index.isValid() or self.frame is None:
             return
-        self.select_row(index.row())
+        rows = sorted(i.row() for i in self.view.selectionModel().selectedRows())
+        if len(rows) > 1:
+            self.select_rows(rows, pick=index.row())
+        else:
+            self.select_row(index.row())
+
+    def select_rows(self, rows, pick: int | None = None) -> list[int]:
+        """Select the tracks of several displayed rows: they are outlined in the canvas and
+        become the STEP widget's typed-ID selection; the track of row ``pick`` (default: the
+        first) is the picked one (plots follow). Returns the selected track IDs."""
+        from ._dalpha_plot import select_in_step_widgets
+        from ._selection_outline import outline_tracks
+
+        rows = [int(r) for r in rows]
+        ids = sorted({int(self.model.value(r, "track_id")) for r in rows})
+        if not ids or self._layer is None:
+            return []
+        select_in_step_widgets(self._viewer, ids)
+        outline_tracks(self._viewer, self._layer, ids)
+        self._pick(int(self.model.value(rows[0] if pick is None else int(pick), "track_id")))
+        return ids
 
     def select_row(self, row: int) -> int:
         """Pick the track in a displayed row: plots and canvas outline follow."""
+        tid = int(self.model.value(row, "track_id"))
+        self.view.selectRow(row)
+        self._pick(tid)
+        return tid
+
+    def _pick(self, tid: int) -> None:
+        """Outline track ``tid`` as the picked one and show it in the plot docks."""
         from ._layers import highlight_track
         from .plot_widget import plot_docks
 
-        tid = int(self.model.value(row, "track_id"))
-        self.view.selectRow(row)
         if self._layer is not None:
             highlight_track(self._viewer, self._layer, tid)
             for plot in plot_docks(self._viewer):
                 plot.set_layer(self._layer)
                 plot.show_track(tid)
         self.track_clicked.emit(tid)
-        return tid
 
     def export(self, path) -> str | None:
         """Write the table (CSV or Parquet by suffix) with a JSON sidecar, atomically."""
