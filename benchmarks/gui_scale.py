@@ -13,6 +13,12 @@ viewer never frozen > 0.5 s, the analysis at CPU model speed.
 Run: ``QT_QPA_PLATFORM=offscreen .venv/bin/python benchmarks/gui_scale.py [--n-tracks 10000]``
 (``--profile`` adds the top functions, by cumulative time, of every step over the targets). The
 canvas is not drawn offscreen, so OpenGL upload and drawing are not part of these figures.
+
+``--reuse-results FILE``: the first run saves the analysis (results and summary) to FILE, later
+runs with the same track settings load it instead of running the model, so timing the GUI does
+not redo a minute of inference (everything after the model, merging and colouring in the
+worker included, still runs). ``--layer-from-thread`` builds the Tracks layer object in a
+worker thread and only adds it in the GUI thread, as a plugin can do for the layers it makes.
 """
 
 from __future__ import annotations
@@ -97,6 +103,7 @@ class Bench:
         self.meter = FreezeMeter()
         self.rows: list[dict] = []
         self.profiles: dict[str, str] = {}
+        self.worker_rows: list[tuple[str, float]] = []  # (what, s) timed in a worker thread
 
     def pump(self, seconds: float = 0.2):
         """Run the Qt event loop for a while (queued signals land, timers fire)."""
@@ -203,9 +210,16 @@ def run(args) -> None:
     b = Bench(app, args.profile)
     b.pump(0.5)
     data = table[["track_id", "frame", "y", "x"]].to_numpy(float)
-    layer = b.step(
-        "add Tracks layer (napari)", lambda: viewer.add_tracks(data, name="tracks"), gui=False
-    )
+    if args.layer_from_thread:
+        built = _build_in_thread(b, data)
+        layer = b.step("add the built Tracks layer (napari)", lambda: viewer.add_layer(built))
+    else:
+        layer = b.step(
+            "add Tracks layer (napari)", lambda: viewer.add_tracks(data, name="tracks"), gui=False
+        )
+    if args.reuse_results:
+        _reuse_results(args.reuse_results, len(table))
+    _time_prepare(b)
     widget = b.step("open STEP widget", lambda: StepAnalysisWidget(viewer))
     b.step("dock STEP widget", lambda: viewer.window.add_dock_widget(widget, name="STEP"))
     widget.tracks.value = layer
@@ -255,6 +269,75 @@ def _time_result_handling(widget, b: Bench, label: str, back_to: str) -> None:
     widget._on_result = timed  # run() binds the handler when the job starts
 
 
+def _build_in_thread(b: Bench, data: np.ndarray):
+    """napari's Tracks layer object built in a worker thread (the GUI thread pumps events)."""
+    import threading
+
+    from napari.layers import Tracks
+
+    out = {}
+    thread = threading.Thread(target=lambda: out.setdefault("layer", Tracks(data, name="tracks")))
+    b.meter.start("build Tracks layer (worker thread)")
+    t0 = time.perf_counter()
+    thread.start()
+    while thread.is_alive():
+        b.app.processEvents()
+        time.sleep(0.005)
+    b.meter.stop()
+    b._record("build Tracks layer (worker thread)", time.perf_counter() - t0, False, None)
+    return out["layer"]
+
+
+def _reuse_results(path: str, n_points: int) -> None:
+    """Run the widget's analysis once and keep it in ``path``; later runs load it (the model
+    is skipped, everything after it runs as usual)."""
+    import pickle
+    from pathlib import Path
+
+    from napari_step._napari import step_widget
+    from napari_step._napari._jobs import JobError
+
+    p, real = Path(path), step_widget.analyse_job
+    if p.is_file():
+        with open(p, "rb") as f:
+            saved = pickle.load(f)
+        if len(saved[0]) != n_points:
+            raise SystemExit(f"{p} holds another track set ({len(saved[0])} rows); delete it")
+        print(f"  analysis loaded from {p} (the model is not run)", flush=True)
+
+        def job(*_args, **_kw):
+            yield 1
+            return saved
+
+    else:
+
+        def job(*args, **kw):
+            out = yield from real(*args, **kw)
+            if not isinstance(out, JobError):
+                with open(p, "wb") as f:
+                    pickle.dump(out, f)
+            return out
+
+    step_widget.analyse_job = job
+
+
+def _time_prepare(b: Bench) -> None:
+    """Record how long the worker spends preparing a result for the layer (merge, colours)."""
+    from napari_step._napari import _step_outputs
+
+    real = getattr(_step_outputs, "prepare_outcome", None)
+    if real is None:  # an older widget: the GUI thread does it all
+        return
+
+    def timed(*a, **kw):
+        t0 = time.perf_counter()
+        out = real(*a, **kw)
+        b.worker_rows.append(("result prepared (worker thread)", time.perf_counter() - t0))
+        return out
+
+    _step_outputs.prepare_outcome = timed
+
+
 def _tab_index(plot, name: str) -> int:
     tabs = plot.tabs
     return next((i for i in range(tabs.count()) if tabs.tabText(i).startswith(name)), -1)
@@ -295,6 +378,8 @@ def report(b: Bench, ref, args) -> None:
         f"over target ({GUI_LIMIT_S:g} s per GUI update, {FREEZE_LIMIT_S:g} s freeze): "
         f"{', '.join(over.step) if len(over) else 'none'}"
     )
+    for label, t in b.worker_rows:
+        print(f"{label}: {t:.2f} s (no GUI freeze: off the GUI thread)")
     for label, text in b.profiles.items():
         print(f"\n--- profile: {label}\n{text}")
 
@@ -307,6 +392,16 @@ def main():
     ap.add_argument("--timeout", type=float, default=1800, help="s to wait for the analysis")
     ap.add_argument("--skip-core", action="store_true", help="skip the predict_d reference")
     ap.add_argument("--profile", action="store_true", help="profile the steps over target")
+    ap.add_argument(
+        "--reuse-results",
+        metavar="FILE",
+        help="save the analysis to FILE (first run) or load it from there (later runs)",
+    )
+    ap.add_argument(
+        "--layer-from-thread",
+        action="store_true",
+        help="build the Tracks layer in a worker thread, add it in the GUI thread",
+    )
     run(ap.parse_args())
 
 

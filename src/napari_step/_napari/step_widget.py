@@ -14,8 +14,9 @@ Panels (:mod:`._step_panels`) over one settings object (:class:`._settings.Analy
   exports, and a status line.
 
 *Run* analyses in a ``thread_worker``; a second Run while one runs is refused; a layer deleted
-or edited meanwhile drops the result. The result goes to the layer once
-(:func:`._layers.apply_results`: merged per track, coloured, change points, blending). Units
+or edited meanwhile drops the result. The worker also prepares the result for the layer
+(:mod:`._apply_run`: merged per track, colour columns, vertex colours, counts), so the GUI
+thread only assigns it, once (features, metadata, colours, change points, blending). Units
 changed after a run mark the results **stale**; the next Run converts the earlier tracks'
 values exactly to the new units.
 """
