@@ -11,7 +11,10 @@ points without noise 0.133 vs 0.138 (0.135), with relative noise 0.155 vs 0.180 
 
 * detector "exact" (:func:`napari_step.changepoints.exact_changepoints`): the exact penalised
   maximum-likelihood segmentation of the raw steps, penalty 2.0 log T per change point. It beat the
-  STEP-proposal hybrid on every benchmark set (the hybrid stays available, ``detector="hybrid"``);
+  STEP-proposal hybrid on every benchmark set (the hybrid stays available, ``detector="hybrid"``).
+  Its change points are candidates: those reported (``changepoints``, ``segments``) are the ones
+  :func:`napari_step.changepoints.confirm_changepoints` confirms (< 1 % false on constant tracks);
+  ``segmented_d`` keeps the finer candidate segmentation, which follows fast switching;
 * estimator "mle_denoised": the maximum-likelihood D of each segment minus the track's pooled
   localisation variance (from the lag-1 step covariance, assuming no motion blur), which removes
   the noise bias of the plain MLE and is never more biased than it whatever the blur;
@@ -166,8 +169,9 @@ class TrackSegments:
 
     ``changepoints``: frames where a new segment starts. ``segments``: (start, stop, d, n_frames)
     per segment, frames [start, stop), d in px^2/frame (NaN where it cannot be estimated).
-    ``segmented_d``: per-frame D (T,) px^2/frame: the D of the segment each frame is in, or STEP's
-    per-frame D in segments that are not constant (``constant`` False). ``log10_d_pred``: the STEP
+    ``segmented_d``: per-frame D (T,) px^2/frame: the D of the (candidate, see
+    :func:`segment_track` ``confirm``) segment each frame is in, or STEP's per-frame D in
+    segments that are not constant. ``log10_d_pred``: the STEP
     output used. ``sigma2``: per-segment localisation variance (px^2 per axis) for the CVE
     estimators (one pooled value for every segment with "cve_pooled" and "mle_denoised"), else
     None. ``constant``: per segment, whether STEP's output is consistent with one D over it.
