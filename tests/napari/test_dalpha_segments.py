@@ -165,7 +165,8 @@ def test_units_table_names_the_state_column(analysed, tmp_path):
     table = read_tracks(path)
     meta = json.loads(Path(str(path) + ".json").read_text())
     units = meta["column_units"]
-    assert "step_state" in table.columns and units["step_state"] == ""
+    assert "step_state" in table.columns
+    assert units["step_state"] == "0 immobile, 1 confined, 2 free, 3 directed"
     assert units["step_alpha"] == "" and units["segment_d"] == meta["units"]
     assert set(units) == set(table.columns)  # every exported column, no other
     assert STATE_COLOUR_FEATURE not in table.columns  # a display detail, not a result

@@ -240,18 +240,20 @@ def tracks_layer_data(
 
 
 _STATE_NAMES = {0: "immobile", 1: "confined", 2: "free", 3: "directed"}  # AnDi-2 numbering
+_STATE_UNITS = ", ".join(f"{k} {name}" for k, name in _STATE_NAMES.items())  # as the segments'
 
 
 def _column_units(units: str | None, columns) -> dict:
-    """Units of the columns of an exported table ("" for numbers without units: alpha, states,
-    probabilities, flags); without ``columns`` the usual ones."""
+    """Units of the columns of an exported table ("" for numbers without units: alpha,
+    probabilities, flags; the state numbering for ``step_state``, as the segments table's
+    sidecar says it); without ``columns`` the usual ones."""
     out = {"track_id": "", "frame": "frame", "x": "px", "y": "px", "z": "px"}
     out["d_true"] = "px^2/frame"  # simulated truth, as the simulators give it
     if units is not None:
         log = f"log10({units})"
         out.update({c: units for c in ("step_d", "tamsd_d", "segment_d")})
         out.update({c: log for c in ("step_log10_d", "tamsd_log10_d", "segment_log10_d")})
-        out.update({"step_alpha": "", "step_state": "", "changepoint": ""})
+        out.update({"step_alpha": "", "step_state": _STATE_UNITS, "changepoint": ""})
     if columns is None:
         return out
     return {str(c): out.get(str(c), "") for c in columns}
@@ -277,8 +279,8 @@ def export_metadata(
         The layer's geometry, so that a re-opened file lies where it was.
     columns : sequence of str, optional
         The exported table's columns: ``column_units`` then names every one of them ("" for
-        unitless ones such as ``step_alpha``, ``step_state`` and probabilities); without it,
-        the usual columns.
+        unitless ones such as ``step_alpha`` and probabilities, the numbering for
+        ``step_state``); without it, the usual columns.
 
     Returns
     -------
