@@ -294,10 +294,12 @@ def _reuse_results(path: str, n_points: int) -> None:
     import pickle
     from pathlib import Path
 
-    from napari_step._napari import step_widget
+    from napari_step._napari import _analysis_jobs, step_widget
     from napari_step._napari._jobs import JobError
 
-    p, real = Path(path), step_widget.analyse_job
+    # the widget runs analyse_layer_job, which calls _analysis_jobs.analyse_job (older widgets
+    # call step_widget.analyse_job): both names are replaced
+    p, real = Path(path), _analysis_jobs.analyse_job
     if p.is_file():
         with open(p, "rb") as f:
             saved = pickle.load(f)
@@ -318,7 +320,7 @@ def _reuse_results(path: str, n_points: int) -> None:
                     pickle.dump(out, f)
             return out
 
-    step_widget.analyse_job = job
+    _analysis_jobs.analyse_job = step_widget.analyse_job = job
 
 
 def _time_prepare(b: Bench) -> None:

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..analysis import RESULT_COLUMNS, AnalysisSummary, analyse_tracks, d_units
-from ..tracks import TrackTableError, validate_table
+from ..tracks import TrackTableError, from_napari, validate_table
 from ._jobs import JobError, run_job
 
 __all__ = [
@@ -23,6 +23,8 @@ __all__ = [
     "AnalysisParams",
     "analyse_job",
     "analysis_chunks",
+    "analyse_layer_job",
+    "n_analysis_chunks",
     "run_job",
     "parse_track_ids",
     "ESTIMATORS",
@@ -134,12 +136,24 @@ def empty_segments() -> pd.DataFrame:
 
 def analysis_chunks(track_ids, table: pd.DataFrame, n_chunks: int = 20, min_chunk: int = 8):
     """Split track IDs into chunks of similar track lengths (for batching and progress)."""
-    counts = table.groupby("track_id").size()
-    ids = sorted((int(i) for i in track_ids), key=lambda i: (int(counts.get(i, 0)), i))
-    if not ids:
+    ids = np.unique(np.asarray(list(track_ids), dtype=np.int64))
+    if not ids.size:
         return []
-    size = max(min_chunk, int(np.ceil(len(ids) / n_chunks)))
+    counts = table.groupby("track_id").size()
+    n = counts.reindex(ids, fill_value=0).to_numpy()
+    ids = ids[np.lexsort((ids, n))].tolist()  # by length, then ID (one sort, no Python key)
+    size = _chunk_size(len(ids), n_chunks, min_chunk)
     return [ids[i : i + size] for i in range(0, len(ids), size)]
+
+
+def _chunk_size(n_ids: int, n_chunks: int, min_chunk: int) -> int:
+    return max(min_chunk, int(np.ceil(n_ids / n_chunks)))
+
+
+def n_analysis_chunks(n_ids: int, n_chunks: int = 20, min_chunk: int = 8) -> int:
+    """How many chunks (progress steps) :func:`analysis_chunks` makes of ``n_ids`` distinct
+    track IDs (it does not depend on the tracks' lengths)."""
+    return 0 if n_ids <= 0 else int(np.ceil(n_ids / _chunk_size(n_ids, n_chunks, min_chunk)))
 
 
 def _combine(summaries: list[AnalysisSummary], units: str) -> AnalysisSummary:
@@ -206,6 +220,16 @@ def analyse_job(table: pd.DataFrame, track_ids, params: AnalysisParams, min_leng
         return results, summary
     except (ValueError, TypeError, TrackTableError, RuntimeError, MemoryError, OSError) as e:
         return JobError(f"STEP analysis failed: {e}")
+
+
+def analyse_layer_job(data, features, track_ids, params: AnalysisParams, min_length: int = 1):
+    """Generator: :func:`analyse_job` on a Tracks layer's ``data`` and ``features`` (the track
+    table is built here, in the worker thread, not in the GUI thread)."""
+    try:
+        table = from_napari(data, features)
+    except (TrackTableError, ValueError) as e:
+        return JobError(f"cannot read the tracks: {e}")
+    return (yield from analyse_job(table, track_ids, params, min_length))
 
 
 def parse_track_ids(text: str) -> list[int]:

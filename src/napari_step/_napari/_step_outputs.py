@@ -81,14 +81,21 @@ def prepare_outcome(snap, ids, params, result):
 
 
 def _warm_imports() -> None:
-    """Import matplotlib's Qt canvas (the colour bar's) here in the worker, so the GUI thread
-    does not spend half a second importing it when the first result is shown."""
+    """Work the GUI thread would otherwise do, once, when the first result is shown: import
+    matplotlib's Qt canvas (the colour bar's; half a second) and compile napari's numba
+    kernels of Shapes layers (the outline of the picked track; over a second on the first
+    Shapes layer of a session)."""
     import importlib
 
     try:
         importlib.import_module(__package__ + "._colour_bar")
     except ImportError:  # pragma: no cover - the colour bar is then reported by the GUI thread
         pass
+    try:  # napari's own warm-up, which its first Shapes layer would otherwise run
+        from napari.layers.shapes._accelerated_triangulate_dispatch import warmup_numba_cache
+    except ImportError:  # another napari: its Shapes layer warms up by itself
+        return
+    warmup_numba_cache()
 
 
 def apply_outcome(widget, layer, outcome: RunOutcome) -> str:

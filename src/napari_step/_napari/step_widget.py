@@ -32,9 +32,8 @@ from napari.utils import notifications
 from psygnal import Signal
 
 from ..predict import available_models
-from ..tracks import TrackTableError
 from . import _step_outputs as outputs
-from ._analysis_jobs import AnalysisParams, analyse_job, analysis_chunks
+from ._analysis_jobs import AnalysisParams, analyse_layer_job, n_analysis_chunks
 from ._apply_run import snapshot_layer
 from ._colour import apply_colouring
 from ._jobs import JobError
@@ -44,7 +43,6 @@ from ._layers import (
     analysed_track_ids,
     changepoints_layer,
     layer_in_viewer,
-    layer_table,
     results_metadata,
     tracks_signature,
 )
@@ -342,11 +340,6 @@ class StepAnalysisWidget(ScrollableDock, SelectionMixin, FollowsTracks, Backgrou
         if not self._models or self.settings.model not in self._models:
             notifications.show_error("STEP analysis: no STEP model is installed")
             return None
-        try:
-            table = layer_table(layer)
-        except (TrackTableError, ValueError) as e:
-            notifications.show_error(f"STEP analysis: {e}")
-            return None
         ids = self.selected_track_ids(layer)
         if ids is None:
             return None
@@ -355,15 +348,15 @@ class StepAnalysisWidget(ScrollableDock, SelectionMixin, FollowsTracks, Backgrou
             return None
         params = self._params()
         min_length = int(self.settings.min_length) if self.settings.mode == "all" else 1
-        n_chunks = len(analysis_chunks(ids, table))
         snap = snapshot_layer(layer, outputs.colour_choice(self))
         worker = self._start_job(
-            analyse_job,
-            table,
+            analyse_layer_job,
+            snap.data,
+            snap.features,
             ids,
             params,
             min_length,
-            total=n_chunks,
+            total=n_analysis_chunks(len(ids)),
             desc=f"STEP: {len(ids)} track(s)",
             on_returned=partial(self._on_result, layer, tracks_signature(layer)),
             then=partial(outputs.prepare_outcome, snap, ids, params),
