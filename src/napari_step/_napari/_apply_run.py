@@ -125,7 +125,7 @@ def prepare_run(
     feature = COLOUR_FEATURES[by]
     colours = snap.colormaps[feature].map(colour[feature])
     analysed = tracks_with_values(snap.data[:, 0], feats["step_d"])
-    feats = pd.DataFrame({**{c: feats[c] for c in feats.columns}, **colour})
+    feats = pd.DataFrame({**{c: feats[c] for c in feats.columns}, **colour})  # 1 block/dtype
     order = snap.order
     if order is not None and len(order) == len(feats) and np.any(order != np.arange(len(order))):
         # napari applies features.iloc[order]: hand over the inverse permutation

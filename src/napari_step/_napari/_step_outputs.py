@@ -285,9 +285,11 @@ def open_table_dock(widget):
     return table
 
 
-def show_colour_bar(widget, layer, create: bool = True):
+def show_colour_bar(widget, layer, create: bool = True, defer: bool = False):
     """Point the colour-bar dock at ``layer`` (adding the dock, next to the canvas, when
-    ``create`` and the layer is coloured by this plugin)."""
+    ``create`` and the layer is coloured by this plugin; with ``defer`` the new dock is made
+    at the next turn of the Qt event loop, apart from the result that asked for it, so the
+    viewer does not freeze for both at once)."""
     import sys
 
     coloured = layer is not None and "colour_range" in results_metadata(layer)
@@ -298,12 +300,32 @@ def show_colour_bar(widget, layer, create: bool = True):
     viewer = widget._viewer
     bars = _docks(viewer, ColourBarWidget)
     if not bars and create and coloured:
-        bar = ColourBarWidget(viewer)
-        viewer.window.add_dock_widget(bar, name="STEP track colours", area="left")
-        bars = [bar]
+        if defer:
+            from qtpy.QtCore import QTimer
+
+            QTimer.singleShot(0, lambda: _new_colour_bar(widget, layer))
+            return None
+        bars = [_new_colour_bar(widget, layer)]
     for bar in bars:
         bar.set_layer(layer)
     return bars[0] if bars else None
+
+
+def _new_colour_bar(widget, layer):
+    """The colour-bar dock (made unless one exists), pointed at ``layer``; None when the widget
+    or the layer has gone meanwhile."""
+    from ._colour_bar import ColourBarWidget
+    from ._layers import layer_in_viewer
+
+    viewer = widget._viewer
+    if not is_alive(widget.native) or not layer_in_viewer(viewer, layer):
+        return None
+    bars = _docks(viewer, ColourBarWidget)
+    if not bars:
+        bars = [ColourBarWidget(viewer)]
+        viewer.window.add_dock_widget(bars[0], name="STEP track colours", area="left")
+    bars[0].set_layer(layer)
+    return bars[0]
 
 
 # --------------------------------------------------------------------------- exports

@@ -431,7 +431,7 @@ class StepAnalysisWidget(ScrollableDock, SelectionMixin, FollowsTracks, Backgrou
     def _refresh_plots(self, layer):
         for plot in self._plots():
             plot.show(layer, self._current_track)
-        outputs.show_colour_bar(self, layer, create=True)
+        outputs.show_colour_bar(self, layer, create=True, defer=True)
         for table in outputs.table_docks(self._viewer):
             table.set_layer(layer)
 
