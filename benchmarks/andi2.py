@@ -19,9 +19,11 @@ napari-step); ``benchmarks/andi2_env.py`` is the part that runs there::
 
    - ``step[<method>]``: change points and per-segment D of ``napari_step.segment.segment_tracks``
      given STEP's ``predict_log10_d`` output (``--methods``: "default" = the package's default
-     detector and estimator, or DETECTOR:ESTIMATOR; R = 0, the data have no motion blur),
-     per-segment alpha = mean of ``predict_alpha`` over the segment, state 3 (directed) when that
-     alpha >= 1.9, else 2 (free);
+     detector and estimator, or DETECTOR:ESTIMATOR[:KEY=VALUE...]; R = 0, the data have no
+     motion blur); per segment, as ``analyze --andi2`` writes it (``napari_step.io.andi2``):
+     K = maximum likelihood of the segment's steps (``segment_mle_k``), alpha = mean of
+     ``predict_alpha`` over the segment shrunk toward the state's prior by length
+     (``andi2_alpha``), state 3 (directed) when that mean alpha >= 1.9, else 2 (free);
    - ``step[<first method>]+states``: the same, with the segment's state the most probable class
      of the per-frame state model (``napari_step.states.predict_state``, mean probability over
      the segment; alpha 0 for immobile segments, as the AnDi-2 labels), when a model exists;

@@ -7,6 +7,7 @@ import pytest
 from napari_step.changepoints import step_dispersion
 from napari_step.segment import (
     EXACT_PENALTY,
+    STEP_BLEND,
     TrackSegments,
     confirm_changepoints,
     cve_d,
@@ -106,7 +107,11 @@ def test_segment_track_finds_a_d_step():
     assert (a0, b1) == (0, 200) and b0 == a1 and n0 + n1 == 200
     assert abs(d0 / 0.1 - 1) < 0.2 and abs(d1 / 10.0 - 1) < 0.2
     assert res.segmented_d.shape == (200,)
-    assert np.allclose(res.segmented_d[:b0], d0) and np.allclose(res.segmented_d[b0:], d1)
+    # per frame: the segment D blended with STEP's, within 25 % of the truth on both sides
+    assert np.all(np.abs(res.segmented_d[:b0] / 0.1 - 1) < 0.25)
+    assert np.all(np.abs(res.segmented_d[b0:] / 10.0 - 1) < 0.25)
+    plain = segment_track(pos, log10_d_pred=res.log10_d_pred, blend=None)
+    assert np.allclose(plain.segmented_d[:b0], d0) and np.allclose(plain.segmented_d[b0:], d1)
     assert res.log10_d_pred.shape == (200,)
 
 
@@ -376,7 +381,25 @@ def test_segment_track_reports_confirmed_changepoints_and_keeps_the_fine_d():
     assert [(a, b) for a, b, *_ in res.segments] == list(
         zip(np.r_[0, res.changepoints], np.r_[res.changepoints, 200])
     )
-    detail = segments_from_changepoints(pos, fine, log10_d_pred=pred, spread=0.2, R=1 / 6)
+    detail = segments_from_changepoints(
+        pos, fine, log10_d_pred=pred, spread=0.2, R=1 / 6, blend=STEP_BLEND
+    )
     np.testing.assert_allclose(res.segmented_d, detail.segmented_d)
     unconfirmed = segment_track(pos, log10_d_pred=pred, confirm=None)
     np.testing.assert_array_equal(unconfirmed.changepoints, fine)
+
+
+def test_segmented_d_blends_segment_and_step_in_log_space():
+    """A constant segment's per-frame D is the weighted geometric mean of its ML D and STEP's
+    per-frame D, weights n frames and STEP_BLEND; without STEP (spread None) the segment D."""
+    pos = _bm(100, 1.0, rng=35)
+    pred = np.full(100, np.log10(2.0))  # a STEP output twice the truth, constant
+    res = segment_track(pos, log10_d_pred=pred, estimator="mle", confirm=None)
+    assert res.n_segments == 1
+    d_seg = res.segments[0][2]
+    w = 100 / (100 + STEP_BLEND)
+    np.testing.assert_allclose(res.segmented_d, d_seg**w * 2.0 ** (1 - w))
+    alone = segment_track(pos, log10_d_pred=pred, estimator="mle", spread=None)
+    np.testing.assert_allclose(alone.segmented_d, d_seg)
+    given = segments_from_changepoints(pos, [], "mle", pred)  # given segments: no blend
+    np.testing.assert_allclose(given.segmented_d, d_seg)

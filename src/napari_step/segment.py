@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ._d_estimators import R_FULL_FRAME, cve_d, mle_d
 from .changepoints import (
     CONFIRM_THRESHOLD,
     DEFAULT_MIN_SIZE,
@@ -73,89 +74,18 @@ __all__ = [
     "EXACT_PENALTY",
     "CONFIRM_THRESHOLD",
     "STEP_SPREAD",
+    "STEP_BLEND",
 ]
 
-R_FULL_FRAME = 1.0 / 6.0  # motion-blur coefficient for continuous full-frame exposure
 STEP_SPREAD = 0.2  # decades: std of STEP's log10 D over a segment above which it is not constant
+# segmented_d of a constant segment of n frames: 10 ** (w log10 D_seg + (1 - w) log10 D_STEP[t]),
+# w = n / (n + STEP_BLEND): STEP's per-frame value weighs as much as the steps of STEP_BLEND
+# frames. Chosen on benchmarks/changepoints.py's tuning seed (10-100 frames); 20 lowered
+# every set's error (two-state switching 0.361 -> 0.348, noise-free 0.312 -> 0.301, 1-4 change
+# points 0.143 / 0.157 / 0.162 -> 0.138 / 0.152 / 0.159)
+STEP_BLEND = 20.0
 ESTIMATORS = ("mle_denoised", "mle", "cve", "cve_pooled", "step")
 DETECTORS = ("exact", "hybrid", "step")
-
-
-# --------------------------------------------------------------------------------------------
-# D estimators
-# --------------------------------------------------------------------------------------------
-
-
-def mle_d(positions: np.ndarray, dim: int | None = None) -> np.ndarray | float:
-    """Maximum-likelihood D of Brownian motion from a segment's positions.
-
-    Parameters
-    ----------
-    positions : array_like, shape (T, dim) or (N, T, dim)
-        One segment or a batch of equal-length ones, px.
-    dim : int, optional
-        Number of axes (default: the last axis' size).
-
-    Returns
-    -------
-    float or ndarray
-        D = sum |dx|^2 / (2 dim n) over the n = T - 1 displacements, px^2/frame; NaN without a
-        displacement. Unbiased for noise-free Brownian motion; localisation noise of variance
-        sigma^2 per axis adds sigma^2 (see :func:`cve_d`, estimator "mle_denoised").
-    """
-    pos = _as_positions(positions)
-    dim = pos.shape[-1] if dim is None else int(dim)
-    dx = np.diff(pos, axis=-2)
-    n = dx.shape[-2]
-    if n == 0:
-        out = np.full(pos.shape[:-2], np.nan)
-        return float(out) if out.ndim == 0 else out
-    out = (dx**2).sum(axis=(-2, -1)) / (2.0 * dim * n)
-    return float(out) if np.ndim(out) == 0 else out
-
-
-def cve_d(
-    positions: np.ndarray, R: float = R_FULL_FRAME, return_sigma2: bool = False
-) -> float | np.ndarray | tuple:
-    """Covariance-based estimator (CVE) of D, unbiased under localisation noise.
-
-    Vestergaard, Blainey & Flyvbjerg, Phys. Rev. E 89, 022726 (2014), with dt = 1 frame, per axis
-    and averaged over the axes::
-
-        D       = <dx_n^2> / 2 + <dx_n dx_{n+1}>
-        sigma^2 = R <dx_n^2> + (2R - 1) <dx_n dx_{n+1}>
-
-    Parameters
-    ----------
-    positions : array_like, shape (T, dim) or (N, T, dim)
-        One segment or a batch of equal-length ones, px; at least three frames (else NaN).
-    R : float
-        Motion-blur coefficient: 1/6 for continuous full-frame exposure (default, camera data),
-        0 for instantaneous snapshots. D does not depend on it, sigma^2 does.
-    return_sigma2 : bool
-        Also return the localisation variance.
-
-    Returns
-    -------
-    d : float or ndarray
-        px^2/frame. Can be negative for short, noisy segments (the estimator's honest sampling
-        error, not clipped).
-    sigma2 : float or ndarray
-        Localisation variance per axis, px^2 (with ``return_sigma2``).
-    """
-    pos = _as_positions(positions)
-    dx = np.diff(pos, axis=-2)
-    if dx.shape[-2] < 2:
-        d = np.full(pos.shape[:-2], np.nan)
-        s2 = d.copy()
-    else:
-        msq = (dx**2).mean(axis=-2).mean(axis=-1)
-        cov = (dx[..., 1:, :] * dx[..., :-1, :]).mean(axis=-2).mean(axis=-1)
-        d = msq / 2.0 + cov
-        s2 = R * msq + (2.0 * R - 1.0) * cov
-    if np.ndim(d) == 0:
-        d, s2 = float(d), float(s2)
-    return (d, s2) if return_sigma2 else d
 
 
 # --------------------------------------------------------------------------------------------
@@ -259,24 +189,30 @@ def _bounds(cps, n_frames: int) -> list:
     return list(zip(edges[:-1], edges[1:]))
 
 
-def _per_frame_d(pos, log10_pred, cps, estimator, R, spread) -> np.ndarray:
-    """Per-frame D of the segmentation ``cps``; STEP's own D over segments it finds varying."""
+def _per_frame_d(pos, log10_pred, cps, estimator, R, spread, blend=None) -> np.ndarray:
+    """Per-frame D of the segmentation ``cps``: STEP's own D over segments it finds varying;
+    with ``blend`` (frames), the segment D and STEP's per-frame D combined in log space."""
     bounds = _bounds(cps, len(pos))
     ds, _ = _segment_estimates(pos, bounds, estimator, R, log10_pred)
     per_frame = np.repeat(ds, [b - a for a, b in bounds]) if len(pos) else np.empty(0)
-    for (a, b), bad in zip(bounds, _not_constant(log10_pred, bounds, spread)):
+    for (a, b), bad, d in zip(bounds, _not_constant(log10_pred, bounds, spread), ds):
         if bad:
             per_frame[a:b] = 10.0 ** log10_pred[a:b]
+        elif blend and d > 0 and log10_pred is not None:
+            w = (b - a) / (b - a + blend)
+            step = log10_pred[a:b]
+            mixed = 10.0 ** (w * np.log10(d) + (1.0 - w) * step)
+            per_frame[a:b] = np.where(np.isfinite(step), mixed, d)
     return per_frame
 
 
-def _build(pos, log10_pred, cps, estimator, R, spread=None, detail=None) -> TrackSegments:
+def _build(pos, log10_pred, cps, estimator, R, spread=None, detail=None, blend=None):
     """Segments over ``cps``; the per-frame D over ``detail`` (a finer segmentation) if given."""
     bounds = _bounds(cps, len(pos))
     ds, s2 = _segment_estimates(pos, bounds, estimator, R, log10_pred)
     segs = [(a, b, float(d), b - a) for (a, b), d in zip(bounds, ds)]
     fine = cps if detail is None else detail
-    per_frame = _per_frame_d(pos, log10_pred, fine, estimator, R, spread)
+    per_frame = _per_frame_d(pos, log10_pred, fine, estimator, R, spread, blend)
     varying = _not_constant(log10_pred, bounds, spread)
     return TrackSegments(
         np.asarray(cps, dtype=int), segs, per_frame, log10_pred, estimator, s2, ~varying
@@ -296,6 +232,7 @@ def segments_from_changepoints(
     log10_d_pred: np.ndarray | None = None,
     R: float = R_FULL_FRAME,
     spread: float | None = None,
+    blend: float | None = None,
 ) -> TrackSegments:
     """Per-segment D of a track cut at given change points (e.g. the true or hand-edited ones).
 
@@ -314,6 +251,9 @@ def segments_from_changepoints(
         Motion-blur coefficient for "cve" (its sigma^2) and "cve_pooled".
     spread : float, optional
         STEP fallback threshold in decades (default here: none, the segments are given).
+    blend : float, optional
+        Frames: log-space blend of constant segments' D with STEP in ``segmented_d`` (see
+        :func:`segment_track`; default here: none).
 
     Returns
     -------
@@ -325,7 +265,7 @@ def segments_from_changepoints(
     if cps and (cps[0] <= 0 or cps[-1] >= len(pos) or len(set(cps)) != len(cps)):
         raise ValueError(f"change points must be distinct frames in 1..{len(pos) - 1}, got {cps}")
     pred = None if log10_d_pred is None else np.asarray(log10_d_pred, dtype=float)
-    return _build(pos, pred, cps, estimator, R, spread)
+    return _build(pos, pred, cps, estimator, R, spread, blend=blend)
 
 
 def _detect(pred: np.ndarray, pos: np.ndarray, detector: str, cp_kwargs: dict) -> np.ndarray:
@@ -349,6 +289,7 @@ def segment_track(
     detector: str = "exact",
     spread: float | None = STEP_SPREAD,
     confirm: float | None = CONFIRM_THRESHOLD,
+    blend: float | None = STEP_BLEND,
     **cp_kwargs,
 ) -> TrackSegments:
     """Change points, per-segment D and the per-frame segmented D of one track.
@@ -393,6 +334,12 @@ def segment_track(
         on constant tracks. ``segmented_d`` keeps the finer exact segmentation, which follows
         fast switching more closely (it is not worse than STEP's per-frame D there). None: no
         confirmation (every change point of the exact segmentation is reported).
+    blend : float or None
+        Frames: in ``segmented_d``, a constant segment's D and STEP's per-frame D are averaged
+        in log space with weights n and ``blend`` for a segment of n frames (STEP reads the
+        local context as precisely as a segment of about that many frames: the blend follows
+        slow trends and misplaced boundaries better than either); None (or ``spread`` None):
+        the segment D alone.
     **cp_kwargs
         Passed to the detector (penalty, min_size, scale_with_length, dispersion; kernel,
         threshold, refine).
@@ -415,10 +362,12 @@ def segment_track(
     cps = _detect(pred, pos, detector, cp_kwargs)
     if not np.isfinite(pred).any():  # too short for the model: no STEP to fall back on
         spread = None
+    if spread is None:  # no STEP to lean on
+        blend = None
     if detector != "exact" or confirm is None:
-        return _build(pos, pred, cps, estimator, R, spread)
+        return _build(pos, pred, cps, estimator, R, spread, blend=blend)
     kept = confirm_changepoints(pos, cps, confirm)
-    return _build(pos, pred, kept, estimator, R, spread, detail=cps)
+    return _build(pos, pred, kept, estimator, R, spread, detail=cps, blend=blend)
 
 
 def segment_tracks(
