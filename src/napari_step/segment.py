@@ -5,9 +5,9 @@ from the raw displacements, which is more precise than STEP's per-frame output w
 piecewise constant, and statistically interpretable. Its defaults were chosen with
 ``benchmarks/changepoints.py --switching`` so that the segmented D is not worse than STEP's
 per-frame output (pointwise mean |D/D_true - 1|, 2-D tracks of 200 frames, 1000 per set, test
-seed): two-state switching with noise 0.365 vs STEP 0.378 (previous default 0.466); 1-4 change
-points without noise 0.133 vs 0.138 (0.135), with relative noise 0.155 vs 0.180 (0.189), with
-0.05 px noise 0.164 vs 0.219 (0.298).
+seed): two-state switching with noise 0.354 vs STEP 0.378 (hybrid detector 0.466); 1-4 change
+points without noise 0.129 vs 0.138 (0.135), with relative noise 0.150 vs 0.180 (0.189), with
+0.05 px noise 0.163 vs 0.219 (0.298).
 
 * detector "exact" (:func:`napari_step.changepoints.exact_changepoints`): the exact penalised
   maximum-likelihood segmentation of the raw steps, penalty 2.0 log T per change point. It beat the
@@ -20,7 +20,8 @@ points without noise 0.133 vs 0.138 (0.135), with relative noise 0.155 vs 0.180 
   the noise bias of the plain MLE and is never more biased than it whatever the blur;
 * STEP fallback: a segment over which STEP's log10 D output has a standard deviation above
   ``spread`` (0.2 decades) is not a constant-D segment at this resolution (fast switching, short
-  excursions, drifts): its frames keep STEP's per-frame value in ``segmented_d``.
+  excursions, drifts): its frames keep STEP's per-frame value in ``segmented_d``; in the other
+  segments ``segmented_d`` blends the segment D with STEP's (``blend``, log space).
 
 Conventions (as everywhere in the package): pixels and frames, D in px^2/frame, ``d[t]`` is the D
 of the step from frame t to frame t+1 (the last frame repeats the one before it), and a change
