@@ -152,7 +152,20 @@ def _chunk_size(n_ids: int, n_chunks: int, min_chunk: int) -> int:
 
 def n_analysis_chunks(n_ids: int, n_chunks: int = 20, min_chunk: int = 8) -> int:
     """How many chunks (progress steps) :func:`analysis_chunks` makes of ``n_ids`` distinct
-    track IDs (it does not depend on the tracks' lengths)."""
+    track IDs (it does not depend on the tracks' lengths).
+
+    Parameters
+    ----------
+    n_ids : int
+        Number of distinct track IDs.
+    n_chunks, min_chunk : int
+        As for :func:`analysis_chunks`.
+
+    Returns
+    -------
+    int
+        The number of chunks (0 without IDs).
+    """
     return 0 if n_ids <= 0 else int(np.ceil(n_ids / _chunk_size(n_ids, n_chunks, min_chunk)))
 
 
@@ -223,8 +236,24 @@ def analyse_job(table: pd.DataFrame, track_ids, params: AnalysisParams, min_leng
 
 
 def analyse_layer_job(data, features, track_ids, params: AnalysisParams, min_length: int = 1):
-    """Generator: :func:`analyse_job` on a Tracks layer's ``data`` and ``features`` (the track
-    table is built here, in the worker thread, not in the GUI thread)."""
+    """Generator: :func:`analyse_job` on a Tracks layer's parts (the track table is built here,
+    in the worker thread, not in the GUI thread).
+
+    Parameters
+    ----------
+    data : ndarray, shape (N, 4 or 5)
+        The layer's data: track_id, t, (z,) y, x (px, frames).
+    features : pandas.DataFrame
+        The layer's features (same row order).
+    track_ids, params, min_length
+        As for :func:`analyse_job`.
+
+    Returns
+    -------
+    (pandas.DataFrame, AnalysisSummary) or JobError
+        What :func:`analyse_job` returns; a :class:`JobError` when the data is not a track
+        table.
+    """
     try:
         table = from_napari(data, features)
     except (TrackTableError, ValueError) as e:

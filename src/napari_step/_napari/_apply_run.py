@@ -71,7 +71,20 @@ class PreparedRun:
 
 def snapshot_layer(layer, colour: dict) -> LayerSnapshot:
     """What :func:`prepare_run` needs from ``layer`` (GUI thread; cheap: nothing is copied but
-    the metadata dict)."""
+    the metadata dict).
+
+    Parameters
+    ----------
+    layer : napari.layers.Tracks
+        The layer a run will go to.
+    colour : dict
+        The colouring: ``by`` (one of :data:`._colour.COLOUR_BY`), ``auto`` (range from the
+        data) and ``lo``/``hi`` (log10 D in the results' units).
+
+    Returns
+    -------
+    LayerSnapshot
+    """
     order = getattr(getattr(layer, "_manager", None), "_order", None)
     feats = layer.features
     return LayerSnapshot(
@@ -138,7 +151,8 @@ def prepare_run(
 
 
 def unchanged(layer, snap: LayerSnapshot) -> bool:
-    """True when ``layer``'s features, data and STEP metadata are still those of ``snap``."""
+    """True when ``layer``'s features, data and STEP metadata (results metadata and segments
+    table) are still those of ``snap`` (the same objects; other metadata may differ)."""
     md = layer.metadata or {}
     return (
         layer.features is snap.features
@@ -150,9 +164,23 @@ def unchanged(layer, snap: LayerSnapshot) -> bool:
 
 
 def apply_prepared(viewer, layer, prep: PreparedRun) -> bool:
-    """Assign a prepared run to ``layer`` (GUI thread): features once, metadata once, colours,
-    change points, blending. Returns False (nothing done) when the layer changed since its
-    snapshot."""
+    """Assign a prepared run to ``layer`` (GUI thread): features once, metadata once (the
+    layer's other metadata kept as they are now), colours, change points, blending.
+
+    Parameters
+    ----------
+    viewer : napari.Viewer
+        The viewer holding ``layer`` (change points layer, blending).
+    layer : napari.layers.Tracks
+        The layer the run was prepared for.
+    prep : PreparedRun
+        From :func:`prepare_run`.
+
+    Returns
+    -------
+    bool
+        False (nothing done) when the layer changed since its snapshot (:func:`unchanged`).
+    """
     from ._colour import choose_blending, paint_tracks
     from ._layers import update_changepoints
 

@@ -32,7 +32,6 @@ __all__ = [
     "analysed_track_ids",
     "tracks_with_values",
     "merge_tables",
-    "merge_results",
     "tracks_signature",
     "layer_in_viewer",
     "acquisition_units",
@@ -102,8 +101,21 @@ def analysed_track_ids(layer) -> list[int]:
 
 
 def tracks_with_values(track_ids, values) -> np.ndarray:
-    """The sorted unique track IDs (int64) of the rows whose ``values`` are finite (vectorised:
-    one pass when the IDs are sorted, as in a Tracks layer)."""
+    """The tracks that hold at least one finite value (vectorised: one pass when the IDs are
+    sorted, as in a Tracks layer; else one sort).
+
+    Parameters
+    ----------
+    track_ids : array-like of float or int, shape (N,)
+        The track ID of each row (rounded to integers).
+    values : array-like of float, shape (N,)
+        One value per row (NaN: none).
+
+    Returns
+    -------
+    ndarray of int64
+        The sorted unique IDs of the rows whose value is finite.
+    """
     tid = np.round(np.asarray(track_ids, dtype=float)).astype(np.int64)
     ok = np.isfinite(np.asarray(values, dtype=float))
     tid = tid[ok]
@@ -120,17 +132,6 @@ def tracks_signature(layer) -> tuple:
 
 def layer_in_viewer(viewer, layer) -> bool:
     return any(lyr is layer for lyr in viewer.layers)
-
-
-def merge_results(
-    layer, results: pd.DataFrame, track_ids, params: dict, segments: pd.DataFrame | None = None
-) -> dict:
-    """Merge a run's results into the layer's features and metadata (see
-    :func:`merged_results`, which computes them); returns the new ``napari_step`` metadata."""
-    feats, new_md = merged_results(layer, results, track_ids, params, segments)
-    set_layer_features(layer, feats)
-    layer.metadata = new_md
-    return new_md["napari_step"]
 
 
 def merged_results(
@@ -378,8 +379,22 @@ def apply_results(
 
 
 def changepoint_positions(data: np.ndarray, seg: pd.DataFrame) -> tuple:
-    """(positions, features) of the change points in a segments table, on the track points of
-    a Tracks layer's ``data`` (track_id, t, (z,) y, x)."""
+    """The change points of a segments table, placed on the track points.
+
+    Parameters
+    ----------
+    data : ndarray, shape (N, 4 or 5)
+        A Tracks layer's data: track_id, t, (z,) y, x (data units).
+    seg : pandas.DataFrame
+        A segments table (:data:`._analysis_jobs.SEGMENTS_COLUMNS`, ``d`` in the results'
+        units).
+
+    Returns
+    -------
+    (ndarray, pandas.DataFrame)
+        The positions (t, (z,) y, x) of the segments that start at a change point and their
+        features: track_id, frame, d_before and d_after (the results' D units).
+    """
     data = np.asarray(data)
     seg = seg.sort_values(["track_id", "start_frame"]).reset_index(drop=True)
     prev_d = seg.groupby("track_id")["d"].shift(1)
