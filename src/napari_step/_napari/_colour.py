@@ -226,7 +226,22 @@ def auto_range(log10_d, percentiles=(2.0, 98.0), min_span: float = 0.5) -> tuple
 
 def colour_columns(feats, lo: float, hi: float, alpha: bool = False, state: bool = False) -> dict:
     """The NaN-free colour columns of a features table, as arrays (see
-    :func:`colour_features`)."""
+    :func:`colour_features`).
+
+    Parameters
+    ----------
+    feats : pandas.DataFrame
+        A Tracks layer's features (``step_log10_d``, maybe ``step_alpha``, ``step_state``).
+    lo, hi : float
+        The log10 D colour range (the results' units).
+    alpha, state : bool
+        Also make the alpha / state colour column when the features lack their source.
+
+    Returns
+    -------
+    dict
+        Colour feature name -> float64 array (values in (0, 1], :data:`SENTINEL` for none).
+    """
     n = len(feats)
     out = {}
     if "step_log10_d" in feats.columns:

@@ -62,7 +62,24 @@ class RunOutcome:
 
 def prepare_outcome(snap, ids, params, result):
     """Worker thread, after the analysis: merge the result into the layer's snapshot and build
-    what the GUI thread then only assigns (:mod:`._apply_run`); a :class:`JobError` passes."""
+    what the GUI thread then only assigns (:mod:`._apply_run`).
+
+    Parameters
+    ----------
+    snap : ._apply_run.LayerSnapshot
+        The layer at Run time.
+    ids : list of int
+        The selected track IDs.
+    params : ._analysis_jobs.AnalysisParams
+        The run's settings.
+    result : (pandas.DataFrame, AnalysisSummary) or JobError
+        What the analysis job returned.
+
+    Returns
+    -------
+    RunOutcome or JobError
+        The prepared run (a :class:`JobError` passes unchanged).
+    """
     from ._apply_run import prepare_run
     from ._jobs import JobError
 
@@ -99,9 +116,24 @@ def _warm_imports() -> None:
 
 
 def apply_outcome(widget, layer, outcome: RunOutcome) -> str:
-    """Put a prepared run into its layer (GUI thread); returns the notification. When the layer
-    (features, STEP metadata) or the colour choice changed during the run, the run is merged
-    again into the layer as it is now, so nothing the user did meanwhile is lost."""
+    """Put a prepared run into its layer (GUI thread). When the layer (features, STEP
+    metadata) or the colour choice changed during the run, the run is merged again into the
+    layer as it is now, so nothing the user did meanwhile is lost.
+
+    Parameters
+    ----------
+    widget : .step_widget.StepAnalysisWidget
+        The widget that ran it (viewer, colour settings).
+    layer : napari.layers.Tracks
+        The analysed layer.
+    outcome : RunOutcome
+        From :func:`prepare_outcome`.
+
+    Returns
+    -------
+    str
+        The notification for the user.
+    """
     prep = outcome.prepared
     if colour_choice(widget) == prep.snapshot.colour and apply_prepared(
         widget._viewer, layer, prep
