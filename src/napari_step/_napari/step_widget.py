@@ -216,8 +216,9 @@ class StepAnalysisWidget(ScrollableDock, SelectionMixin, FollowsTracks, Backgrou
         layer = self.tracks.value
         if layer is not None:
             self._load_layer_settings(layer)
-            ids = set(np.round(np.asarray(layer.data)[:, 0]).astype(int).tolist())
-            self._clicked = [i for i in self._clicked if i in ids]
+            if self._clicked:  # keep the clicked tracks this layer has (one vectorised test)
+                here = np.isin(self._clicked, np.round(np.asarray(layer.data)[:, 0]))
+                self._clicked = [i for i, ok in zip(self._clicked, here) if ok]
         self._update_selection_info()
         self._update_status()
         outputs.refresh_segments_table(self)
