@@ -14,10 +14,10 @@ sigma (px), with the MLE, CVE, pooled-noise CVE and STEP-mean segment estimators
 
 Methods: (a) KCPD (linear kernel) on STEP log10 D; (b) KCPD on log10 |dx|^2; (c) the hybrid of
 napari_step.segment (STEP KCPD proposals, raw-step likelihood-ratio pruning, ML refinement), the
-package default; (d) KCPD on the two stacked (STEP, w * log step size); (e) a reference without
-STEP: the exact penalised maximum-likelihood segmentation of the raw steps (optimal partitioning,
-Brownian likelihood, penalty per change point 2.5 log T; napari_step.segment.exact_changepoints),
-i.e. what the data alone support.
+former default; (d) KCPD on the two stacked (STEP, w * log step size); (e) the exact penalised
+maximum-likelihood segmentation of the raw steps (optimal partitioning, Brownian likelihood,
+penalty per change point 2.0 log T; napari_step.segment.exact_changepoints); (f) the package
+default: (e)'s change points confirmed by napari_step.segment.confirm_changepoints.
 
 The segmented-D section also splits the excess error of the default over the true-segment floor by
 track: tracks where the detector found fewer change points than there are (changes too small to
@@ -146,12 +146,17 @@ def det_exact(data, penalty=sg.EXACT_PENALTY):
     return [sg.exact_changepoints(x, penalty) for x in data["pos"]]
 
 
+def det_confirmed(data):
+    return [sg.confirm_changepoints(x, sg.exact_changepoints(x)) for x in data["pos"]]
+
+
 METHODS = {
     "(a) KCPD on STEP": det_step,
     "(b) KCPD on log step sizes": det_stepsize,
-    "(c) hybrid (package default)": det_hybrid,
+    "(c) hybrid (STEP proposals)": det_hybrid,
     "(d) KCPD on STEP + log step sizes": det_stack,
     "(e) exact ML segmentation, no STEP": det_exact,
+    "(f) (e) confirmed (package default)": det_confirmed,
 }
 
 
@@ -306,13 +311,13 @@ def report(n_one: int, n_multi: int, n_none: int, seed: int):
         for name, dm in rows:
             errs = [pointwise_error(segmented(multi, dm, e), multi["d"]) for e in ests]
             print(f"  {name:40s}" + "".join(f"{v:11.3f}" for v in errs))
-        default = dets_multi["(c) hybrid (package default)"]
+        default = dets_multi["(f) (e) confirmed (package default)"]
         e_true = np.abs(segmented(multi, multi["cps"], "mle") / multi["d"] - 1)
         e_det = np.abs(segmented(multi, default, "mle") / multi["d"] - 1)
         n_det = np.array([len(c) for c in default])
         n_true = np.array([len(c) for c in multi["cps"]])
         total = e_det.mean() - e_true.mean()
-        print(f"  excess of (c) over the floor (MLE) {total:.4f}, by track:", end="")
+        print(f"  excess of (f) over the floor (MLE) {total:.4f}, by track:", end="")
         for label, sel in (
             ("fewer", n_det < n_true),
             ("as many", n_det == n_true),

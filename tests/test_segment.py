@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from napari_step.changepoints import step_dispersion
+from napari_step.changepoints import EXACT_MIN_SIZE, step_dispersion
 from napari_step.segment import (
     EXACT_PENALTY,
     STEP_BLEND,
@@ -234,7 +234,7 @@ def test_exact_changepoints_frame_convention_and_optimality():
     hits = 0
     for pos, true in zip(sim.positions, sim.changepoints):
         found = exact_changepoints(pos)
-        assert np.all(np.diff(np.r_[0, found, 200]) >= 5)  # min_size respected
+        assert np.all(np.diff(np.r_[0, found, 200]) >= EXACT_MIN_SIZE)  # min_size respected
         # it is the optimum: never worse than the truth (or the empty segmentation) on its objective
         best = _nll_plus_penalty(pos, found, pen)
         assert best <= _nll_plus_penalty(pos, true, pen) + 1e-6
@@ -249,7 +249,7 @@ def test_exact_changepoints_constant_d_and_bad_input():
         len(exact_changepoints(_bm(200, 10 ** rng.uniform(-3, 3), rng=i))) for i in range(30)
     )
     assert n_false <= 2
-    assert exact_changepoints(_bm(8, 1.0)).size == 0  # too short for two segments
+    assert exact_changepoints(_bm(2 * EXACT_MIN_SIZE, 1.0)).size == 0  # too short for two
     bad = _bm(50, 1.0)
     bad[10] = np.nan
     with pytest.raises(ValueError, match="finite"):

@@ -5,9 +5,9 @@ from the raw displacements, which is more precise than STEP's per-frame output w
 piecewise constant, and statistically interpretable. Its defaults were chosen with
 ``benchmarks/changepoints.py --switching`` so that the segmented D is not worse than STEP's
 per-frame output (pointwise mean |D/D_true - 1|, 2-D tracks of 200 frames, 1000 per set, test
-seed): two-state switching with noise 0.354 vs STEP 0.378 (hybrid detector 0.466); 1-4 change
+seed): two-state switching with noise 0.345 vs STEP 0.378 (hybrid detector 0.466); 1-4 change
 points without noise 0.129 vs 0.138 (0.135), with relative noise 0.150 vs 0.180 (0.189), with
-0.05 px noise 0.163 vs 0.219 (0.298).
+0.05 px noise 0.164 vs 0.219 (0.298).
 
 * detector "exact" (:func:`napari_step.changepoints.exact_changepoints`): the exact penalised
   maximum-likelihood segmentation of the raw steps, penalty 2.0 log T per change point. It beat the
@@ -42,6 +42,7 @@ from ._d_estimators import R_FULL_FRAME, cve_d, mle_d
 from .changepoints import (
     CONFIRM_THRESHOLD,
     DEFAULT_MIN_SIZE,
+    EXACT_MIN_SIZE,
     EXACT_PENALTY,
     GLR_THRESHOLD,
     KCPD_PENALTY,
@@ -367,7 +368,8 @@ def segment_track(
         blend = None
     if detector != "exact" or confirm is None:
         return _build(pos, pred, cps, estimator, R, spread, blend=blend)
-    kept = confirm_changepoints(pos, cps, confirm)
+    min_size = cp_kwargs.get("min_size", EXACT_MIN_SIZE)
+    kept = confirm_changepoints(pos, cps, confirm, min_size=min_size)
     return _build(pos, pred, kept, estimator, R, spread, detail=cps, blend=blend)
 
 
