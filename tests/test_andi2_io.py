@@ -19,6 +19,7 @@ from napari_step.io.andi2 import (
     andi2_ensemble,
     andi2_segments,
     andi2_submission_path,
+    pool_segment_k,
     read_andi2_ensemble,
     read_andi2_labels,
     read_andi2_trajectories,
@@ -298,3 +299,25 @@ def test_segment_alpha_shrinks_short_segments_and_k_reads_anomalous_motion():
     k = np.array([segment_mle_k(p, [(0, 100), (100, 200)]) for p in tr.positions])
     assert abs(np.median(k) - 1.0) < 0.05
     assert np.isnan(segment_mle_k(tr.positions[0], [(0, 199), (199, 200)])[1])
+
+
+def test_segments_of_one_state_share_their_k():
+    """Fast (K 1) and slow (K 0.01) segments alternate in a track: each group's segments get
+    the group's pooled ML K, so a 4-step fast segment is read about as well as the long ones;
+    the slow state stays apart."""
+    rng = np.random.default_rng(40)
+    k_true = np.r_[[1.0] * 60, [0.01] * 60, [1.0] * 4, [0.01] * 60, [1.0] * 16]
+    steps = rng.normal(size=(200, 2)) * np.sqrt(2 * k_true)[:, None]
+    pos = np.cumsum(np.r_[np.zeros((1, 2)), steps], axis=0)  # step t -> t+1 has k_true[t]
+    bounds = [(0, 60), (60, 120), (120, 124), (124, 184), (184, 201)]
+    pooled = segment_mle_k(pos, bounds)
+    alone = segment_mle_k(pos, bounds, pool=None)
+    fast = [0, 2, 4]
+    np.testing.assert_allclose(pooled[fast], pooled[0])  # one fast group
+    np.testing.assert_allclose(pooled[[1, 3]], pooled[1])  # one slow group
+    assert abs(pooled[0] - 1.0) < 0.3 and abs(pooled[1] / 0.01 - 1) < 0.3  # ~3 sd
+    assert not np.isclose(alone[2], alone[0])  # on its own the short segment has its own K
+    # never merged across a clear difference; a segment without a step stays NaN
+    k = pool_segment_k([50, 50, 0], [50 * 4.0, 50 * 0.04, 0.0], 2, 8.0)
+    np.testing.assert_allclose(k[:2], [1.0, 0.01])
+    assert np.isnan(k[2])

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from ..tracks import position_columns, validate_table
-from ._andi2_estimates import andi2_alpha, segment_mle_k
+from ._andi2_estimates import POOL_THRESHOLD, andi2_alpha, pool_segment_k, segment_mle_k
 from ._common import (
     META_KEY,
     TrackFileError,
@@ -47,6 +47,7 @@ __all__ = [
     "andi2_segments",
     "andi2_alpha",
     "segment_mle_k",
+    "pool_segment_k",
     "andi2_ensemble",
     "write_andi2_ensemble",
     "read_andi2_ensemble",
@@ -221,6 +222,15 @@ def _per_frame_k(table: pd.DataFrame, codes: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(k), k, msd1)
 
 
+def _pooled_k(n_steps: np.ndarray, sq_sums: np.ndarray, track: pd.Series, dim: int):
+    """:func:`segment_mle_k` (pooled over each track's same-state segments) from per-segment step
+    counts and squared-step sums, segments of a track consecutive."""
+    out = np.full(len(n_steps), np.nan)
+    for rows in track.groupby(track.to_numpy(), sort=False).indices.values():
+        out[rows] = pool_segment_k(n_steps[rows], sq_sums[rows], dim, POOL_THRESHOLD)
+    return out
+
+
 def andi2_segments(
     results: pd.DataFrame,
     *,
@@ -250,9 +260,10 @@ def andi2_segments(
     pandas.DataFrame
         Columns of :func:`read_andi2_labels`: ``track_id``, ``segment``, ``start``, ``stop``
         (frames from the track's first frame), ``k`` (px^2/frame: the maximum-likelihood K of
-        the segment's steps, :func:`segment_mle_k`; the median of the per-frame D where the
-        segment has no step), ``alpha`` (:func:`andi2_alpha`: the segment mean shrunk toward
-        the state's prior by length, 0 for immobile segments as the challenge labels them),
+        the segment's steps pooled with the track's segments of the same state,
+        :func:`segment_mle_k`; the median of the per-frame D where the segment has no step),
+        ``alpha`` (:func:`andi2_alpha`: the segment mean shrunk toward the state's prior by
+        length, 0 for immobile segments as the challenge labels them),
         ``state`` (segment majority) and ``length`` (last - first frame + 1). Immobile
         segments' K stays the measured one (K = 0 would cost much when a mobile segment is
         taken for immobile).
@@ -284,11 +295,12 @@ def andi2_segments(
             "start": frames - first,
             "length": last - first + 1,
             "k": k,
-            "step": np.where(nxt, fwd, np.nan) / (2 * pos.shape[1]),
+            "step": np.where(nxt, fwd, np.nan),
             "alpha": alpha,
         }
     ).groupby("seg")
-    mle = g["step"].mean().to_numpy()  # segment_mle_k, vectorised over all segments
+    n_steps, sums = g["step"].count().to_numpy(), g["step"].sum().to_numpy()
+    mle = _pooled_k(n_steps, sums, g["track"].first(), pos.shape[1])  # segment_mle_k, pooled
     out = pd.DataFrame(
         {
             "track_id": np.asarray(ids)[g["track"].first().to_numpy()],
