@@ -21,7 +21,8 @@ napari-step); ``benchmarks/andi2_env.py`` is the part that runs there::
      given STEP's ``predict_log10_d`` output (``--methods``: "default" = the package's default
      detector and estimator, or DETECTOR:ESTIMATOR[:KEY=VALUE...]; R = 0, the data have no
      motion blur); per segment, as ``analyze --andi2`` writes it (``napari_step.io.andi2``):
-     K = maximum likelihood of the segment's steps (``segment_mle_k``), alpha = mean of
+     K = maximum likelihood of the segment's steps, pooled over the track's segments of the
+     same state (``segment_mle_k``), alpha = mean of
      ``predict_alpha`` over the segment shrunk toward the state's prior by length
      (``andi2_alpha``), state 3 (directed) when that mean alpha >= 1.9, else 2 (free);
    - ``step[<first method>]+states``: the same, with the segment's state the most probable class
