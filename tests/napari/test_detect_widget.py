@@ -159,9 +159,57 @@ def test_detect_link_and_step_end_to_end(detect_widget, viewer, small_sample, wa
     assert abs(fast - np.log10(0.8 * 0.01 / 0.05)) < 0.4
 
     # relinking keeps the analysed result and adds the new one beside it
-    relinked = detect_widget.relink()
+    relinked = _relink(detect_widget, wait_worker)
     assert isinstance(relinked, Tracks) and relinked is not layer
     assert layer in viewer.layers and relinked in viewer.layers
+
+
+def test_tracks_layer_is_built_in_the_worker(
+    detect_widget, viewer, wait_worker, make_napari_viewer, monkeypatch
+):
+    """The linked tracks' layer object is made in the worker thread (seconds at 100 000
+    tracks) and only added in the GUI thread; it is the layer ``add_tracks`` makes."""
+    import threading
+
+    from napari_step._napari._detection_jobs import link_detections, tracks_layer_kwargs
+    from napari_step.tracks import to_napari
+
+    built, inserted = [], []
+    real_init = Tracks.__init__
+
+    def spy(self, *args, **kwargs):  # the real constructor, noting its thread
+        built.append(threading.current_thread())
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(Tracks, "__init__", spy)
+    viewer.layers.events.inserted.connect(
+        lambda e: inserted.append((e.value, threading.current_thread()))
+    )
+    w = detect_widget
+    w.preview.value = False
+    w.memory.value, w.min_length.value = 2, 10
+    w.detect()
+    wait_worker(w)
+    monkeypatch.undo()
+    layer = w._last_result
+    assert isinstance(layer, Tracks) and layer in viewer.layers
+    assert len(built) == 1 and built[0] is not threading.main_thread()
+    assert inserted == [(layer, threading.main_thread())]
+
+    image, det, lnk = viewer.layers["movie"], w.detection_params(), w.linking_params()
+    data, feats = to_napari(link_detections(w._detections, lnk))
+    ref = make_napari_viewer().add_tracks(
+        data, features=feats, **tracks_layer_kwargs(image, det, lnk)
+    )
+    got_data, got, _ = layer.as_layer_data_tuple()
+    ref_data, want, _ = ref.as_layer_data_tuple()
+    np.testing.assert_array_equal(got_data, ref_data)
+    pd.testing.assert_frame_equal(got.pop("features"), want.pop("features"))
+    assert got.keys() == want.keys()
+    for key in want:
+        np.testing.assert_equal(got[key], want[key], err_msg=key)
+    np.testing.assert_array_equal(layer.track_colors, ref.track_colors)
+    assert layer.name == "movie tracks" and "gaps" in w.status.value
 
 
 def test_cancel_detection_adds_nothing(detect_widget, viewer, wait_worker, notes):
@@ -178,7 +226,21 @@ def test_cancel_detection_adds_nothing(detect_widget, viewer, wait_worker, notes
     assert detect_widget.detect_button.enabled and not detect_widget.cancel_button.enabled
 
 
-def test_relink_replaces_the_previous_result(detect_widget, viewer, wait_worker):
+def _relink(widget, wait_worker):
+    """Click "Link again" and wait: the Tracks layer it added (None if none)."""
+    added = []
+    widget.tracks_added.connect(added.append)
+    try:
+        assert widget.relink() is not None and widget.running
+        assert not widget.relink_button.enabled and not widget.detect_button.enabled
+        wait_worker(widget)
+    finally:
+        widget.tracks_added.disconnect(added.append)
+    assert widget.relink_button.enabled and widget.detect_button.enabled
+    return added[0] if added else None
+
+
+def test_relink_replaces_the_previous_result(detect_widget, viewer, wait_worker, notes):
     detect_widget.preview.value = False
     detect_widget.min_length.value = 1
     detect_widget.detect()
@@ -186,10 +248,11 @@ def test_relink_replaces_the_previous_result(detect_widget, viewer, wait_worker)
     first = viewer.layers[-1]
     assert isinstance(first, Tracks) and detect_widget.relink_button.enabled
     detect_widget.min_length.value = 1000  # longer than the movie: nothing survives
-    assert detect_widget.relink() is None
+    assert _relink(detect_widget, wait_worker) is None
     assert first in viewer.layers  # a failed relink changes nothing
+    assert notes[-1][0] == "warning" and "no track is long enough" in notes[-1][1]
     detect_widget.min_length.value = 30
-    second = detect_widget.relink()
+    second = _relink(detect_widget, wait_worker)
     assert isinstance(second, Tracks) and second is not first
     assert np.unique(second.data[:, 0], return_counts=True)[1].min() >= 30
     # not stacked: one Tracks layer, the same name, in the same place

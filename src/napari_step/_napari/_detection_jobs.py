@@ -1,10 +1,14 @@
 """The detection jobs behind the "Detect & link" widget, as plain functions and generators
-(no Qt, no napari): the widget runs them in worker threads and only ever touches layers in the
-GUI thread with what they return.
+(no Qt): the widget runs them in worker threads and only ever touches the viewer in the GUI
+thread with what they return.
 
 - :func:`detect_job`: detect every frame (chunked, optionally in worker processes), then link;
   each ``yield`` is ``(frames done, frames)`` for the dock's progress bar and a point where
   Cancel stops the job; :func:`._jobs.run_job` drives it to the end without a GUI.
+- :func:`link_job`: link the last detections again ("Link again").
+- :func:`prepare_tracks`: the step after either job, in the same worker: the napari Tracks
+  layer object of the linked table, built but in no viewer yet (napari needs seconds to build
+  one of 100 000 tracks; the GUI thread then only adds it), with the counts for the status line.
 - :func:`preview_features`: one frame's detections without a mass limit (the preview and the
   mass histogram filter them by the min. mass, so changing the min. mass needs no detection).
 - :func:`suggest_job`: suggested parameters from the shown frame.
@@ -33,6 +37,9 @@ __all__ = [
     "detect_job",
     "detection_kwargs",
     "link_detections",
+    "link_job",
+    "LinkedTracks",
+    "prepare_tracks",
     "preview_features",
     "replaceable",
     "suggest_job",
@@ -124,6 +131,75 @@ def link_detections(detections: pd.DataFrame, linking: LinkingParams) -> pd.Data
     )
 
 
+def link_job(detections: pd.DataFrame, linking: LinkingParams):
+    """Generator: link ``detections`` again (one step, before linking: Cancel stops it there).
+
+    Returns
+    -------
+    (DataFrame, DataFrame) or JobError
+        The detections and the linked track table.
+    """
+    yield 0
+    try:
+        return detections, link_detections(detections, linking)
+    except (ValueError, RuntimeError, MemoryError) as e:  # trackpy's subnet limit: RuntimeError
+        return JobError(f"linking failed: {e}")
+
+
+@dataclass
+class LinkedTracks:
+    """A linking result ready for the viewer (made in the worker thread).
+
+    ``layer`` is the napari Tracks layer of the linked table, in no viewer yet (None when no
+    track is long enough); the counts are for the widget's status line.
+    """
+
+    layer: object
+    n_detections: int
+    n_tracks: int
+    n_points: int
+    n_gaps: int  # frames skipped inside tracks thanks to the linking memory
+
+
+def prepare_tracks(layer_kwargs: dict, result):
+    """The worker's step after :func:`detect_job` or :func:`link_job`: the Tracks layer of the
+    linked table, built off the GUI thread.
+
+    Parameters
+    ----------
+    layer_kwargs : dict
+        Keyword arguments of ``napari.layers.Tracks`` (:func:`tracks_layer_kwargs`).
+    result : (DataFrame, DataFrame or None) or JobError
+        What the job returned: the detections and the linked table.
+
+    Returns
+    -------
+    (DataFrame, LinkedTracks or None) or JobError
+        The detections and the prepared tracks (None when the job only detected); a
+        :class:`JobError` passes through.
+    """
+    if isinstance(result, JobError):
+        return result
+    detections, table = result
+    if table is None:
+        return detections, None
+    n_det = len(detections) if detections is not None else len(table)
+    if len(table) == 0:
+        return detections, LinkedTracks(None, n_det, 0, 0, 0)
+    from napari.layers import Tracks
+
+    from ..tracks import to_napari
+
+    try:
+        data, feats = to_napari(table)
+        layer = Tracks(data, features=feats, **layer_kwargs)
+    except (ValueError, TypeError, MemoryError) as e:
+        return JobError(f"the Tracks layer could not be made: {e}")
+    span = table.groupby("track_id")["frame"].agg(["min", "max", "size"])
+    n_gaps = int((span["max"] - span["min"] + 1 - span["size"]).clip(lower=0).sum())
+    return detections, LinkedTracks(layer, n_det, len(span), len(table), n_gaps)
+
+
 @dataclass(frozen=True)
 class PreviewRequest:
     """What a preview detects: one frame of one image with the mass-independent parameters."""
@@ -164,8 +240,8 @@ def suggest_job(image: np.ndarray, image_id: int, frame: int):
 
 
 def tracks_layer_kwargs(image, det: DetectionParams, lnk: LinkingParams) -> dict:
-    """``add_tracks`` keyword arguments for tracks found in ``image`` (an Image layer): its
-    scale, translation, units and acquisition metadata, and the parameters used."""
+    """``napari.layers.Tracks`` keyword arguments for tracks found in ``image`` (an Image
+    layer): its scale, translation, units and acquisition metadata, and the parameters used."""
     meta = {
         k: image.metadata[k]
         for k in ("pixel_size_um", "frame_interval_s")

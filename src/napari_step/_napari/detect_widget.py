@@ -10,14 +10,17 @@ linking.
   filters, it needs no new detection;
 - *Detect & link* detects every frame in a worker (a progress bar in the dock; *Cancel* stops
   it between two chunks of frames), then links the detections into a Tracks layer;
-  *Link again* relinks the last detections with the current linking parameters. A new result
+  *Link again* relinks the last detections with the current linking parameters (in a worker
+  too). The worker also builds the Tracks layer object (seconds at 100 000 tracks): the GUI
+  thread only adds it to the viewer. A new result
   replaces this widget's previous, not yet analysed result of the same movie (an analysed one
   is kept and the new one gets its own name).
 
 The preview layer never outlives its image or a finished detection: it is hidden when its image
 is being removed and removed right after (napari 0.9 / vispy on Mesa crash drawing a Points
 layer in the frame that removes a 3-D image), and removed when detection succeeds. Worker
-threads only compute; layers are changed in the GUI thread.
+threads only compute (the new Tracks layer is built there, in no viewer); the viewer's layers
+are changed in the GUI thread only.
 
 Frames that a track skipped thanks to ``memory`` have no point in the layer: gaps stay explicit
 (the STEP analysis splits tracks there).
@@ -35,9 +38,15 @@ from psygnal import Signal
 from qtpy.QtCore import QTimer
 
 from ..pipeline import DetectionParams, LinkingParams
-from ..tracks import to_napari
 from ._detect_preview import DetectionPreview, MassHistogram
-from ._detection_jobs import detect_job, link_detections, replaceable, tracks_layer_kwargs
+from ._detection_jobs import (
+    LinkedTracks,
+    detect_job,
+    link_job,
+    prepare_tracks,
+    replaceable,
+    tracks_layer_kwargs,
+)
 from ._jobs import JobError
 from ._widgets_common import (
     BackgroundJob,
@@ -257,7 +266,10 @@ class DetectLinkWidget(DetectionPreview, BackgroundJob, Container):
 
     # ---------------------------------------------------------------- detection
     def detect(self, *_):
-        """Start detection + linking over all frames; returns the worker (None if refused)."""
+        """Start detection + linking over all frames; returns the worker (None if refused).
+
+        The worker also builds the Tracks layer (:func:`._detection_jobs.prepare_tracks`): the
+        GUI thread only adds it to the viewer."""
         if self._worker is not None:
             notifications.show_warning("Detect & link: a detection is already running")
             return None
@@ -267,6 +279,7 @@ class DetectLinkWidget(DetectionPreview, BackgroundJob, Container):
         movie = self._movie(layer)
         det, lnk = self.detection_params(), self.linking_params()
         n = int(movie.shape[0])
+        self._job_kind = "detection"
         worker = self._start_job(
             detect_job,
             movie,
@@ -274,8 +287,9 @@ class DetectLinkWidget(DetectionPreview, BackgroundJob, Container):
             lnk,
             total=n,
             desc="frames",
-            on_returned=partial(self._on_detected, layer, det, lnk),
+            on_returned=partial(self._on_detected, layer, det),
             also_disable=(self.relink_button, self.suggest_button),
+            then=partial(prepare_tracks, tracks_layer_kwargs(layer, det, lnk)),
         )
         self.status.value = f"detecting in {n} frame(s)..."
         worker.start()
@@ -285,70 +299,90 @@ class DetectLinkWidget(DetectionPreview, BackgroundJob, Container):
         notifications.show_error(f"Detect & link failed: {exc}")
 
     def _on_aborted(self, *_):
-        self.status.value = "detection cancelled"
-        notifications.show_info("Detect & link: detection cancelled, nothing was added")
+        what = getattr(self, "_job_kind", "detection")
+        self.status.value = f"{what} cancelled"
+        notifications.show_info(f"Detect & link: {what} cancelled, nothing was added")
 
     def _on_finished(self, *_):
         if is_alive(self.native):
             self.relink_button.enabled = self._detections is not None
 
-    def _on_detected(self, image, det, lnk, result):
+    def _on_detected(self, image, det, result):
         if isinstance(result, JobError):
             self.status.value = result.message
             notifications.show_error(f"Detect & link: {result.message}")
             return
-        detections, table = result
+        detections, linked = result
         self._detections = detections
         self._detections_source = (image, det)
         with self.preview.changed.blocked():
             self.preview.value = False  # the red circles would cover the tracks
         self.remove_preview()
         self.preview_info.value = "off after detection (tick 'live preview' to see it again)"
-        self._add_tracks(image, table, det, lnk)
+        self._add_tracks(image, linked)
 
     def relink(self, *_):
-        """Link the last detections again with the current linking parameters; returns the
-        new Tracks layer (None if nothing was linked)."""
+        """Link the last detections again with the current linking parameters, in a worker
+        (which also builds the Tracks layer); returns the worker (None if refused). The new
+        layer replaces the previous result unless that one was analysed (``tracks_added``
+        tells when it is in the viewer)."""
+        if self._worker is not None:
+            notifications.show_warning("Detect & link: a detection or linking is running")
+            return None
         if self._detections is None:
             notifications.show_warning("Detect & link: detect particles first")
             return None
         image, det = self._detections_source
         lnk = self.linking_params()
-        try:
-            table = link_detections(self._detections, lnk)
-        except (ValueError, RuntimeError) as e:
-            notifications.show_error(f"Detect & link: linking failed: {e}")
-            return None
-        return self._add_tracks(image, table, det, lnk)
+        self._job_kind = "linking"
+        worker = self._start_job(
+            link_job,
+            self._detections,
+            lnk,
+            total=0,
+            desc="linking",
+            on_returned=partial(self._on_linked, image),
+            also_disable=(self.relink_button, self.suggest_button),
+            then=partial(prepare_tracks, tracks_layer_kwargs(image, det, lnk)),
+        )
+        self.status.value = f"linking {len(self._detections)} detections..."
+        worker.start()
+        return worker
 
-    def _add_tracks(self, image, table, det, lnk):
-        if len(table) == 0:
+    def _on_linked(self, image, result):
+        if isinstance(result, JobError):
+            self.status.value = result.message
+            notifications.show_error(f"Detect & link: {result.message}")
+            return
+        self._add_tracks(image, result[1])
+
+    def _add_tracks(self, image, linked: LinkedTracks | None):
+        """Add the Tracks layer built in the worker (in place of the previous, unanalysed
+        result of the same image); returns it (None when no track is long enough)."""
+        if linked is None or linked.layer is None:
             self.status.value = "no track is long enough"
             notifications.show_warning(
                 "Detect & link: no track is long enough; lower the minimum mass or the minimum "
                 "track length, or raise the search range"
             )
             return None
-        data, feats = to_napari(table)
-        kwargs = tracks_layer_kwargs(image, det, lnk)
+        layer = linked.layer
         old = self._last_result
         old = old if replaceable(self._viewer.layers, old, image) else None
         if old is not None:
-            index, kwargs["name"] = self._viewer.layers.index(old), old.name
+            index, layer.name = self._viewer.layers.index(old), old.name
             self._viewer.layers.remove(old)
-        layer = self._viewer.add_tracks(data, features=feats, **kwargs)
+        self._viewer.add_layer(layer)
         if old is not None:  # in the old one's place in the layer list
             self._viewer.layers.move(self._viewer.layers.index(layer), index)
         self._last_result = layer
-        n_tracks = int(table["track_id"].nunique())
-        frames = table.groupby("track_id")["frame"]
-        n_gaps = int((frames.max() - frames.min() + 1 - frames.size()).clip(lower=0).sum())
-        n_det = len(self._detections) if self._detections is not None else len(table)
         verb = "replaced" if old is not None else "added as"
+        gaps = linked.n_gaps
         self.status.value = (
-            f"{n_det} detections; {n_tracks} tracks, {len(table)} points {verb} '{layer.name}'"
-            + (f"; {n_gaps} skipped frame(s) left as gaps" if n_gaps else "")
+            f"{linked.n_detections} detections; {linked.n_tracks} tracks, {linked.n_points} "
+            f"points {verb} '{layer.name}'"
+            + (f"; {gaps} skipped frame(s) left as gaps" if gaps else "")
         )
-        notifications.show_info(f"Detect & link: {n_tracks} tracks {verb} '{layer.name}'")
+        notifications.show_info(f"Detect & link: {linked.n_tracks} tracks {verb} '{layer.name}'")
         self.tracks_added.emit(layer)
         return layer
