@@ -3,13 +3,16 @@
 napari draws no colour bar for Tracks layers; this dock shows the one the plugin uses (log10 D
 over the layer's range with its units, or alpha 0..2; a legend of the four state colours when
 the tracks are coloured by state), grey meaning "not analysed". The STEP
-widget adds it whenever it colours tracks; it redraws when the layer's colouring changes.
+widget adds it whenever it colours tracks; it redraws when the layer's colouring changes, and
+only then (a new dock pointed at a layer draws once; metadata changes that leave the colouring
+as it is draw nothing).
 """
 
 from __future__ import annotations
 
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
+from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QVBoxLayout, QWidget
 
 from ._colour import (
@@ -57,8 +60,10 @@ class ColourBarWidget(QWidget):
         lay.addWidget(self.canvas)
         self.setMaximumHeight(90)
         self.label = ""
+        self.colorbar = self.legend = None
+        self._drawn = None  # what the figure shows (see _what); None: nothing yet
         register_dock(self)
-        self.redraw()
+        QTimer.singleShot(0, self.redraw)  # the default bar, unless set_layer() drew first
 
     @property
     def layer(self):
@@ -77,17 +82,30 @@ class ColourBarWidget(QWidget):
                 layer.events.metadata.connect(self.redraw)
         self.redraw()
 
-    def redraw(self, *_) -> None:
+    def _what(self) -> tuple:
+        """What the figure should show: the state legend of a layer, or a bar's label and
+        range."""
+        if self._layer is not None and colour_by(self._layer) == "state":
+            return ("state", self._layer.name)
+        return ("bar", *colour_bar_label(self._layer))
+
+    def redraw(self, *_, force: bool = False) -> None:
+        """Draw the colour bar (or the state legend) of the layer, unless it shows that
+        already (``force``: draw anyway)."""
         if not is_alive(self):
+            return
+        what = self._what()
+        if what == self._drawn and not force:
+            return
+        self._drawn = what
+        if what[0] == "state":
+            self._draw_legend()
             return
         from matplotlib.cm import ScalarMappable
         from matplotlib.colorbar import Colorbar
         from matplotlib.colors import Normalize
 
-        if self._layer is not None and colour_by(self._layer) == "state":
-            self._draw_legend()
-            return
-        label, lo, hi, is_alpha = colour_bar_label(self._layer)
+        _, label, lo, hi, is_alpha = what
         cmap = mpl_alpha_colormap() if is_alpha else mpl_colormap()
         self.figure.clear()
         ax = self.figure.add_subplot(111)

@@ -14,29 +14,34 @@ __all__ = ["SelectionMixin", "CLICK_RADIUS_SCREEN_PX"]
 CLICK_RADIUS_SCREEN_PX = 12  # how far (on screen) a click may be from a track
 
 
+def _in_layer(ids: list[int], layer) -> np.ndarray:
+    """Which of ``ids`` are track IDs of ``layer`` (bool per ID)."""
+    if not ids:
+        return np.zeros(0, bool)
+    lim = np.iinfo(np.int64)
+    fits = np.array([lim.min <= i <= lim.max for i in ids])  # a typed 10**30 is no track
+    out = np.zeros(len(ids), bool)
+    layer_ids = np.round(np.asarray(layer.data)[:, 0]).astype(np.int64)
+    out[fits] = np.isin(np.array([i for i in ids if lim.min <= i <= lim.max], np.int64), layer_ids)
+    return out
+
+
 class SelectionMixin:
     """Track selection of :class:`.step_widget.StepAnalysisWidget` (its ``settings``,
     ``tracks``/``shapes`` combos, ``_clicked`` list and ``set_current_track``)."""
 
     def selected_track_ids(self, layer=None, notify: bool = True) -> list[int] | None:
         """IDs the current selection mode picks in ``layer`` (None when the choice is invalid;
-        with ``notify`` the user is told why)."""
+        with ``notify`` the user is told why).
+
+        Called on every layer insertion and setting change: "all" mode only counts points per
+        track; typed and clicked IDs are checked against the layer with one vectorised test
+        (no Python set of every track ID)."""
         layer = layer if layer is not None else self.tracks.value
         say = notifications.show_warning if notify else (lambda *_: None)
         mode = self.settings.mode
-        all_ids = set(int(i) for i in np.unique(np.round(np.asarray(layer.data)[:, 0])))
         if mode == "all":
             return tracks_by_length(layer, int(self.settings.min_length))
-        if mode == "ids":
-            try:
-                ids = parse_track_ids(self.settings.track_ids)
-            except ValueError as e:
-                say(f"STEP analysis: {e}")
-                return None
-            missing = [i for i in ids if i not in all_ids]
-            if missing and notify:
-                say(f"STEP analysis: no track(s) {format_ids(missing)} in '{layer.name}'")
-            return [i for i in ids if i in all_ids]
         if mode == "shapes":
             shapes = self.shapes.value
             if shapes is None:
@@ -46,7 +51,19 @@ class SelectionMixin:
             if ignored and notify:
                 say(f"STEP analysis: {ignored} line/path shape(s) enclose nothing and were ignored")
             return ids
-        return [i for i in self._clicked if i in all_ids]
+        if mode == "ids":
+            try:
+                ids = parse_track_ids(self.settings.track_ids)
+            except ValueError as e:
+                say(f"STEP analysis: {e}")
+                return None
+        else:
+            ids = list(self._clicked)
+        here = _in_layer(ids, layer)
+        missing = [i for i, ok in zip(ids, here) if not ok]
+        if missing and mode == "ids" and notify:
+            say(f"STEP analysis: no track(s) {format_ids(missing)} in '{layer.name}'")
+        return [i for i, ok in zip(ids, here) if ok]
 
     def _update_selection_info(self, *_):
         if not is_alive(self.native):
