@@ -62,3 +62,89 @@ def test_a_new_colour_bar_draws_once(viewer, step, truth_tracks, wait_worker, qt
     assert lo == -3.0 and (bar.colorbar.norm.vmin, bar.colorbar.norm.vmax) == (lo, hi)
     assert sum(f is bar.figure for f in drawn) >= 2
     assert np.isfinite(hi)
+
+
+def _analysed(viewer, step, truth_tracks, wait_worker, ids="0-3"):
+    data, feats = truth_tracks
+    layer = viewer.add_tracks(
+        data,
+        features=feats,
+        name="truth",
+        metadata={"pixel_size_um": 0.1, "frame_interval_s": 0.05},
+    )
+    step.tracks.value = layer
+    step.mode.value = "ids"
+    step.track_ids.value = ids
+    assert step.run() is not None
+    wait_worker(step)
+    return layer
+
+
+def _spy_threads(monkeypatch, module, name):
+    """Wrap ``module.name`` (the real function) to note the thread of every call."""
+    import threading
+
+    threads = []
+    real = getattr(module, name)
+
+    def spy(*args, **kwargs):
+        threads.append(threading.current_thread())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, spy)
+    return threads
+
+
+def test_large_layers_are_summarised_in_a_worker(
+    viewer, step, truth_tracks, wait_worker, qtbot, monkeypatch
+):
+    """Above ASYNC_POINTS (lowered here to every layer) the per-track table is computed in a
+    worker thread; it equals the summary computed in the GUI thread."""
+    import threading
+
+    import pandas as pd
+
+    from napari_step._napari import _results_table
+    from napari_step._napari._results_table import layer_track_summary
+
+    layer = _analysed(viewer, step, truth_tracks, wait_worker)
+    want = layer_track_summary(layer)
+    monkeypatch.setattr(_results_table, "ASYNC_POINTS", 0)
+    threads = _spy_threads(monkeypatch, _results_table, "summarise")
+    table = step.open_table_dock()
+    assert table.frame is None and "summarising" in table.info.text()
+    qtbot.waitUntil(lambda: table.frame is not None, timeout=20_000)
+    assert threads and all(t is not threading.main_thread() for t in threads)
+    pd.testing.assert_frame_equal(table.frame, want)
+    assert sorted(table.frame["track_id"]) == [0, 1, 2, 3]
+    assert "4 analysed track(s)" in table.info.text()
+    assert table.select_row(0) == int(table.model.value(0, "track_id"))
+
+
+def test_large_layers_get_their_msd_from_a_worker(
+    viewer, step, truth_tracks, wait_worker, qtbot, monkeypatch
+):
+    """Above ASYNC_POINTS the MSD tab computes in a worker; the newest pick wins and the
+    curves equal those computed in the GUI thread."""
+    import threading
+
+    from napari_step._napari import _msd_plot
+    from napari_step._napari._layers import layer_table
+
+    layer = _analysed(viewer, step, truth_tracks, wait_worker)
+    plot = step.open_plot_dock()
+    monkeypatch.setattr(_msd_plot, "ASYNC_POINTS", 0)
+    threads = _spy_threads(monkeypatch, _msd_plot, "msd_curves")
+    plot.show(layer, 2)
+    plot.tabs.setCurrentIndex(2)  # the MSD tab
+    assert plot.msd_data is None
+    assert "computing" in plot.ax_msd.texts[0].get_text()
+    plot.show_track(5)  # picked before the first answer: the answer for track 2 is dropped
+    qtbot.waitUntil(lambda: plot.msd_data is not None, timeout=20_000)
+    qtbot.wait(200)  # both workers done
+    assert threads and all(t is not threading.main_thread() for t in threads)
+    want = _msd_plot.msd_curves(layer_table(layer), 5, 0.1, 0.05, max_tracks=5000)
+    np.testing.assert_allclose(plot.msd_data["track"], want["track"])
+    np.testing.assert_allclose(plot.msd_data["ensemble"], want["ensemble"])
+    labels = [t.get_text() for t in plot.ax_msd.get_legend().get_texts()]
+    assert any("track 5" in s for s in labels) and not any("track 2" in s for s in labels)

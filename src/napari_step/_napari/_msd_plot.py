@@ -3,14 +3,21 @@ layer's tracks, each with its power-law fit MSD = 2 dim D t^alpha (D, alpha in t
 as trackpy users expect (``imsd`` / ``emsd``). The per-track MSDs and fits are the core's
 (:mod:`napari_step.track_summary`), computed for all tracks at once; with more than
 ``max_tracks`` tracks the ensemble uses a fixed random subset (the plot stays fast at 100 000
-tracks)."""
+tracks). Layers of at least ``ASYNC_POINTS`` points get their curves from a worker thread
+(:func:`start_msd_job`): the plot dock shows "computing" meanwhile and never freezes the
+viewer for the MSD (half a second at 100 000 tracks on a loaded 2-core machine, the compiled
+kernel's first load included)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["msd_curves", "draw_msd"]
+from ._jobs import JobError
+
+__all__ = ["ASYNC_POINTS", "msd_curves", "draw_msd", "msd_job", "start_msd_job"]
+
+ASYNC_POINTS = 200_000  # layers with at least this many points: the MSD is computed in a worker
 
 
 def _fit(msd_row, lags, dim: int, n_fit: int):
@@ -118,3 +125,33 @@ def draw_msd(ax, curves: dict, units: str, track_id=None) -> None:
     ax.set_xlabel(f"lag time ({time})")
     ax.set_ylabel(f"MSD ({length}^2)")
     ax.legend(frameon=False, fontsize=7, loc="upper left")
+
+
+def msd_job(data: np.ndarray, track_id, px: float, dt: float, max_tracks: int = 5000):
+    """:func:`msd_curves` of napari Tracks ``data`` (rows track_id, t, (z,) y, x; read, never
+    modified), for a worker thread.
+
+    Returns
+    -------
+    dict or JobError
+        The curves, or why there are none.
+    """
+    from ..tracks import from_napari
+
+    try:
+        return msd_curves(from_napari(data), track_id, px, dt, max_tracks=max_tracks)
+    except (ValueError, MemoryError) as e:
+        return JobError(f"no MSD: {e}")
+
+
+def start_msd_job(data, track_id, px: float, dt: float, max_tracks: int, on_done):
+    """Run :func:`msd_job` in a napari worker thread; ``on_done(curves or JobError)`` is called
+    in the GUI thread. Returns the (started) worker."""
+    from napari.qt.threading import create_worker
+
+    worker = create_worker(
+        msd_job, np.asarray(data), track_id, px, dt, max_tracks, _start_thread=False
+    )
+    worker.returned.connect(on_done)
+    worker.start()
+    return worker

@@ -5,11 +5,14 @@ and become the STEP widget's typed-ID selection (as a lasso in the D-alpha tab d
 
 The table model is lazy (:class:`FrameModel`): it keeps the columns as numpy arrays and
 formats only the cells Qt draws, and sorts with one ``argsort``, so 100 000 rows fill at once.
+The summary of a layer of at least ``ASYNC_POINTS`` points is computed in a worker thread (the
+dock says so meanwhile), so opening the table never freezes the viewer for it.
 """
 
 from __future__ import annotations
 
 import os
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -29,7 +32,8 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ._layers import layer_in_viewer, layer_table, results_metadata
+from ._jobs import JobError
+from ._layers import layer_in_viewer, results_metadata
 from ._widgets_common import (
     FollowsTracks,
     compact_combo,
@@ -39,23 +43,44 @@ from ._widgets_common import (
     unwrap_viewer,
 )
 
-__all__ = ["FrameModel", "TrackTableWidget", "layer_track_summary"]
+__all__ = ["ASYNC_POINTS", "FrameModel", "TrackTableWidget", "layer_track_summary", "summarise"]
+
+ASYNC_POINTS = 200_000  # layers with at least this many points are summarised in a worker
 
 
-def layer_track_summary(layer) -> pd.DataFrame | None:
-    """One row per analysed track of a Tracks layer (None before any analysis)."""
+def summarise(data: np.ndarray, features: pd.DataFrame, meta: dict) -> pd.DataFrame:
+    """One row per analysed track of napari Tracks ``data`` and ``features`` (read, never
+    modified) with the layer's STEP metadata ``meta`` (units, pixel size, frame interval)."""
     from ..track_summary import track_summary
+    from ..tracks import from_napari
 
-    if "step_d" not in layer.features.columns:
-        return None
-    meta = results_metadata(layer)
-    table = layer_table(layer)
+    table = from_napari(data, features)
     table.attrs = {"napari_step": meta}
     return track_summary(
         table,
         pixel_size=float(meta.get("pixel_size_um", 1.0)),
         frame_interval=float(meta.get("frame_interval_s", 1.0)),
     )
+
+
+def _summary_job(data, features, meta):
+    """:func:`summarise` for a worker thread: the table or a :class:`JobError`."""
+    try:
+        return summarise(data, features, meta)
+    except (ValueError, MemoryError) as e:
+        return JobError(str(e))
+
+
+def _snapshot(layer) -> tuple:
+    """What the summary reads from a layer (the arrays themselves, no copy)."""
+    return np.asarray(layer.data), layer.features, dict(results_metadata(layer))
+
+
+def layer_track_summary(layer) -> pd.DataFrame | None:
+    """One row per analysed track of a Tracks layer (None before any analysis)."""
+    if "step_d" not in layer.features.columns:
+        return None
+    return summarise(*_snapshot(layer))
 
 
 def _format(v) -> str:
@@ -222,8 +247,8 @@ class TrackTableWidget(FollowsTracks, QWidget):
         return (id(layer), tuple(sorted(meta.items())), len(step_d), hash(step_d.tobytes()))
 
     def refresh(self, force: bool = False) -> None:
-        """Recompute the table from the layer (one vectorised summary) when its results
-        changed (or with ``force``)."""
+        """Recompute the table from the layer (one vectorised summary, in a worker thread for
+        a large layer) when its results changed (or with ``force``)."""
         if not is_alive(self):
             return
         key = self._results_key()
@@ -231,17 +256,35 @@ class TrackTableWidget(FollowsTracks, QWidget):
             return
         self._key = key
         layer = self._layer
-        frame = None
-        if layer is not None and layer_in_viewer(self._viewer, layer):
+        if layer is None or not layer_in_viewer(self._viewer, layer) or key[1] is None:
+            return self._show(layer, None)
+        if len(layer.data) < ASYNC_POINTS:
             try:
-                frame = layer_track_summary(layer)
+                return self._show(layer, layer_track_summary(layer))
             except ValueError as e:
-                self.info.setText(f"no table: {e}")
+                return self._show(layer, JobError(str(e)))
+        from napari.qt.threading import create_worker
+
+        self.info.setText(f"'{layer.name}': summarising the analysed tracks...")
+        self._worker = create_worker(_summary_job, *_snapshot(layer), _start_thread=False)
+        self._worker.returned.connect(partial(self._summarised, layer, key))
+        self._worker.start()
+
+    def _summarised(self, layer, key, frame) -> None:
+        """A worker's summary: shown unless the layer or its results changed meanwhile."""
+        if is_alive(self) and key == getattr(self, "_key", None) and layer is self._layer:
+            self._show(layer, frame)
+
+    def _show(self, layer, frame) -> None:
+        """Fill the table with ``frame`` (None: empty; a JobError: empty, with the reason)."""
+        if isinstance(frame, JobError):
+            self.info.setText(f"no table: {frame.message}")
+            frame = None
+        elif frame is None:
+            self.info.setText("no results yet: run the STEP analysis")
         self.frame = frame
         self.model.set_frame(frame)
         if frame is None:
-            if layer is None or "step_d" not in layer.features.columns:
-                self.info.setText("no results yet: run the STEP analysis")
             return
         units = (frame.attrs.get("napari_step") or {}).get("units", "?")
         self.info.setText(f"'{layer.name}': {len(frame)} analysed track(s); D in {units}")

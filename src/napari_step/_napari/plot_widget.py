@@ -313,30 +313,45 @@ class DPlotWidget(FollowsTracks, QWidget):
             (self.canvas, self.hist_canvas)[max(0, index)].draw_idle()
 
     def redraw_msd(self) -> None:
-        """Draw the MSD tab (the picked track and the ensemble, with fits)."""
+        """Draw the MSD tab (the picked track and the ensemble, with fits); a large layer's
+        curves come from a worker thread (:data:`._msd_plot.ASYNC_POINTS`)."""
         from ._layers import layer_table
-        from ._msd_plot import draw_msd, msd_curves
+        from ._msd_plot import ASYNC_POINTS, msd_curves, start_msd_job
 
         if not is_alive(self):
             return
-        self.ax_msd.clear()
         self.msd_data = None
+        self._msd_token = token = getattr(self, "_msd_token", 0) + 1  # the newest request wins
         layer = self._layer
         if layer is None or len(layer.data) == 0:
-            self.ax_msd.text(
-                0.5,
-                0.5,
-                "choose a Tracks layer",
-                ha="center",
-                va="center",
-                transform=self.ax_msd.transAxes,
-                color="0.4",
-            )
+            return self._show_msd((token, None, None, None), "choose a Tracks layer")
+        units, dt, px, _, _ = self._units()
+        request = (token, layer, self._track, units)
+        if len(layer.data) < ASYNC_POINTS:
+            curves = msd_curves(layer_table(layer), self._track, px, dt, max_tracks=5000)
+            return self._show_msd(request, curves)
+        self._show_msd(request, f"{layer.name}: computing the MSD...")
+        show = partial(self._show_msd, request)
+        self._msd_worker = start_msd_job(layer.data, self._track, px, dt, 5000, show)
+
+    def _show_msd(self, request, curves) -> None:
+        """Draw MSD ``curves`` (or a message) of ``request`` (token, layer, track, units)
+        unless a newer request was made meanwhile."""
+        from ._jobs import JobError
+        from ._msd_plot import draw_msd
+
+        token, layer, track, units = request
+        if not is_alive(self) or token != self._msd_token:
+            return
+        ax = self.ax_msd
+        ax.clear()
+        if isinstance(curves, (str, JobError)):
+            text = getattr(curves, "message", curves)
+            ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="0.4")
         else:
-            units, dt, px, _, _ = self._units()
-            self.msd_data = msd_curves(layer_table(layer), self._track, px, dt, max_tracks=5000)
-            draw_msd(self.ax_msd, self.msd_data, units, self._track)
-            self.ax_msd.set_title(f"{layer.name}: MSD", fontsize=9)
+            self.msd_data = curves
+            draw_msd(ax, curves, units, track)
+            ax.set_title(f"{layer.name}: MSD", fontsize=9)
         self.msd_canvas.draw_idle()
 
     def save_figure(self, path) -> str:
