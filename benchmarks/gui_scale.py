@@ -21,6 +21,10 @@ runs with the same track settings load it instead of running the model, so timin
 not redo a minute of inference (everything after the model, merging and colouring in the
 worker included, still runs). ``--layer-from-thread`` builds the Tracks layer object in a
 worker thread and only adds it in the GUI thread, as a plugin can do for the layers it makes.
+``--via-detect-widget``: the tracks arrive as the Detect & link widget's linking result (its
+worker builds the layer, the GUI thread adds it), with the STEP widget already docked. The MSD
+tab and the table of a large layer are computed in worker threads: their steps last until the
+result is shown.
 """
 
 from __future__ import annotations
@@ -104,6 +108,7 @@ class FreezeMeter:
 class Bench:
     def __init__(self, app, profile: bool):
         self.app, self.profile = app, profile
+        self.profile_all = False
         self.meter = FreezeMeter()
         self.rows: list[dict] = []
         self.profiles: dict[str, str] = {}
@@ -116,15 +121,22 @@ class Bench:
             self.app.processEvents()
             time.sleep(0.005)
 
-    def step(self, label: str, fn, *, gui: bool = True, settle: float = 0.3):
+    def step(self, label: str, fn, *, gui: bool = True, settle: float = 0.3, until=None):
         """Time ``fn()`` on the GUI thread, then let the event loop run ``settle`` s (deferred
-        redraws, e.g. the docks' single-shot timers, count to the step)."""
+        redraws, e.g. the docks' single-shot timers, count to the step). ``until(out)``: the
+        step lasts until it is true (a result computed in a worker thread, the event loop
+        running meanwhile)."""
         prof = cProfile.Profile() if self.profile else None
         self.meter.start(label)
         t0 = time.perf_counter()
         if prof:
             prof.enable()
         out = fn()
+        while until is not None and not until(out):
+            if time.perf_counter() - t0 > 600:
+                raise TimeoutError(f"{label}: not done after 600 s")
+            self.app.processEvents()
+            time.sleep(0.002)
         call = time.perf_counter() - t0
         self.pump(settle)
         if prof:
@@ -172,7 +184,7 @@ class Bench:
             f"{'   <-- over target' if over else ''}",
             flush=True,
         )
-        if prof and over:
+        if prof and (over or self.profile_all):
             s = io.StringIO()
             pstats.Stats(prof, stream=s).sort_stats("cumulative").print_stats(18)
             self.profiles[label] = s.getvalue()
@@ -200,8 +212,6 @@ def run(args) -> None:
     import napari
     from qtpy.QtWidgets import QApplication
 
-    from napari_step._napari.step_widget import StepAnalysisWidget
-
     t0 = time.perf_counter()
     table = make_tracks(args.n_tracks, args.mean_length, args.n_frames)
     lengths = table.groupby("track_id").size()
@@ -220,21 +230,27 @@ def run(args) -> None:
 
     viewer = napari.Viewer(show=False)
     app = QApplication.instance()
-    b = Bench(app, args.profile)
+    b = Bench(app, args.profile or args.profile_all)
+    b.profile_all = args.profile_all
     b.pump(0.5)
-    data = table[["track_id", "frame", "y", "x"]].to_numpy(float)
-    if args.layer_from_thread:
-        built = _build_in_thread(b, data)
-        layer = b.step("add the built Tracks layer (napari)", lambda: viewer.add_layer(built))
-    else:
-        layer = b.step(
-            "add Tracks layer (napari)", lambda: viewer.add_tracks(data, name="tracks"), gui=False
-        )
     if args.reuse_results:
         _reuse_results(args.reuse_results, len(table))
     _time_prepare(b)
-    widget = b.step("open STEP widget", lambda: StepAnalysisWidget(viewer))
-    b.step("dock STEP widget", lambda: viewer.window.add_dock_widget(widget, name="STEP"))
+    if args.via_detect_widget:  # the STEP widget is docked when the linking result arrives
+        widget = _open_step_widget(b, viewer)
+        layer = _add_via_detect_widget(b, viewer, table, args.timeout)
+    else:
+        data = table[["track_id", "frame", "y", "x"]].to_numpy(float)
+        if args.layer_from_thread:
+            built = _build_in_thread(b, data)
+            layer = b.step("add the built Tracks layer (napari)", lambda: viewer.add_layer(built))
+        else:
+            layer = b.step(
+                "add Tracks layer (napari)",
+                lambda: viewer.add_tracks(data, name="tracks"),
+                gui=False,
+            )
+        widget = _open_step_widget(b, viewer)
     widget.tracks.value = layer
     widget.settings.mode = "all"
     widget.settings.min_length = 1
@@ -251,20 +267,86 @@ def run(args) -> None:
     for name in ("histogram", "MSD"):  # the plot dock's other tabs, where it has them
         index = _tab_index(plot, name)
         if index >= 0:
-            b.step(f"{name} tab", lambda i=index: plot.tabs.setCurrentIndex(i))
+            done = (lambda _: plot.msd_data is not None) if name == "MSD" else None
+            b.step(f"{name} tab", lambda i=index: plot.tabs.setCurrentIndex(i), until=done)
     plot.tabs.setCurrentIndex(0)
     b.pump(0.3)
-    tbl = b.step("open per-track table", widget.open_table_dock)
+    tbl = b.step(
+        "open per-track table", widget.open_table_dock, until=lambda t: t.frame is not None
+    )
     b.step("sort table by a column", lambda: tbl.view.sortByColumn(2, _descending()))
     b.step("pick a table row", lambda: tbl.select_row(3))
     report(b, ref, args)
     viewer.close()
 
 
-def _time_result_handling(widget, b: Bench, label: str, back_to: str) -> None:
+def _open_step_widget(b: Bench, viewer):
+    from napari_step._napari.step_widget import StepAnalysisWidget
+
+    widget = b.step("open STEP widget", lambda: StepAnalysisWidget(viewer))
+    b.step("dock STEP widget", lambda: viewer.window.add_dock_widget(widget, name="STEP"))
+    return widget
+
+
+def _add_via_detect_widget(b: Bench, viewer, table: pd.DataFrame, timeout: float):
+    """The tracks added by the Detect & link widget, as a linking result of a movie (detection
+    and linking replaced by the table itself: the widget's worker builds the Tracks layer,
+    the GUI thread adds it; the STEP widget and the other docks react to the new layer)."""
+    from napari_step._napari import detect_widget as dw
+
+    _gl_answers_offscreen()
+    n_frames = int(table["frame"].max()) + 1
+    movie = np.random.default_rng(1).random((n_frames, 64, 64), dtype=np.float32)
+    viewer.add_image(movie, name="movie")
+    det = b.step("open Detect & link widget", lambda: dw.DetectLinkWidget(viewer))
+    b.step("dock Detect & link widget", lambda: viewer.window.add_dock_widget(det, name="Detect"))
+    while det._suggest_busy or det._preview_busy:  # its suggestion and preview on the noise
+        b.pump(0.1)
+    linked = table[["track_id", "frame", "y", "x"]].copy()
+
+    def job(_movie, _detection, _linking, processes=None):
+        yield n_frames, n_frames
+        return linked.drop(columns="track_id"), linked  # (detections, linked tracks)
+
+    dw.detect_job = job
+    back_to = "Detect & link (worker; until the layer is added)"
+    _time_result_handling(det, b, "linking result added (GUI thread)", back_to, "_on_detected")
+    b.step("Detect & link clicked (job start)", det.detect)
+    b.wait_for(back_to, lambda: not det.running, timeout=timeout)
+    return det._last_result
+
+
+def _gl_answers_offscreen() -> None:
+    """Offscreen Qt has no OpenGL context, and napari's Image visual asks it for extensions and
+    texture sizes: vispy's ``glGetParameter`` answers with safe defaults there (nothing is
+    drawn offscreen; the tests' conftest does the same)."""
+    if os.environ.get("QT_QPA_PLATFORM") != "offscreen":
+        return
+    from vispy.gloo import gl
+
+    real = gl.glGetParameter
+    defaults = {gl.GL_EXTENSIONS: "", gl.GL_MAX_TEXTURE_SIZE: 4096, 32883: 2048}
+
+    def get_parameter(pname):
+        try:
+            value = real(pname)
+        except AttributeError:  # no context
+            value = None
+        return value if value else defaults.get(pname, value)
+
+    gl.glGetParameter = get_parameter  # after the viewer (its canvas resets vispy's gl)
+    from napari._vispy.utils import gl as napari_gl
+
+    for cached in ("get_gl_extensions", "get_max_texture_sizes"):  # asked without answers
+        getattr(getattr(napari_gl, cached, None), "cache_clear", lambda: None)()
+
+
+def _time_result_handling(
+    widget, b: Bench, label: str, back_to: str, name: str = "_on_result"
+) -> None:
     """Time the widget's result handler (GUI thread) as a step of its own, so the analysis
     step's freeze is what the running worker costs the GUI thread."""
-    handler = getattr(widget, "_on_result", None)
+    handler = getattr(widget, name, None)
     if handler is None:  # the widget changed: the analysis step then includes it
         return
 
@@ -284,7 +366,7 @@ def _time_result_handling(widget, b: Bench, label: str, back_to: str) -> None:
             b._record(label, call, True, prof)
             b.meter.label = back_to
 
-    widget._on_result = timed  # run() binds the handler when the job starts
+    setattr(widget, name, timed)  # run() binds the handler when the job starts
 
 
 def _build_in_thread(b: Bench, data: np.ndarray):
@@ -412,10 +494,16 @@ def main():
     ap.add_argument("--timeout", type=float, default=1800, help="s to wait for the analysis")
     ap.add_argument("--skip-core", action="store_true", help="skip the predict_d reference")
     ap.add_argument("--profile", action="store_true", help="profile the steps over target")
+    ap.add_argument("--profile-all", action="store_true", help="profile every step")
     ap.add_argument(
         "--reuse-results",
         metavar="FILE",
         help="save the analysis to FILE (first run) or load it from there (later runs)",
+    )
+    ap.add_argument(
+        "--via-detect-widget",
+        action="store_true",
+        help="the tracks arrive as the Detect & link widget's linking result (STEP widget open)",
     )
     ap.add_argument(
         "--layer-from-thread",

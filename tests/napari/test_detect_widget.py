@@ -86,7 +86,7 @@ def test_preview_follows_frame_and_parameters(detect_widget, viewer, small_sampl
     assert len([lyr for lyr in viewer.layers if isinstance(lyr, Points)]) == 1  # reused
 
 
-def test_detect_link_and_step_end_to_end(detect_widget, viewer, small_sample, wait_worker):
+def test_detect_link_and_step_end_to_end(detect_widget, viewer, small_sample, wait_worker, qtbot):
     """The Detect button's method, then the Run button's method, on a real movie."""
     from scipy.stats import spearmanr
 
@@ -103,6 +103,7 @@ def test_detect_link_and_step_end_to_end(detect_widget, viewer, small_sample, wa
     assert worker is not None and detect_widget.running
     assert not detect_widget.progress.native.isHidden()  # progress in the dock itself
     wait_worker(detect_widget)
+    qtbot.waitUntil(lambda: len(added) == 1, timeout=5000)  # a turn after the preview went
     assert detect_widget.progress.native.isHidden()
     np.testing.assert_array_equal(viewer.layers["movie"].data, before)  # image untouched
     # the preview circles do not stay on top of the tracks
@@ -159,7 +160,7 @@ def test_detect_link_and_step_end_to_end(detect_widget, viewer, small_sample, wa
     assert abs(fast - np.log10(0.8 * 0.01 / 0.05)) < 0.4
 
     # relinking keeps the analysed result and adds the new one beside it
-    relinked = _relink(detect_widget, wait_worker)
+    relinked = _relink(detect_widget, wait_worker, qtbot)
     assert isinstance(relinked, Tracks) and relinked is not layer
     assert layer in viewer.layers and relinked in viewer.layers
 
@@ -226,7 +227,7 @@ def test_cancel_detection_adds_nothing(detect_widget, viewer, wait_worker, notes
     assert detect_widget.detect_button.enabled and not detect_widget.cancel_button.enabled
 
 
-def _relink(widget, wait_worker):
+def _relink(widget, wait_worker, qtbot):
     """Click "Link again" and wait: the Tracks layer it added (None if none)."""
     added = []
     widget.tracks_added.connect(added.append)
@@ -234,13 +235,14 @@ def _relink(widget, wait_worker):
         assert widget.relink() is not None and widget.running
         assert not widget.relink_button.enabled and not widget.detect_button.enabled
         wait_worker(widget)
+        qtbot.waitUntil(lambda: bool(added) or "no track" in widget.status.value, timeout=5000)
     finally:
         widget.tracks_added.disconnect(added.append)
     assert widget.relink_button.enabled and widget.detect_button.enabled
     return added[0] if added else None
 
 
-def test_relink_replaces_the_previous_result(detect_widget, viewer, wait_worker, notes):
+def test_relink_replaces_the_previous_result(detect_widget, viewer, wait_worker, notes, qtbot):
     detect_widget.preview.value = False
     detect_widget.min_length.value = 1
     detect_widget.detect()
@@ -248,11 +250,11 @@ def test_relink_replaces_the_previous_result(detect_widget, viewer, wait_worker,
     first = viewer.layers[-1]
     assert isinstance(first, Tracks) and detect_widget.relink_button.enabled
     detect_widget.min_length.value = 1000  # longer than the movie: nothing survives
-    assert _relink(detect_widget, wait_worker) is None
+    assert _relink(detect_widget, wait_worker, qtbot) is None
     assert first in viewer.layers  # a failed relink changes nothing
     assert notes[-1][0] == "warning" and "no track is long enough" in notes[-1][1]
     detect_widget.min_length.value = 30
-    second = _relink(detect_widget, wait_worker)
+    second = _relink(detect_widget, wait_worker, qtbot)
     assert isinstance(second, Tracks) and second is not first
     assert np.unique(second.data[:, 0], return_counts=True)[1].min() >= 30
     # not stacked: one Tracks layer, the same name, in the same place

@@ -4,7 +4,7 @@ as trackpy users expect (``imsd`` / ``emsd``). The per-track MSDs and fits are t
 (:mod:`napari_step.track_summary`), computed for all tracks at once; with more than
 ``max_tracks`` tracks the ensemble uses a fixed random subset (the plot stays fast at 100 000
 tracks). Layers of at least ``ASYNC_POINTS`` points get their curves from a worker thread
-(:func:`start_msd_job`): the plot dock shows "computing" meanwhile and never freezes the
+(:func:`start_msd_job`): the plot dock's tab says "computing" meanwhile and never freezes the
 viewer for the MSD (half a second at 100 000 tracks on a loaded 2-core machine, the compiled
 kernel's first load included)."""
 

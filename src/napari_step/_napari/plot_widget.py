@@ -330,7 +330,7 @@ class DPlotWidget(FollowsTracks, QWidget):
         if len(layer.data) < ASYNC_POINTS:
             curves = msd_curves(layer_table(layer), self._track, px, dt, max_tracks=5000)
             return self._show_msd(request, curves)
-        self._show_msd(request, f"{layer.name}: computing the MSD...")
+        self.tabs.setTabText(2, "MSD (computing...)")  # no figure drawn for the wait
         show = partial(self._show_msd, request)
         self._msd_worker = start_msd_job(layer.data, self._track, px, dt, 5000, show)
 
@@ -343,6 +343,7 @@ class DPlotWidget(FollowsTracks, QWidget):
         token, layer, track, units = request
         if not is_alive(self) or token != self._msd_token:
             return
+        self.tabs.setTabText(2, "MSD")
         ax = self.ax_msd
         ax.clear()
         if isinstance(curves, (str, JobError)):
