@@ -27,7 +27,9 @@ napari-step); ``benchmarks/andi2_env.py`` is the part that runs there::
      (``andi2_alpha``), state 3 (directed) when that mean alpha >= 1.9, else 2 (free);
    - ``step[<first method>]+states``: the same, with the segment's state the most probable class
      of the per-frame state model (``napari_step.states.predict_state``, mean probability over
-     the segment; alpha 0 for immobile segments, as the AnDi-2 labels), when a model exists;
+     the segment), when a model exists; alpha from the same mean probabilities
+     (``andi2_alpha``: 0 when the immobile probability exceeds 1/2, as the AnDi-2 labels
+     immobile segments, else the mobile states' estimates weighted by their probabilities);
    - ``baseline``: kernel change points (``ruptures.KernelCPD``, linear kernel, min 5 frames,
      penalty 1.1 log T: the step-size detector of ``benchmarks/changepoints.py``) on log10
      squared step sizes, maximum-likelihood D per segment, alpha 1, state 2 (free).
@@ -209,8 +211,11 @@ def step_segments(tracks: list[np.ndarray], spec: str, preds) -> list[list[tuple
             if not np.isfinite(k):
                 k = float(np.nanmean(seg.segmented_d[a:b]))
             al = float(np.nanmean(alpha[a:b])) if np.isfinite(alpha[a:b]).any() else np.nan
-            state = _segment_state(al, None if states is None else states[i][a:b])
-            rows.append((a, b, float(k), float(andi2_alpha([al], [b - a], [state])[0]), state))
+            probs = None if states is None else states[i][a:b]
+            state = _segment_state(al, probs)
+            mean_p = None if probs is None else [np.mean(probs, axis=0)]
+            al = float(andi2_alpha([al], [b - a], [state], mean_p)[0])
+            rows.append((a, b, float(k), al, state))
         out.append(rows)
     return out
 

@@ -163,8 +163,10 @@ def test_segments_from_a_results_table():
     assert seg.length.tolist() == [40, 40]
     # K: maximum likelihood of each segment's own steps (0.5 px per frame along x), px^2/frame
     np.testing.assert_allclose(seg.k, [0.25 / 4, 0.25 / 4])
-    # alpha: the mean shrunk toward the state's prior by length, clipped to the AnDi range
-    np.testing.assert_allclose(seg.alpha, [0.8 + 10 / 50 * (0.6 - 0.8), 2.0])
+    # alpha: the mean shrunk toward the state's prior by length, the states weighted by the
+    # share of the segment's frames in each (8 confined, 2 free), clipped to the AnDi range
+    confined, free = 0.8 + 10 / 50 * (0.6 - 0.8), 1.0 + 10 / 25 * (0.6 - 1.0)
+    np.testing.assert_allclose(seg.alpha, [0.8 * confined + 0.2 * free, 2.0])
     assert seg.state.tolist() == [1, 2]
     # no segments, alpha or states: one free Brownian segment per track
     plain = andi2_segments(
@@ -299,6 +301,21 @@ def test_segment_alpha_shrinks_short_segments_and_k_reads_anomalous_motion():
     k = np.array([segment_mle_k(p, [(0, 100), (100, 200)]) for p in tr.positions])
     assert abs(np.median(k) - 1.0) < 0.05
     assert np.isnan(segment_mle_k(tr.positions[0], [(0, 199), (199, 200)])[1])
+
+
+def test_segment_alpha_from_state_probabilities_minimises_the_expected_error():
+    free, confined = andi2_alpha([0.5, 0.5], [60, 60], [2, 1])
+    # immobile is the most probable state but below 1/2: the mobile estimate (the weighted median
+    # of "0" against a mobile alpha), weighted over the mobile states (confined 0.3, free 0.3)
+    probs = [[0.4, 0.3, 0.3, 0.0], [0.6, 0.1, 0.3, 0.0], [0.0, 0.75, 0.25, 0.0]]
+    out = andi2_alpha([0.5] * 3, [60] * 3, [0, 0, 1], probs)
+    np.testing.assert_allclose(out, [(free + confined) / 2, 0.0, 0.75 * confined + 0.25 * free])
+    # without probabilities the most probable state decides: an immobile call zeroes alpha
+    assert andi2_alpha([0.5], [60], [0])[0] == 0.0
+    # rows of unknown probabilities (NaN or all 0) fall back on the given state
+    np.testing.assert_allclose(
+        andi2_alpha([0.5, 0.5], [60, 60], [1, 0], [[np.nan] * 4, [0.0] * 4]), [confined, 0.0]
+    )
 
 
 def test_segments_of_one_state_share_their_k():

@@ -263,7 +263,8 @@ def andi2_segments(
         the segment's steps pooled with the track's segments of the same state,
         :func:`segment_mle_k`; the median of the per-frame D where the segment has no step),
         ``alpha`` (:func:`andi2_alpha`: the segment mean shrunk toward the state's prior by
-        length, 0 for immobile segments as the challenge labels them),
+        length, with the shares of the segment's frames in each state as its probabilities: 0
+        when more than half are immobile, as the challenge labels immobile segments),
         ``state`` (segment majority) and ``length`` (last - first frame + 1). Immobile
         segments' K stays the measured one (K = 0 would cost much when a mobile segment is
         taken for immobile).
@@ -312,18 +313,24 @@ def andi2_segments(
     )
     out["segment"] = out.groupby("track_id").cumcount()
     out["stop"] = out.groupby("track_id")["start"].shift(-1).fillna(out["length"]).astype(int)
-    out["state"] = _majority(seg_id, state, len(out), default_state)
+    counts = _state_counts(seg_id, state, len(out))
+    out["state"] = _majority(counts, default_state)
+    shares = counts / counts.sum(axis=1, keepdims=True).clip(min=1)  # all 0: no state known
     out["alpha"] = andi2_alpha(
-        out["alpha"].fillna(default_alpha), out["stop"] - out["start"], out["state"]
+        out["alpha"].fillna(default_alpha), out["stop"] - out["start"], out["state"], shares
     )
     return out[["track_id", "segment", "start", "stop", "k", "alpha", "state", "length"]]
 
 
-def _majority(seg_id: np.ndarray, state: np.ndarray, n_seg: int, default: int) -> np.ndarray:
-    """The most frequent AnDi-2 state (0-3) of each segment; ``default`` where none is known."""
+def _state_counts(seg_id: np.ndarray, state: np.ndarray, n_seg: int) -> np.ndarray:
+    """(n_seg, 4) frames of each segment in each AnDi-2 state (0-3)."""
     known = np.isin(state, list(ANDI2_STATES))
     counts = np.bincount(seg_id[known] * 4 + state[known].astype(int), minlength=n_seg * 4)
-    counts = counts.reshape(n_seg, 4)
+    return counts.reshape(n_seg, 4).astype(float)
+
+
+def _majority(counts: np.ndarray, default: int) -> np.ndarray:
+    """The most frequent AnDi-2 state of each segment; ``default`` where none is known."""
     return np.where(counts.sum(axis=1) > 0, counts.argmax(axis=1), default).astype(int)
 
 
