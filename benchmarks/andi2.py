@@ -22,8 +22,9 @@ napari-step); ``benchmarks/andi2_env.py`` is the part that runs there::
      detector and estimator, or DETECTOR:ESTIMATOR[:KEY=VALUE...]; R = 0, the data have no
      motion blur); per segment, as ``analyze --andi2`` writes it (``napari_step.io.andi2``):
      K = maximum likelihood of the segment's steps, pooled over the track's segments of the
-     same state (``segment_mle_k``), alpha = mean of
-     ``predict_alpha`` over the segment shrunk toward the state's prior by length
+     same state (``segment_mle_k``), alpha = mean of ``predict_alpha`` over the segment (for a
+     segment of >= 20 frames predicted on the segment alone, ``piecewise_alpha``: a slow segment
+     read inside a track with fast parts reads low) shrunk toward the state's prior by length
      (``andi2_alpha``), state 3 (directed) when that mean alpha >= 1.9, else 2 (free);
    - ``step[<first method>]+states``: the same, with the segment's state the most probable class
      of the per-frame state model (``napari_step.states.predict_state``, mean probability over
@@ -73,6 +74,9 @@ METRIC_NAMES = {
 }
 BASELINE_PENALTY = 1.1  # per log T, on log10 squared step sizes (benchmarks/changepoints.py)
 MIN_SIZE = 5
+# segments of >= 20 frames get STEP's alpha predicted on the segment alone (piecewise_alpha);
+# ANDI2_PIECEWISE_ALPHA=0 gives the whole-track prediction averaged per segment (before/after)
+PIECEWISE_ALPHA = os.environ.get("ANDI2_PIECEWISE_ALPHA", "1") != "0"
 
 
 def andi_env(*args) -> None:
@@ -197,20 +201,23 @@ def step_segments(tracks: list[np.ndarray], spec: str, preds) -> list[list[tuple
     """napari-step: segments of ``napari_step.segment`` (method ``spec``), STEP alpha averaged
     per segment, the state model's most probable class per segment when ``preds`` has state
     probabilities."""
-    from napari_step.io.andi2 import andi2_alpha, segment_mle_k
+    from napari_step.io._andi2_estimates import PIECE_MIN_FRAMES
+    from napari_step.io.andi2 import andi2_alpha, piecewise_alpha, segment_mle_k
     from napari_step.segment import segment_tracks
 
     logs, alphas, states = preds
     res = segment_tracks(tracks, log10_d_preds=logs, **segment_kwargs(spec))
+    all_bounds = [_bounds(seg.changepoints, len(xy)) for xy, seg in zip(tracks, res)]
+    longest = PIECE_MIN_FRAMES if PIECEWISE_ALPHA else max(map(len, tracks)) + 1
+    seg_alpha = piecewise_alpha(tracks, all_bounds, alphas, min_frames=longest, device="cpu")
     out = []
-    for i, (xy, seg, alpha, logd) in enumerate(zip(tracks, res, alphas, logs)):
-        bounds = _bounds(seg.changepoints, len(xy))
+    for i, (xy, seg, bounds) in enumerate(zip(tracks, res, all_bounds)):
         ks = segment_mle_k(xy, bounds)  # as napari_step.io.andi2.andi2_segments writes K
         rows = []
-        for (a, b), k in zip(bounds, ks):
+        for (a, b), k, al in zip(bounds, ks, seg_alpha[i]):
             if not np.isfinite(k):
                 k = float(np.nanmean(seg.segmented_d[a:b]))
-            al = float(np.nanmean(alpha[a:b])) if np.isfinite(alpha[a:b]).any() else np.nan
+            al = float(al)
             probs = None if states is None else states[i][a:b]
             state = _segment_state(al, probs)
             mean_p = None if probs is None else [np.mean(probs, axis=0)]

@@ -19,6 +19,7 @@ from napari_step.io.andi2 import (
     andi2_ensemble,
     andi2_segments,
     andi2_submission_path,
+    piecewise_alpha,
     pool_segment_k,
     read_andi2_ensemble,
     read_andi2_labels,
@@ -338,3 +339,24 @@ def test_segments_of_one_state_share_their_k():
     k = pool_segment_k([50, 50, 0], [50 * 4.0, 50 * 0.04, 0.0], 2, 8.0)
     np.testing.assert_allclose(k[:2], [1.0, 0.01])
     assert np.isnan(k[2])
+
+
+def test_piecewise_alpha_reads_a_slow_segment_on_its_own():
+    """A slow anomalous segment (D 0.05, alpha 0.6) after a fast Brownian one (D 1): STEP's
+    alpha over the whole track reads the slow part low; predicted alone it reads near 0.6.
+    Short segments keep the whole-track mean; one-segment tracks need no second prediction."""
+    from napari_step.predict import predict_alpha
+    from napari_step.simulate import single_state
+
+    fast = single_state(40, 100, d=1.0, alpha=1.0, sigma=0.12, rng=5).positions
+    slow = single_state(40, 100, d=0.05, alpha=0.6, sigma=0.12, rng=6).positions
+    tracks = [np.vstack([f, s - s[0] + f[-1]]) for f, s in zip(fast, slow)]
+    ctx = predict_alpha(tracks, device="cpu")
+    bounds = [[(0, 100), (100, 190), (190, 200)]] * len(tracks)
+    out = np.array(piecewise_alpha(tracks, bounds, ctx, device="cpu"))
+    in_context = np.mean([np.nanmean(c[100:190]) for c in ctx])
+    assert in_context < 0.5 and abs(out[:, 1].mean() - 0.6) < 0.12
+    assert abs(out[:, 0].mean() - 1.0) < 0.1
+    np.testing.assert_allclose(out[:, 2], [np.nanmean(c[190:200]) for c in ctx])  # < 20 frames
+    one = piecewise_alpha(tracks[:2], [[(0, 200)]] * 2, ctx[:2], device="cpu")
+    np.testing.assert_allclose(np.ravel(one), [np.nanmean(c) for c in ctx[:2]])

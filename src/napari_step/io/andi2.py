@@ -26,7 +26,13 @@ import numpy as np
 import pandas as pd
 
 from ..tracks import position_columns, validate_table
-from ._andi2_estimates import POOL_THRESHOLD, andi2_alpha, pool_segment_k, segment_mle_k
+from ._andi2_estimates import (
+    POOL_THRESHOLD,
+    andi2_alpha,
+    piecewise_alpha,
+    pool_segment_k,
+    segment_mle_k,
+)
 from ._common import (
     META_KEY,
     TrackFileError,
@@ -46,6 +52,7 @@ __all__ = [
     "write_andi2_labels",
     "andi2_segments",
     "andi2_alpha",
+    "piecewise_alpha",
     "segment_mle_k",
     "pool_segment_k",
     "andi2_ensemble",
