@@ -159,7 +159,7 @@ def test_segments_from_a_results_table():
         "pixel_size_um": 0.5,
         "frame_interval_s": 0.1,
     }
-    seg = andi2_segments(results)
+    seg = andi2_segments(results, piecewise=False)
     assert seg.start.tolist() == [0, 10] and seg.stop.tolist() == [10, 40]
     assert seg.length.tolist() == [40, 40]
     # K: maximum likelihood of each segment's own steps (0.5 px per frame along x), px^2/frame
@@ -169,6 +169,11 @@ def test_segments_from_a_results_table():
     confined, free = 0.8 + 10 / 50 * (0.6 - 0.8), 1.0 + 10 / 25 * (0.6 - 1.0)
     np.testing.assert_allclose(seg.alpha, [0.8 * confined + 0.2 * free, 2.0])
     assert seg.state.tolist() == [1, 2]
+    # piecewise (default): the 30-frame segment's alpha is STEP's on that segment alone (straight
+    # motion: superdiffusive), the 10-frame one keeps the table's mean
+    again = andi2_segments(results)
+    assert again.alpha[0] == seg.alpha[0] and 1.5 < again.alpha[1] < 2.0
+    pd.testing.assert_frame_equal(again.drop(columns="alpha"), seg.drop(columns="alpha"))
     # no segments, alpha or states: one free Brownian segment per track
     plain = andi2_segments(
         results[["track_id", "frame", "y", "x", "step_d"]], pixel_size=1.0, frame_interval=1.0
@@ -179,7 +184,7 @@ def test_segments_from_a_results_table():
     last = andi2_segments(results.assign(changepoint=np.isin(frames, [40, 69])))
     np.testing.assert_allclose(last.k.iloc[-1], 5.0 * 0.1 / 0.25)
     # an immobile segment gets alpha 0, as the challenge labels it; K stays the measured one
-    trapped = andi2_segments(results.assign(state=np.r_[[0] * 10, [2] * 30]))
+    trapped = andi2_segments(results.assign(state=np.r_[[0] * 10, [2] * 30]), piecewise=False)
     assert trapped.state.tolist() == [0, 2] and trapped.alpha.tolist() == [0.0, 2.0]
     np.testing.assert_allclose(trapped.k, seg.k)
 

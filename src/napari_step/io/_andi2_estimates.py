@@ -7,6 +7,7 @@ Used by :func:`napari_step.io.andi2.andi2_segments` (the ``--andi2`` output) and
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 __all__ = [
     "andi2_alpha",
@@ -233,3 +234,67 @@ def piecewise_alpha(
         for (i, j), pred in zip(jobs, predict_alpha(pieces, **predict_kw)):
             out[i][j] = _mean(pred)
     return out
+
+
+def tracks_pooled_k(n_steps: np.ndarray, sq_sums: np.ndarray, track, dim: int) -> np.ndarray:
+    """:func:`segment_mle_k` (pooled over each track's same-state segments) from per-segment step
+    counts and squared-step sums.
+
+    Parameters
+    ----------
+    n_steps, sq_sums : ndarray
+        Steps and sum of squared step lengths (px^2) per segment.
+    track : pandas.Series
+        Track of each segment (a track's segments consecutive).
+    dim : int
+        Number of axes.
+
+    Returns
+    -------
+    ndarray
+        K per segment, px^2/frame.
+    """
+    out = np.full(len(n_steps), np.nan)
+    for rows in track.groupby(track.to_numpy(), sort=False).indices.values():
+        out[rows] = pool_segment_k(n_steps[rows], sq_sums[rows], dim, POOL_THRESHOLD)
+    return out
+
+
+def table_piecewise_alpha(out: pd.DataFrame, codes, offset, pos, device) -> np.ndarray:
+    """Segment alpha of :func:`piecewise_alpha` for the segments of a per-point table.
+
+    Parameters
+    ----------
+    out : pandas.DataFrame
+        Segments (``track_id``, ``start``, ``stop`` in frames from the track start, ``alpha``:
+        the mean whole-track alpha), a track's segments consecutive, tracks sorted.
+    codes, offset : ndarray of int
+        Per point: the track's code (sorted track IDs) and the frame from the track start.
+    pos : ndarray, shape (n_points, dim)
+        Positions, px.
+    device : str or None
+        Torch device of the alpha prediction.
+
+    Returns
+    -------
+    ndarray
+        alpha per segment; tracks with gaps or a single segment keep the given one.
+    """
+    alpha = out["alpha"].to_numpy(float).copy()
+    seg_track = pd.factorize(out["track_id"], sort=True)[0]
+    tracks, bounds, context, rows = [], [], [], []
+    for c in np.unique(codes):
+        at = np.flatnonzero(codes == c)
+        mine = np.flatnonzero(seg_track == c)
+        order = at[np.argsort(offset[at])]
+        if len(mine) < 2 or not np.array_equal(offset[order], np.arange(len(order))):
+            continue
+        tracks.append(pos[order])
+        bounds.append(list(zip(out["start"].to_numpy()[mine], out["stop"].to_numpy()[mine])))
+        context.append(np.repeat(alpha[mine], [b - a for a, b in bounds[-1]]))
+        rows.append(mine)
+    if tracks:
+        kw = {} if device is None else {"device": device}
+        for mine, v in zip(rows, piecewise_alpha(tracks, bounds, context, **kw)):
+            alpha[mine] = v
+    return alpha

@@ -27,11 +27,12 @@ import pandas as pd
 
 from ..tracks import position_columns, validate_table
 from ._andi2_estimates import (
-    POOL_THRESHOLD,
     andi2_alpha,
     piecewise_alpha,
     pool_segment_k,
     segment_mle_k,
+    table_piecewise_alpha,
+    tracks_pooled_k,
 )
 from ._common import (
     META_KEY,
@@ -229,15 +230,6 @@ def _per_frame_k(table: pd.DataFrame, codes: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(k), k, msd1)
 
 
-def _pooled_k(n_steps: np.ndarray, sq_sums: np.ndarray, track: pd.Series, dim: int):
-    """:func:`segment_mle_k` (pooled over each track's same-state segments) from per-segment step
-    counts and squared-step sums, segments of a track consecutive."""
-    out = np.full(len(n_steps), np.nan)
-    for rows in track.groupby(track.to_numpy(), sort=False).indices.values():
-        out[rows] = pool_segment_k(n_steps[rows], sq_sums[rows], dim, POOL_THRESHOLD)
-    return out
-
-
 def andi2_segments(
     results: pd.DataFrame,
     *,
@@ -245,6 +237,8 @@ def andi2_segments(
     frame_interval: float | None = None,
     default_alpha: float = 1.0,
     default_state: int = 2,
+    piecewise: bool = True,
+    device: str | None = None,
 ) -> pd.DataFrame:
     """Segments of every track in the AnDi-2 sense, from a per-point results table.
 
@@ -261,6 +255,13 @@ def andi2_segments(
         alpha of segments without a per-frame alpha (1: Brownian).
     default_state : int
         State of segments without a per-frame state (2: free).
+    piecewise : bool
+        With ``step_alpha``, predict STEP's alpha (default model) again on each gap-free
+        segment of at least ``PIECE_MIN_FRAMES`` frames of a track with several segments
+        (:func:`piecewise_alpha`: a slow segment read within a track that also moves fast reads
+        low); False: the mean of ``step_alpha`` over every segment.
+    device : str, optional
+        Torch device of that prediction (default: the package's choice).
 
     Returns
     -------
@@ -308,7 +309,7 @@ def andi2_segments(
         }
     ).groupby("seg")
     n_steps, sums = g["step"].count().to_numpy(), g["step"].sum().to_numpy()
-    mle = _pooled_k(n_steps, sums, g["track"].first(), pos.shape[1])  # segment_mle_k, pooled
+    mle = tracks_pooled_k(n_steps, sums, g["track"].first(), pos.shape[1])  # segment_mle_k, pooled
     out = pd.DataFrame(
         {
             "track_id": np.asarray(ids)[g["track"].first().to_numpy()],
@@ -320,6 +321,8 @@ def andi2_segments(
     )
     out["segment"] = out.groupby("track_id").cumcount()
     out["stop"] = out.groupby("track_id")["start"].shift(-1).fillna(out["length"]).astype(int)
+    if piecewise and "step_alpha" in table.columns:
+        out["alpha"] = table_piecewise_alpha(out, codes, frames - first, pos, device)
     counts = _state_counts(seg_id, state, len(out))
     out["state"] = _majority(counts, default_state)
     shares = counts / counts.sum(axis=1, keepdims=True).clip(min=1)  # all 0: no state known
