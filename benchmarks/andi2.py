@@ -291,6 +291,28 @@ def print_scores(scores: dict, subs: dict[str, Path]) -> None:
         print(f"{method}: {missing} trajectories without a prediction the scorer could parse")
 
 
+def print_spread(scores: dict, subs: dict[str, Path]) -> None:
+    """Per experiment, each method minus the baseline (CP Jaccard: higher is better; alpha MAE
+    and K MSLE: lower is better): the experiment-to-experiment spread behind a model's mean."""
+    per = scores.get("per_experiment", {})
+    base = {r["exp"]: r for r in per.get(str(subs["baseline"]), [])}
+    if not base:
+        return
+    print("\nPer experiment, method - baseline (J: CP Jaccard, a: alpha MAE, K: K MSLE x 1000):")
+    for method, path in subs.items():
+        if method == "baseline":
+            continue
+        for model in dict.fromkeys(r["model"] for r in base.values()):
+            rows = [r for r in per[str(path)] if r["model"] == model]
+            diff = [
+                f"J{r['jaccard_cp'] - base[r['exp']]['jaccard_cp']:+.3f} "
+                f"a{r['mae_alpha'] - base[r['exp']]['mae_alpha']:+.3f} "
+                f"K{1000 * (r['msle_k'] - base[r['exp']]['msle_k']):+.2f}"
+                for r in rows
+            ]
+            print(f"  {model:16s} {method:22s} " + " | ".join(diff))
+
+
 # ---------------------------------------------------------------------------------------------
 # per-frame D on two-state switching tracks
 # ---------------------------------------------------------------------------------------------
@@ -409,7 +431,11 @@ def main() -> None:
         scores = json.loads(score_json.read_text())
         print(f"\nAnDi-2 single-trajectory metrics (andi-datasets scorer), {tag}:")
         print_scores(scores, subs)
+        print_spread(scores, subs)
         results["challenge"] = {m: scores[str(p)] for m, p in subs.items()}
+        results["per_experiment"] = {
+            m: scores.get("per_experiment", {}).get(str(p)) for m, p in subs.items()
+        }
     if not a.skip_twostate:
         npz = a.data / f"andi2_twostate_n{a.twostate_tracks}_s{a.seed}.npz"
         if not npz.exists():

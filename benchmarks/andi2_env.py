@@ -113,11 +113,16 @@ def score(ref: Path, submissions: list[Path]) -> dict:
     exp_dirs = sorted((ref / "track_2").glob("exp_*"), key=lambda p: int(p.name[4:]))
     exp_nums = [int(p.name[4:]) for p in exp_dirs]
     models = {int(p.name[4:]): _model_of(p) for p in exp_dirs}
-    out: dict = {"metrics": METRICS}
+    out: dict = {"metrics": METRICS, "per_experiment": {}}
+    cols = ["RMSE CP", "JSC CP", "alpha", "K", "state"]
     for sub in submissions:
         _, df = run_single_task(exp_nums, 2, str(sub), str(ref))
         df["model"] = [models[int(e)] for e in df["Exp"]]
-        cols = ["RMSE CP", "JSC CP", "alpha", "K", "state"]
+        out["per_experiment"][str(sub)] = [
+            {"exp": int(r["Exp"]), "model": r["model"], "n_tracks": int(r["num_trajs"]),
+             **{k: float(r[c]) for k, c in zip(METRICS, cols)}}
+            for _, r in df.iterrows()
+        ]  # fmt: skip
         res: dict = {}
         for name, part in list(df.groupby("model", sort=False)) + [("overall", df)]:
             w = part["num_trajs"].to_numpy(float)
