@@ -185,3 +185,45 @@ def test_acquired_validation_sets_are_seeded():
     np.testing.assert_array_equal(a["val"][0], b["val"][0])
     clean_d = a["clean"][1]
     assert all(np.unique(r).size <= 5 for r in clean_d)  # piecewise constant: 1-4 change points
+
+
+def test_short_switching_tracks_with_immobile_states_keep_a_positive_d():
+    """A short Markov track whose only mobile frame is the last one used to become all immobile
+    after the last-frame repeat, so its D was scaled by 1/inf to 0 (log10 D = -inf, a NaN loss)."""
+    world = AcquiredWorld(p_markov=1.0, p_immobile=1.0, p_drift=0.0, dwell_range=(3.0, 10.0))
+    rng = np.random.default_rng(0)
+    for _ in range(40):
+        _, d, _ = acquired_tracks(256, 20, 2, world, rng)
+        assert np.all(np.isfinite(d) & (d > 0))
+
+
+def test_a_non_finite_batch_is_skipped_not_learned(tmp_path, monkeypatch):
+    """One batch with a -inf label (log10 of D = 0) must not turn the weights into NaN."""
+    import napari_step.train_data as train_data
+
+    real = train_data.make_batch
+    calls = {"n": 0}
+
+    def sometimes_bad(*args, **kwargs):
+        pos, y = real(*args, **kwargs)
+        calls["n"] += 1
+        if calls["n"] % 2 == 0:
+            y = y.copy()
+            y[0, 3] = -np.inf
+        return pos, y
+
+    monkeypatch.setattr(train_data, "make_batch", sometimes_bad)
+    tc = TrainConfig(batch_size=4, total_steps=4, val_tracks=10, val_every=100, n_frames=30)
+    tc.p_other_length = 0.0
+    rec = train(
+        tmp_path / "m.pt",
+        ModelConfig(**TINY),
+        tc,
+        max_steps=4,
+        progress=False,
+        device="cpu",
+        workers=0,
+    )
+    assert rec["step"] == 4 and rec["skipped_batches"] == 2
+    model = load_checkpoint(tmp_path / "m.pt")[0]
+    assert all(torch.isfinite(p).all() for p in model.parameters())

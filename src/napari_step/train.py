@@ -244,14 +244,21 @@ class _Run:
         return entry
 
     def step(self, x: torch.Tensor, y: torch.Tensor, sched, use_amp: bool) -> float:
-        """One optimisation step (L1 loss, gradient clipping at 1); returns the loss."""
+        """One optimisation step (L1 loss, gradient clipping at 1); returns the loss.
+
+        A batch whose loss or gradient is not finite is skipped (counted in the record's
+        ``skipped_batches``): one bad batch must not turn every weight into NaN.
+        """
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_amp):
             pred = self.model(x)
         loss = (pred.float() - y).abs().mean()
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
-        self.opt.step()
+        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        if torch.isfinite(loss) and torch.isfinite(norm):
+            self.opt.step()
+        else:
+            self.record["skipped_batches"] = self.record.get("skipped_batches", 0) + 1
         sched.step()
         self.record["step"] += 1
         self.record["samples_seen"] += len(x)

@@ -170,6 +170,9 @@ def acquired_tracks(
         )
     d[:, -1] = d[:, -2]  # forward convention: the last frame repeats the one before it
     immobile[:, -1] = immobile[:, -2]
+    # a short track whose only mobile frame was the last one is all immobile now: it has no mobile
+    # D to scale by (D would become 0 and log10 D -inf), so it counts as a slow mobile track
+    immobile[immobile.all(axis=1)] = False
     d_ref = np.where(immobile, np.inf, d).min(axis=1, keepdims=True)
     d = d / d_ref  # rescale: the model is scale-equivariant, this keeps float32 comfortable
     exposure = np.where(
