@@ -4,6 +4,7 @@ import pytest
 from napari_step.simulate import (
     add_localisation_noise,
     blur_coefficient,
+    blend_frames,
     blur_path,
     brownian_acquired,
     brownian_from_d,
@@ -126,3 +127,24 @@ def test_localisation_sigma_absolute_relative_and_drifting():
     noisy = add_localisation_noise(np.zeros((2000, 2, 2)), np.array([[0.1, 2.0]] * 2000), rng)
     assert noisy[:, 0].std() == pytest.approx(0.1, rel=0.05)
     assert noisy[:, 1].std() == pytest.approx(2.0, rel=0.05)
+
+
+@pytest.mark.parametrize("weights", [(0.3, 0.0), (0.4, 0.25)])
+def test_frame_blending_correlates_steps_as_a_moving_average(weights):
+    """Blended frames x'[t] = sum_j a_j x[t-j] (a_0 = 1 / (1 + sum w)): per axis the steps'
+    autocovariance is 2 D sum_j a_j a_{j+k}, and the sum over all lags stays 2 D (what a
+    long-lag covariance estimator reads), whatever the weights."""
+    rng = np.random.default_rng(12)
+    d = np.ones((4000, 80))
+    w = np.tile(weights, (4000, 1))
+    pos = blend_frames(brownian_from_d(d, 2, rng), w)
+    a = np.r_[1.0, weights] / (1 + sum(weights))
+    dx = np.diff(pos, axis=1)[:, 4:]  # past the first frames' edge
+    gam = [(dx[:, k:] * dx[:, : dx.shape[1] - k]).mean(axis=(1, 2)) for k in range(4)]
+    for k, g in enumerate(gam):
+        want = 2 * sum(a[j] * a[j + k] for j in range(len(a) - k))
+        assert abs(g.mean() - want) < 4 * g.std() / np.sqrt(len(g)) + 1e-3
+    total = gam[0] + 2 * sum(gam[1:])
+    assert abs(total.mean() - 2.0) < 4 * total.std() / np.sqrt(len(total))
+    with pytest.raises(ValueError, match="non-negative"):
+        blend_frames(pos, -w)

@@ -152,8 +152,9 @@ def test_acquired_training_runs_resumes_and_records(tmp_path):
 
 
 def test_fine_tuning_the_shipped_model_on_the_acquired_world(tmp_path):
-    """The shipped (legacy, pre-refactor) checkpoint still starts a fine-tune; the result is a
-    forward-convention checkpoint with the source recorded."""
+    """The shipped (legacy, pre-refactor) checkpoint still starts a fine-tune; the result keeps
+    its source's backward convention (no one-frame shift to relearn), says so in its card, and
+    records the source."""
     tc = TrainConfig(
         batch_size=4,
         total_steps=2,
@@ -173,8 +174,53 @@ def test_fine_tuning_the_shipped_model_on_the_acquired_world(tmp_path):
         device="cpu",
     )
     assert rec["init_from"]["file"] == "step_d_2d.pt" and rec["step"] == 2
+    assert rec["train_config"]["frame_convention"] == "backward"
     model, ckpt = load_checkpoint(out)
-    assert model.frame_convention == "forward" and model.config.normalise
+    assert model.frame_convention == "backward" and model.config.normalise
+    assert ckpt["card"]["frame_convention"] == "backward"
+
+
+def test_backward_labels_are_the_forward_ones_one_frame_later():
+    """A backward-convention batch holds at frame t the step t-1 -> t: the same tracks drawn with
+    the same seed, labels shifted by one frame (frame 0 repeats frame 1)."""
+    fwd = TrainConfig(batch_size=16, n_frames=60, p_other_length=0.0, world="acquired")
+    bwd = TrainConfig(**{**fwd.__dict__, "frame_convention": "backward"})
+    pos_f, y_f = make_batch(fwd, 2, np.random.default_rng(4))
+    pos_b, y_b = make_batch(bwd, 2, np.random.default_rng(4))
+    np.testing.assert_array_equal(pos_f, pos_b)
+    np.testing.assert_array_equal(y_b[:, 1:], y_f[:, :-1])
+    np.testing.assert_array_equal(y_b[:, 0], y_f[:, 0])
+    with pytest.raises(ValueError, match="frame_convention"):
+        TrainConfig(frame_convention="sideways")
+
+
+def test_classic_batches_mixed_into_the_acquired_world():
+    """p_classic = 1 draws the classic world (no blur: lag-1 covariance of the steps ~ 0), 0 the
+    acquired one (blur on 2/3 of the tracks: positive covariance on average)."""
+    kw = dict(batch_size=256, n_frames=100, p_other_length=0.0, world="acquired", p_noise=0.0)
+    cov = {}
+    for p in (0.0, 1.0):
+        tc = TrainConfig(**kw, p_classic=p, acquired={"p_noise_free": 1.0})
+        pos, _ = make_batch(tc, 2, np.random.default_rng(5))
+        dx = np.diff(pos, axis=1)
+        dx = dx / np.sqrt((dx**2).mean(axis=(1, 2), keepdims=True))
+        cov[p] = (dx[:, 1:] * dx[:, :-1]).mean()
+    assert cov[1.0] == pytest.approx(0.0, abs=0.01)
+    assert cov[0.0] > 0.03
+
+
+def test_the_world_blends_frames_when_asked():
+    """With frame blending the world records each track's blend weights; the steps then correlate
+    at lag 2 when a second earlier frame is mixed in (a one-frame blur cannot do that)."""
+    world = AcquiredWorld(**{**SINGLE_D, "p_no_blur": 1.0, "p_blend": 1.0})
+    pos, d, info = acquired_tracks(2000, 80, 2, world, 9)
+    w = info["blend"]
+    assert w.shape == (2000, 2) and (w[:, 0] > 0).all() and (w[:, 1] == 0).mean() > 0.3
+    dx = np.diff(pos, axis=1)
+    lag2 = (dx[:, 2:] * dx[:, :-2]).mean(axis=(1, 2))
+    assert lag2[w[:, 1] > 0.2].mean() > 0.05 > abs(lag2[w[:, 1] == 0].mean())
+    off = acquired_tracks(50, 80, 2, AcquiredWorld(**SINGLE_D), 9)[2]["blend"]
+    assert (off == 0).all()
 
 
 def test_acquired_validation_sets_are_seeded():

@@ -29,7 +29,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .model import ModelConfig, XResAttn, read_checkpoint, save_checkpoint
+from .model import (
+    ModelConfig,
+    XResAttn,
+    checkpoint_frame_convention,
+    read_checkpoint,
+    save_checkpoint,
+)
 from .predict import resolve_device
 from .train_data import (
     CLEAN_WORLD,
@@ -42,6 +48,7 @@ from .train_data import (
     acquired_world,
     alpha_validation_set,
     make_batch,
+    to_convention,
     validation_set,
 )
 
@@ -63,7 +70,13 @@ __all__ = [
 
 
 def _validation_sets(tc: TrainConfig, config: ModelConfig) -> dict:
-    """{prefix: (positions, truth)} the run validates on; "val" picks the best weights."""
+    """{prefix: (positions, truth)} the run validates on, truth in the run's frame convention;
+    "val" picks the best weights."""
+    sets = _forward_validation_sets(tc, config)
+    return {k: (pos, to_convention(y, tc.frame_convention)) for k, (pos, y) in sets.items()}
+
+
+def _forward_validation_sets(tc: TrainConfig, config: ModelConfig) -> dict:
     if config.target == "alpha":
         return {
             "val": alpha_validation_set(
@@ -167,6 +180,8 @@ def _configs(out_path: Path, model_config, train_config, resume: bool, init_weig
     elif init_weights is not None:
         init_state = read_checkpoint(init_weights)
         model_config = ModelConfig.from_dict(init_state["config"])
+        train_config = train_config or TrainConfig()
+        train_config.frame_convention = checkpoint_frame_convention(init_state, init_weights)
     model_config = model_config or ModelConfig()
     if model_config.target not in TARGETS:
         raise ValueError(
@@ -356,7 +371,8 @@ def train(
     progress : bool
         A progress bar with validation lines.
     card : dict, optional
-        Model card stored in every checkpoint (``frame_convention`` defaults to "forward").
+        Model card stored in every checkpoint; its ``frame_convention`` is the run's
+        (``TrainConfig.frame_convention``; a fine-tune's is its source weights').
     workers : int, optional
         DataLoader processes simulating data (default none on the CPU, 6 on a GPU).
     fit_schedule : bool
@@ -379,6 +395,7 @@ def train(
         config, tc, device, state, init_state, init_weights, "best_" + score_key
     )
     step0 = record["step"]
+    card = {**(card or {}), "frame_convention": tc.frame_convention}
     workers = (6 if device.type == "cuda" else 0) if workers is None else workers
     batches = _batches(tc, config, step0, workers)
     record["sessions"].append(

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .model import ModelConfig
+from .model import FRAME_CONVENTIONS, ModelConfig
 from .simulate import MODELS as ANOMALOUS_MODELS
 from .simulate import (
     add_localisation_noise,
@@ -36,6 +36,7 @@ __all__ = [
     "DEFAULT_ALPHA_CONFIG",
     "TARGETS",
     "WORLDS",
+    "to_convention",
 ]
 
 TARGETS = ("log10_d", "alpha")
@@ -71,6 +72,11 @@ class TrainConfig:
         D range (factor on the step variance).
     world : D models: "classic" or "acquired" (:mod:`napari_step.train_world`).
     acquired : overrides of :class:`napari_step.train_world.AcquiredWorld`'s parameters.
+    p_classic : acquired world: share of batches drawn from the classic world instead (keeps
+        the precision on clean tracks while the model learns blur and noise).
+    frame_convention : "forward" (the value at frame t describes t -> t+1) or "backward" (the
+        legacy checkpoints' t-1 -> t). A fine-tune keeps the convention of the weights it starts
+        from, so it does not spend its steps relearning a one-frame shift.
     """
 
     batch_size: int = 128
@@ -94,10 +100,25 @@ class TrainConfig:
     anomalous_d_range: list | None = None
     world: str = "classic"
     acquired: dict = field(default_factory=dict)
+    p_classic: float = 0.0
+    frame_convention: str = "forward"
 
     def __post_init__(self):
         if self.world not in WORLDS:
             raise ValueError(f"unknown training world {self.world!r}: use one of {list(WORLDS)}")
+        if self.frame_convention not in FRAME_CONVENTIONS:
+            raise ValueError(
+                f"unknown frame_convention {self.frame_convention!r}: use one of "
+                f"{list(FRAME_CONVENTIONS)}"
+            )
+
+
+def to_convention(labels: np.ndarray, convention: str) -> np.ndarray:
+    """Per-frame labels (..., T) given in the forward convention, in ``convention``: "backward"
+    puts the value of the step t-1 -> t at frame t (frame 0 repeats frame 1)."""
+    if convention == "forward":
+        return labels
+    return np.concatenate([labels[..., :1], labels[..., :-1]], axis=-1)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -140,8 +161,14 @@ def make_batch(
     -------
     positions : ndarray (B, T, dim), px
     labels : ndarray (B, T)
-        log10 D (px^2/frame) or alpha per frame, forward convention.
+        log10 D (px^2/frame) or alpha per frame, in ``cfg.frame_convention``.
     """
+    pos, y = _forward_batch(cfg, dim, rng, n_frames, target)
+    return pos, to_convention(y, cfg.frame_convention)
+
+
+def _forward_batch(cfg: TrainConfig, dim: int, rng, n_frames, target: str):
+    """:func:`make_batch` with forward labels."""
     if target not in TARGETS:
         raise ValueError(f"unknown target {target!r}: use one of {list(TARGETS)}")
     if n_frames is None:
@@ -153,7 +180,7 @@ def make_batch(
     n_cps = (1 if k_max >= 1 and n_frames >= 50 else 0, max(k_max, 0))
     if target == "alpha":
         return _alpha_batch(cfg, dim, rng, n_frames, n_cps)
-    if cfg.world == "acquired":
+    if cfg.world == "acquired" and not rng.uniform() < cfg.p_classic:
         pos, d, _ = acquired_tracks(cfg.batch_size, n_frames, dim, acquired_world(cfg), rng)
         return pos, np.log10(d)
     return _classic_batch(cfg, dim, rng, n_frames, n_cps)

@@ -10,6 +10,9 @@ regimes, observed through a camera's motion blur and localisation noise:
 * motion blur: the camera reports the mean position over an exposure lasting a fraction ``f`` of
   the frame interval, starting at the frame time (``f = 0``: an instantaneous snapshot; ``f = 1``:
   continuous illumination, blur coefficient R = f / 6);
+* frame blending (a share of tracks, off by default): each stored frame mixes in the one or two
+  frames before it (:func:`napari_step.simulate.blend_frames`), as video codecs and frame-rate
+  conversion do, so displacements correlate over more than one frame;
 * localisation noise: Gaussian, per axis, with signal-to-noise ratio ``sigma^2 / (D_ref dt)``
   log-uniform over a wide range (``D_ref`` the smallest mobile D of the track), constant or
   drifting along the track, absent on some tracks.
@@ -24,7 +27,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from .simulate import brownian_acquired, brownian_changepoints, smooth_log_d_drift
+from .simulate import (
+    add_localisation_noise,
+    blend_frames,
+    brownian_acquired,
+    brownian_changepoints,
+    smooth_log_d_drift,
+)
 
 __all__ = ["acquired_tracks", "markov_d", "AcquiredWorld"]
 
@@ -47,6 +56,8 @@ class AcquiredWorld:
         self.drift_decades = 2.0
         self.p_no_blur = 1 / 3
         self.p_noise_free = 0.15
+        self.p_blend = 0.0  # share of tracks with frame blending (blend_frames)
+        self.blend_max = 0.4  # weights of the 1 or 2 earlier frames, uniform in [0, blend_max]
         self.snr_range = (1e-3, 10.0)  # sigma^2 / (D_ref dt)
         self.p_noise_drift = 0.25
         self.noise_drift_decades = 1.0  # total change of sigma^2 along a drifting track
@@ -152,7 +163,8 @@ def acquired_tracks(
         Forward per-frame D of the rescaled tracks, px^2/frame.
     info : dict
         Per-track ``exposure`` (fraction of the frame), ``snr`` (mean sigma^2 / D_ref),
-        ``markov`` (bool) and ``immobile`` (bool: the track has immobile frames).
+        ``markov`` (bool), ``immobile`` (bool: the track has immobile frames) and ``blend``
+        ((N, 2) frame-blending weights, 0 where none).
     """
     world = world or AcquiredWorld()
     rng = np.random.default_rng(rng)
@@ -179,7 +191,21 @@ def acquired_tracks(
         rng.uniform(size=n_tracks) < world.p_no_blur, 0.0, 1.0 - rng.uniform(size=n_tracks)
     )  # (0, 1]
     sigma = _noise_sigma(d, immobile, n_frames, world, rng)
-    pos = brownian_acquired(d, dim, exposure, sigma, rng=rng)
+    blend = np.zeros((n_tracks, 2))
+    if world.p_blend > 0:  # blend the recorded frames, then localise them (noise on top)
+        pos = brownian_acquired(d, dim, exposure, 0.0, rng=rng)
+        blend = rng.uniform(0, world.blend_max, size=(n_tracks, 2))
+        blend[rng.uniform(size=n_tracks) < 0.5, 1] = 0.0
+        blend[rng.uniform(size=n_tracks) >= world.p_blend] = 0.0
+        pos = add_localisation_noise(blend_frames(pos, blend), sigma, rng)
+    else:
+        pos = brownian_acquired(d, dim, exposure, sigma, rng=rng)
     snr = (sigma**2).mean(axis=1)  # d_ref is 1 after rescaling
-    info = {"exposure": exposure, "snr": snr, "markov": markov, "immobile": immobile.any(axis=1)}
+    info = {
+        "exposure": exposure,
+        "snr": snr,
+        "markov": markov,
+        "immobile": immobile.any(axis=1),
+        "blend": blend,
+    }
     return pos, d, info

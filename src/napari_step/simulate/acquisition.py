@@ -27,6 +27,7 @@ __all__ = [
     "blur_steps",
     "localisation_sigma",
     "add_localisation_noise",
+    "blend_frames",
     "render_movie",
 ]
 
@@ -260,6 +261,36 @@ def add_localisation_noise(positions: np.ndarray, sigma, rng: RngLike = None) ->
     if sigma.ndim and sigma.ndim < positions.ndim:
         sigma = sigma.reshape(sigma.shape + (1,) * (positions.ndim - sigma.ndim))
     return positions + rng.standard_normal(positions.shape) * sigma
+
+
+def blend_frames(positions: np.ndarray, weights) -> np.ndarray:
+    """Positions of a movie whose frames mix in earlier frames (frame blending).
+
+    Video codecs, deinterlacing, frame-rate conversion and temporal denoising make each stored
+    frame a weighted mean of the recorded frame and the ones before it, so the displacements are
+    correlated over more than one frame (a blur longer than the frame interval). Per track,
+    frame t becomes ``(x[t] + w1 x[t-1] + w2 x[t-2] + ...) / (1 + w1 + w2 + ...)``; the first
+    frames use the first frame for the missing ones.
+
+    Parameters
+    ----------
+    positions : array_like, shape (N, T, dim)
+    weights : array_like, shape (N, K)
+        Non-negative weight of the frame k + 1 back, per track.
+
+    Returns
+    -------
+    ndarray, shape (N, T, dim)
+    """
+    x = np.asarray(positions, dtype=float)
+    w = np.asarray(weights, dtype=float)
+    if w.ndim != 2 or len(w) != len(x) or (w < 0).any():
+        raise ValueError(f"weights must be a non-negative (N, K) array, got shape {w.shape}")
+    out = x.copy()
+    for k in range(w.shape[1]):
+        back = np.concatenate([np.repeat(x[:, :1], k + 1, axis=1), x[:, : -k - 1]], axis=1)
+        out += w[:, k, None, None] * back
+    return out / (1.0 + w.sum(axis=1))[:, None, None]
 
 
 def _pixel_gaussian(centres: np.ndarray, n_pix: int, psf_sigma: float) -> np.ndarray:
