@@ -25,7 +25,7 @@ __all__ = ["WORLD", "WORLD_MIX", "simulate_state_world", "train_state_model"]
 WORLD = {
     "models": "the AnDi-2 challenge's five models with its parameter draws (andi2_like: single "
     "state, two-state, immobile traps, dimerisation, confinement), plus single state (free with "
-    "alpha 0.2-1.85, directed by alpha >= 1.9 or drift 0.5-2 px/frame), Markov 2-state "
+    "alpha 0.2-1.85, sub-diffusive free fBm with alpha 0.15-0.8 (labelled free, as AnDi-2 does), directed by alpha >= 1.9 or drift 0.5-2 px/frame), Markov 2-state "
     "(free/immobile, free/directed), traps and compartments over wider ranges",
     "d_fast": 1.0,
     "d_ratio_slow": [0.01, 0.3],
@@ -69,6 +69,8 @@ def _world_part(kind: str, n: int, t: int, rng):
 
     if kind == "free":
         return ph.single_state(n, t, 1.0, rng.uniform(0.2, 1.85, size=n), rng=rng, **_acq(n, rng))
+    if kind == "free_sub":  # subdiffusive free fBm (AnDi-2 labels it free): no plateau
+        return ph.single_state(n, t, 1.0, rng.uniform(0.15, 0.8, size=n), rng=rng, **_acq(n, rng))
     if kind == "directed":
         ballistic = rng.uniform(size=n) < 0.3
         alpha = np.where(ballistic, rng.uniform(1.9, 1.99, size=n), rng.uniform(0.5, 1.5, size=n))
@@ -110,16 +112,19 @@ WORLD_MIX = {
     "andi2:immobile_traps": 0.1,
     "andi2:dimerization": 0.1,
     "andi2:confinement": 0.1,
-    "free": 0.1,
+    "free": 0.06,
+    "free_sub": 0.08,
     "directed": 0.08,
     "two_state:immobile": 0.06,
     "two_state:directed": 0.04,
     "traps": 0.06,
-    "confinement": 0.16,
+    "confinement": 0.12,
 }
 
 
-def simulate_state_world(n_tracks: int, n_frames: int = 200, rng=None, chunk: int = 100):
+def simulate_state_world(
+    n_tracks: int, n_frames: int = 200, rng=None, chunk: int = 100, mix: dict | None = None
+):
     """Training tracks (N, T, 2) in px and their per-frame AnDi-2 classes (N, T).
 
     Parameters
@@ -130,6 +135,8 @@ def simulate_state_world(n_tracks: int, n_frames: int = 200, rng=None, chunk: in
         Random generator or seed.
     chunk : int
         Tracks per simulator call (each call draws its own parameters).
+    mix : dict, optional
+        Family -> fraction of the tracks; default ``WORLD_MIX``.
 
     Returns
     -------
@@ -138,7 +145,7 @@ def simulate_state_world(n_tracks: int, n_frames: int = 200, rng=None, chunk: in
     """
     rng = np.random.default_rng(rng)
     pos, lab = [], []
-    for kind, frac in WORLD_MIX.items():
+    for kind, frac in (WORLD_MIX if mix is None else mix).items():
         left = int(round(frac * n_tracks))
         while left > 0:
             res = _world_part(kind, min(chunk, left), n_frames, rng)
@@ -191,7 +198,9 @@ def _optimise(net, pos, lab, steps: int, batch: int, lr: float, rng, log, t0: fl
     return curve
 
 
-def _card(freq: np.ndarray, settings: dict, curve: list, seconds: int, val: dict) -> dict:
+def _card(
+    freq: np.ndarray, settings: dict, curve: list, seconds: int, val: dict, mix: dict
+) -> dict:
     """The model card saved with the weights: classes, convention, world, training, validation."""
     steps = settings["steps"]
     losses = [round(float(np.mean(curve[i : i + 250])), 4) for i in range(0, steps, 250)]
@@ -199,7 +208,7 @@ def _card(freq: np.ndarray, settings: dict, curve: list, seconds: int, val: dict
         "classes": list(STATE_NAMES),
         "frame_convention": "forward",
         "world": WORLD,
-        "world_mix": WORLD_MIX,
+        "world_mix": mix,
         "class_frequency": freq.tolist(),
         "training": {**settings, "seconds": seconds, "loss_every_250": losses},
         "validation": val,
@@ -215,6 +224,8 @@ def train_state_model(
     seed: int = 0,
     threads: int = 2,
     log=print,
+    mix: dict | None = None,
+    init: str | Path | None = None,
 ) -> dict:
     """Train :class:`StateNet` on :func:`simulate_state_world` and save it with its card.
 
@@ -227,6 +238,10 @@ def train_state_model(
         learning rate (one-cycle AdamW), seed and CPU threads.
     log : callable
         Progress messages.
+    mix : dict, optional
+        Family -> fraction of the training tracks; default ``WORLD_MIX``.
+    init : str or Path, optional
+        Weights file to start from (a fine-tune; recorded in the card), default random weights.
 
     Returns
     -------
@@ -239,17 +254,26 @@ def train_state_model(
     torch.set_num_threads(threads)
     rng = np.random.default_rng(seed)
     t0 = time.time()
-    pos, lab = simulate_state_world(n_tracks, 200, rng)
-    val_pos, val_lab = simulate_state_world(max(n_tracks // 6, 200), 200, seed + 1000)
+    mix = dict(WORLD_MIX if mix is None else mix)
+    pos, lab = simulate_state_world(n_tracks, 200, rng, mix=mix)
+    val_pos, val_lab = simulate_state_world(max(n_tracks // 6, 200), 200, seed + 1000, mix=mix)
     log(f"simulated {len(pos)} + {len(val_pos)} tracks in {time.time() - t0:.0f} s")
     freq = np.bincount(lab.ravel(), minlength=4) / lab.size
     net = StateNet()
+    if init is not None:
+        from .states import load_state_model
+
+        net, init_card = load_state_model(init)
+        net.train()
     curve = _optimise(net, pos, lab, steps, batch, lr, rng, log, t0)
     net.eval()
     val = {f"T={n}": _evaluate(net, val_pos, val_lab, n) for n in (50, 200)}
     log(f"validation {val}")
     settings = {"n_tracks": n_tracks, "steps": steps, "batch": batch, "lr": lr, "seed": seed}
-    card = _card(freq, settings, curve, round(time.time() - t0), val)
+    if init is not None:
+        settings["init"] = {"file": Path(init).name, "training": init_card.get("training", {})}
+        settings["init"]["world_mix"] = init_card.get("world_mix", {})
+    card = _card(freq, settings, curve, round(time.time() - t0), val, mix)
     config = {
         "n_features": N_FEATURES,
         "hidden": 48,
