@@ -3,8 +3,8 @@ import pytest
 
 from napari_step.simulate import (
     add_localisation_noise,
-    blur_coefficient,
     blend_frames,
+    blur_coefficient,
     blur_path,
     brownian_acquired,
     brownian_from_d,

@@ -25,7 +25,8 @@ __all__ = ["WORLD", "WORLD_MIX", "simulate_state_world", "train_state_model"]
 WORLD = {
     "models": "the AnDi-2 challenge's five models with its parameter draws (andi2_like: single "
     "state, two-state, immobile traps, dimerisation, confinement), plus single state (free with "
-    "alpha 0.2-1.85, sub-diffusive free fBm with alpha 0.15-0.8 (labelled free, as AnDi-2 does), directed by alpha >= 1.9 or drift 0.5-2 px/frame), Markov 2-state "
+    "alpha 0.2-1.85, sub-diffusive free fBm with alpha 0.15-0.8 (labelled free, as AnDi-2 "
+    "does), directed by alpha >= 1.9 or drift 0.5-2 px/frame), Markov 2-state "
     "(free/immobile, free/directed), traps and compartments over wider ranges",
     "d_fast": 1.0,
     "d_ratio_slow": [0.01, 0.3],
