@@ -227,13 +227,14 @@ def step_segments(tracks: list[np.ndarray], spec: str, preds) -> list[list[tuple
     return out
 
 
-def step_predictions(tracks: list[np.ndarray], state_model=None):
+def step_predictions(tracks: list[np.ndarray], state_model=None, d_model="default"):
     """STEP log10 D and alpha per frame, and the state model's probabilities (or None)."""
     from napari_step.predict import predict_alpha, predict_log10_d
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        logs, alphas = predict_log10_d(tracks, device="cpu"), predict_alpha(tracks, device="cpu")
+        logs = predict_log10_d(tracks, model=d_model, device="cpu")
+        alphas = predict_alpha(tracks, device="cpu")
     states = None
     if state_model is not None:
         from napari_step.states import predict_state
@@ -251,7 +252,9 @@ def _folder(method: str) -> str:
     return method.replace(":", "_").replace("+", "_")
 
 
-def run_challenge(ref: Path, res_root: Path, specs: list[str], state_model) -> dict:
+def run_challenge(
+    ref: Path, res_root: Path, specs: list[str], state_model, d_model="default"
+) -> dict:
     """Write one submission folder per method; return {method: folder}."""
     subs = {f"step[{e}]": res_root / _folder(f"step_{e}") for e in specs}
     if state_model is not None:
@@ -262,7 +265,7 @@ def run_challenge(ref: Path, res_root: Path, specs: list[str], state_model) -> d
             fov = csv.stem.removeprefix("trajs_")
             idx, tracks = read_fov(csv)
             lengths = [len(t) for t in tracks]
-            logs, alphas, states = step_predictions(tracks, state_model)
+            logs, alphas, states = step_predictions(tracks, state_model, d_model)
             for method, folder in subs.items():
                 target = folder / "track_2" / exp_dir.name / f"{fov}.txt"
                 if method == "baseline":
@@ -341,7 +344,9 @@ def pointwise_error(pred: list[np.ndarray], true: np.ndarray) -> float:
     return float(np.mean(err))
 
 
-def run_twostate(npz: Path, sigmas: list[float], seed: int, specs: list[str]) -> dict:
+def run_twostate(
+    npz: Path, sigmas: list[float], seed: int, specs: list[str], d_model="default"
+) -> dict:
     from napari_step.predict import predict_log10_d
     from napari_step.segment import segment_tracks
 
@@ -352,7 +357,7 @@ def run_twostate(npz: Path, sigmas: list[float], seed: int, specs: list[str]) ->
     for sigma in sigmas:
         xy = xy_clean + rng.normal(0.0, sigma, xy_clean.shape) if sigma > 0 else xy_clean
         tracks = list(xy)
-        logs = predict_log10_d(tracks, device="cpu")
+        logs = predict_log10_d(tracks, model=d_model, device="cpu")
         res = {"STEP per frame": pointwise_error([10.0**v for v in logs], d)}
         for spec in specs:
             seg = segment_tracks(tracks, log10_d_preds=logs, **segment_kwargs(spec))
@@ -413,6 +418,7 @@ def main() -> None:
         help="state model weights for the +states submissions ('default': the shipped one if "
         "present; 'none': no state model)",
     )
+    ap.add_argument("--d-model", default="default", help="STEP D model: built-in name or path")
     ap.add_argument("--skip-challenge", action="store_true")
     ap.add_argument("--skip-twostate", action="store_true")
     a = ap.parse_args()
@@ -425,7 +431,7 @@ def main() -> None:
         if not (root / "models.json").exists():
             andi_env("generate", root, "--exps-per-model", a.exps_per_model, "--fovs", a.fovs,
                      "--seed", a.seed)  # fmt: skip
-        subs = run_challenge(ref, root / "res", a.methods, _state_model(a.state_model))
+        subs = run_challenge(ref, root / "res", a.methods, _state_model(a.state_model), a.d_model)
         score_json = root / "scores.json"
         andi_env("score", ref, *subs.values(), "--json", score_json)
         scores = json.loads(score_json.read_text())
@@ -440,7 +446,7 @@ def main() -> None:
         npz = a.data / f"andi2_twostate_n{a.twostate_tracks}_s{a.seed}.npz"
         if not npz.exists():
             andi_env("twostate", npz, "--tracks", a.twostate_tracks, "--seed", a.seed)
-        ts = run_twostate(npz, [0.0, 0.12], a.seed, a.methods)
+        ts = run_twostate(npz, [0.0, 0.12], a.seed, a.methods, a.d_model)
         print("\nPer-frame D error mean |D_pred/D_true - 1|, two-state switching (4-50x, p=0.03):")
         for sigma, res in ts.items():
             for name, v in res.items():
