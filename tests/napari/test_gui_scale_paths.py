@@ -149,3 +149,23 @@ def test_large_layers_get_their_msd_from_a_worker(
     np.testing.assert_allclose(plot.msd_data["ensemble"], want["ensemble"])
     labels = [t.get_text() for t in plot.ax_msd.get_legend().get_texts()]
     assert any("track 5" in s for s in labels) and not any("track 2" in s for s in labels)
+
+
+def test_the_run_worker_compiles_the_outline_kernel_off_the_gui_thread():
+    """The first outline of a session (a picked track) froze the viewer 8 s on a fresh install:
+    napari's own Shapes warm-up leaves out the path-edge kernel. The run worker's warm-up
+    compiles (or loads) it; checked in a fresh interpreter, where nothing has used it yet."""
+    import subprocess
+    import sys
+
+    code = (
+        "from napari.layers.shapes import _accelerated_triangulate_numba as m\n"
+        "from napari_step._napari._step_outputs import _warm_imports\n"
+        "before = len(m.generate_2D_edge_meshes.signatures)\n"
+        "_warm_imports()\n"
+        "print(before, len(m.generate_2D_edge_meshes.signatures))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    before, after = map(int, out.stdout.split()[-2:])
+    assert before == 0 and after >= 1

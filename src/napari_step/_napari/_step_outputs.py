@@ -101,7 +101,10 @@ def _warm_imports() -> None:
     """Work the GUI thread would otherwise do, once, when the first result is shown: import
     matplotlib's Qt canvas (the colour bar's; half a second) and compile napari's numba
     kernels of Shapes layers (the outline of the picked track; over a second on the first
-    Shapes layer of a session)."""
+    Shapes layer of a session). napari's own warm-up leaves out the kernel that triangulates a
+    path's edges (the outline's: 8 s to compile on a fresh install, then cached on disk, but
+    loaded on first use in every session), so one small path is built here, off the GUI
+    thread."""
     import importlib
 
     try:
@@ -113,6 +116,11 @@ def _warm_imports() -> None:
     except ImportError:  # another napari: its Shapes layer warms up by itself
         return
     warmup_numba_cache()
+    try:  # the outline's own path type (no Qt, no layer: a shape model only)
+        from napari.layers.shapes._shapes_models import Path as ShapePath
+    except ImportError:  # pragma: no cover - another napari
+        return
+    ShapePath(np.array([[0.0, 0.0], [1.0, 2.0], [3.0, 1.0]]), edge_width=2.5)
 
 
 def apply_outcome(widget, layer, outcome: RunOutcome) -> str:
