@@ -74,6 +74,7 @@ def main():
         help="KCPD penalty for (c) (default: tuned on a separate seeded set)",
     )
     ap.add_argument("--noise", type=float, nargs="*", default=[0.1, 0.3, 1.0])
+    ap.add_argument("--model", default="default", help="STEP D model: built-in name or path")
     args = ap.parse_args()
 
     def dataset(seed, n):
@@ -108,7 +109,7 @@ def main():
         if r > 0:
             pos = add_localisation_noise(pos, r * np.sqrt(test.d.min(axis=1)), rng)
         t = time.perf_counter()
-        a = rel_err(predict_d(pos), test.d)
+        a = rel_err(predict_d(pos, model=args.model), test.d)
         t_step = time.perf_counter() - t
         true_bounds = [segments_from_cps(c, 200) for c in test.changepoints]
         b = rel_err([per_segment(p, bd, tamsd12) for p, bd in zip(pos, true_bounds)], test.d)

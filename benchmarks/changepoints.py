@@ -48,6 +48,8 @@ from napari_step import segment as sg
 from napari_step.predict import predict_log10_d
 from napari_step.simulate import add_localisation_noise, brownian_changepoints, multi_state
 
+STEP_MODEL = "default"  # --model
+
 TUNE_SEED, TEST_SEED = 101, 202
 N_FRAMES = 200
 STEPSIZE_PENALTY = 1.1  # KCPD on log10 step sizes, per log T (tuned with --tune)
@@ -79,7 +81,7 @@ def make_set(kind: str, n: int, seed: int, noise: str, n_frames: int = N_FRAMES)
         sigma = np.full(n, ABS_SIGMA)
     if noise != "none":
         pos = add_localisation_noise(pos, sigma, rng)
-    pred = np.stack(predict_log10_d(pos))
+    pred = np.stack(predict_log10_d(pos, model=STEP_MODEL))
     return dict(pos=pos, d=dd, cps=[np.asarray(c, int) for c in cps], pred=pred, sigma=sigma)
 
 
@@ -175,7 +177,7 @@ def switching_set(n: int, seed: int, sigma: float = 0.12, p_switch: float = 0.03
     ratio = 10 ** rng.uniform(np.log10(4), np.log10(50), n)
     d = np.stack([np.ones(n), 1 / ratio], 1)
     sim = multi_state(n, N_FRAMES, d=d, alpha=1.0, transition=p_switch, sigma=sigma, rng=rng)
-    pred = np.stack(predict_log10_d(sim.positions))
+    pred = np.stack(predict_log10_d(sim.positions, model=STEP_MODEL))
     cps = [np.asarray(c, int) for c in sim.changepoints]
     return dict(pos=sim.positions, d=sim.d, cps=cps, pred=pred)
 
@@ -405,7 +407,10 @@ def main():
     ap.add_argument("--lengths", action="store_true", help="check the penalty scaling with T")
     ap.add_argument("--switching", action="store_true", help="segmented D vs STEP (section 3)")
     ap.add_argument("--pelt", action="store_true", help="own exact DP vs ruptures.Pelt")
+    ap.add_argument("--model", default="default", help="STEP D model: built-in name or path")
     args = ap.parse_args()
+    global STEP_MODEL
+    STEP_MODEL = args.model
     t0 = time.time()
     if args.tune:
         tune(args.n or 500, TUNE_SEED)
