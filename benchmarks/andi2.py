@@ -445,6 +445,7 @@ def main() -> None:
     if not a.skip_twostate:
         npz = a.data / f"andi2_twostate_n{a.twostate_tracks}_s{a.seed}.npz"
         if not npz.exists():
+            npz.parent.mkdir(parents=True, exist_ok=True)
             andi_env("twostate", npz, "--tracks", a.twostate_tracks, "--seed", a.seed)
         ts = run_twostate(npz, [0.0, 0.12], a.seed, a.methods, a.d_model)
         print("\nPer-frame D error mean |D_pred/D_true - 1|, two-state switching (4-50x, p=0.03):")

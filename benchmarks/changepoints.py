@@ -200,8 +200,12 @@ def switching_report(n: int, seed: int):
             detector="hybrid",
             spread=None,
         )
+        hmm = sg.segment_tracks(data["pos"], log10_d_preds=list(data["pred"]), detector="hmm")
+        auto = sg.segment_tracks(data["pos"], log10_d_preds=list(data["pred"]), detector="auto")
         rows = {
             "STEP per frame (no segmentation)": 10 ** data["pred"],
+            "auto detector (hmm where its BIC wins)": np.stack([r.segmented_d for r in auto]),
+            "hmm detector (recurring states), mle_denoised": np.stack([r.segmented_d for r in hmm]),
             "previous default (hybrid, mle)": np.stack([r.segmented_d for r in old]),
             "default (exact, mle_denoised, fallback)": np.stack([r.segmented_d for r in new]),
             "  same without the STEP fallback": segmented(

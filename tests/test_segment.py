@@ -375,7 +375,7 @@ def test_segment_track_reports_confirmed_changepoints_and_keeps_the_fine_d():
     d = np.r_[np.ones(60), np.full(8, 0.05), np.ones(60), np.full(72, 0.02)]
     pos = _bm(200, d, rng=rng) + rng.normal(0, 0.05, (200, 2))
     pred = np.log10(d)
-    res = segment_track(pos, log10_d_pred=pred)
+    res = segment_track(pos, log10_d_pred=pred, detector="exact")
     fine = exact_changepoints(pos)
     assert set(res.changepoints) <= set(fine)
     assert [(a, b) for a, b, *_ in res.segments] == list(
@@ -385,7 +385,7 @@ def test_segment_track_reports_confirmed_changepoints_and_keeps_the_fine_d():
         pos, fine, log10_d_pred=pred, spread=0.2, R=1 / 6, blend=STEP_BLEND
     )
     np.testing.assert_allclose(res.segmented_d, detail.segmented_d)
-    unconfirmed = segment_track(pos, log10_d_pred=pred, confirm=None)
+    unconfirmed = segment_track(pos, log10_d_pred=pred, confirm=None, detector="exact")
     np.testing.assert_array_equal(unconfirmed.changepoints, fine)
 
 

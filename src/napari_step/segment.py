@@ -53,6 +53,7 @@ from .changepoints import (
     find_changepoints,
     log_step_sizes,
 )
+from .switching import fit_switching, prefer_switching, state_d
 
 __all__ = [
     "mle_d",
@@ -87,7 +88,7 @@ STEP_SPREAD = 0.2  # decades: std of STEP's log10 D over a segment above which i
 # points 0.143 / 0.157 / 0.162 -> 0.138 / 0.152 / 0.159)
 STEP_BLEND = 20.0
 ESTIMATORS = ("mle_denoised", "mle", "cve", "cve_pooled", "step")
-DETECTORS = ("exact", "hybrid", "step")
+DETECTORS = ("exact", "hybrid", "step", "hmm", "auto")
 
 
 # --------------------------------------------------------------------------------------------
@@ -221,6 +222,27 @@ def _build(pos, log10_pred, cps, estimator, R, spread=None, detail=None, blend=N
     )
 
 
+def _build_states(pos, log10_pred, states, estimator, R):
+    """Segments of a state path (detector "hmm"): every segment of a state gets the D of all
+    the state's steps (:func:`napari_step.switching.state_d`); a state whose D cannot be
+    estimated (<= 0 after the noise correction) falls back to STEP's mean over its frames."""
+    if estimator == "step":
+        raise ValueError('estimator "step" has no per-state form: use detector "exact"')
+    d_state, s2_state = state_d(pos, states, estimator, R)
+    for j in np.flatnonzero(~(d_state > 0)):
+        vals = log10_pred[states == j] if log10_pred is not None else np.empty(0)
+        vals = vals[np.isfinite(vals)]
+        d_state[j] = 10.0 ** vals.mean() if vals.size else np.nan
+    cps = np.flatnonzero(states[1:] != states[:-1]) + 1
+    bounds = _bounds(cps, len(pos))
+    segs = [(a, b, float(d_state[states[a]]), b - a) for a, b in bounds]
+    s2 = None if s2_state is None else np.array([s2_state[states[a]] for a, _ in bounds])
+    return TrackSegments(
+        cps.astype(int), segs, d_state[states], log10_pred, estimator, s2,
+        np.ones(len(bounds), dtype=bool),
+    )  # fmt: skip
+
+
 def _check_estimator(estimator: str) -> str:
     if estimator not in ESTIMATORS:
         raise ValueError(f"estimator must be one of {ESTIMATORS}, not {estimator!r}")
@@ -277,6 +299,8 @@ def _detect(pred: np.ndarray, pos: np.ndarray, detector: str, cp_kwargs: dict) -
         return find_changepoints(pred, pos, **cp_kwargs)
     if detector == "step":
         return find_changepoints(pred, None, **cp_kwargs)
+    if detector == "hmm":
+        return fit_switching(pos, **cp_kwargs).changepoints
     raise ValueError(f"detector must be one of {DETECTORS}, not {detector!r}")
 
 
@@ -288,7 +312,7 @@ def segment_track(
     device: str | None = None,
     R: float = R_FULL_FRAME,
     use_positions: bool = True,
-    detector: str = "exact",
+    detector: str = "auto",
     spread: float | None = STEP_SPREAD,
     confirm: float | None = CONFIRM_THRESHOLD,
     blend: float | None = STEP_BLEND,
@@ -323,9 +347,16 @@ def segment_track(
         Motion-blur coefficient for "cve" (its sigma^2) and "cve_pooled".
     use_positions : bool
         False is ``detector="step"`` (kept for existing code).
-    detector : {"exact", "hybrid", "step"}
+    detector : {"auto", "exact", "hybrid", "step", "hmm"}
         "exact": :func:`exact_changepoints` on the raw steps; "hybrid": :func:`find_changepoints`
-        with the positions; "step": plain KCPD on the STEP output.
+        with the positions; "step": plain KCPD on the STEP output; "hmm": a hidden Markov model
+        of 1-3 recurring states (:func:`napari_step.switching.fit_switching`), each state's D
+        estimated from all its visits: for tracks that switch back and forth between a few D
+        values (binding/unbinding), where it is far more precise on short visits; not for D
+        that drifts or takes many distinct values. ``spread``, ``confirm`` and ``blend`` do not
+        apply to it. "auto": per track, "hmm" where its BIC beats that of the exact
+        segmentation's independent segments (the segments are visits of a few recurring
+        states: :func:`napari_step.switching.prefer_switching`), else "exact" (default).
     spread : float or None
         Decades: segments over which STEP's log10 D has a larger standard deviation keep STEP's
         per-frame D in ``segmented_d`` (``constant`` False); None switches the fallback off.
@@ -361,7 +392,14 @@ def segment_track(
         raise ValueError(f"log10_d_pred has shape {pred.shape}, expected ({len(pos)},)")
     if not use_positions:
         detector = "step"
-    cps = _detect(pred, pos, detector, cp_kwargs)
+    if detector == "hmm":
+        return _build_states(pos, pred, fit_switching(pos, **cp_kwargs).states, estimator, R)
+    cps = _detect(pred, pos, "exact" if detector == "auto" else detector, cp_kwargs)
+    if detector == "auto" and estimator != "step" and len(pos) > 2:
+        fit = fit_switching(pos)
+        if prefer_switching(pos, fit, cps):
+            return _build_states(pos, pred, fit.states, estimator, R)
+        detector = "exact"
     if not np.isfinite(pred).any():  # too short for the model: no STEP to fall back on
         spread = None
     if spread is None:  # no STEP to lean on
