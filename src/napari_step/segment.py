@@ -9,6 +9,12 @@ seed): two-state switching with noise 0.345 vs STEP 0.378 (hybrid detector 0.466
 points without noise 0.129 vs 0.138 (0.135), with relative noise 0.150 vs 0.180 (0.189), with
 0.05 px noise 0.164 vs 0.219 (0.298).
 
+* detector "auto" (default): per track, the recurring-states HMM of :mod:`napari_step.switching`
+  (each state's D pooled over all its visits) where its tied state D explain the exact
+  segmentation's segments as well as one D per segment (BIC), else "exact" below. On
+  ``benchmarks/changepoints.py --switching`` (300 tracks per set): two-state switching with
+  0.12 px noise 0.360 (exact) -> 0.245, the 1-4 change-point sets 0.146 / 0.162 / 0.162 ->
+  0.138 / 0.153 / 0.165, constant tracks still 0 false change points;
 * detector "exact" (:func:`napari_step.changepoints.exact_changepoints`): the exact penalised
   maximum-likelihood segmentation of the raw steps, penalty 2.0 log T per change point. It beat the
   STEP-proposal hybrid on every benchmark set (the hybrid stays available, ``detector="hybrid"``).
@@ -222,10 +228,12 @@ def _build(pos, log10_pred, cps, estimator, R, spread=None, detail=None, blend=N
     )
 
 
-def _build_states(pos, log10_pred, states, estimator, R):
-    """Segments of a state path (detector "hmm"): every segment of a state gets the D of all
-    the state's steps (:func:`napari_step.switching.state_d`); a state whose D cannot be
-    estimated (<= 0 after the noise correction) falls back to STEP's mean over its frames."""
+def _build_states(pos, log10_pred, states, estimator, R, confirm=None):
+    """Segments of a state path (detector "hmm"/"auto"): every frame gets the D of all its
+    state's steps (:func:`napari_step.switching.state_d`; a state whose D cannot be estimated
+    falls back to STEP's mean over its frames). With ``confirm``, the reported change points
+    are the state changes :func:`confirm_changepoints` confirms (short visits stay in
+    ``segmented_d`` only) and a reported segment's D is the mean of its frames' D."""
     if estimator == "step":
         raise ValueError('estimator "step" has no per-state form: use detector "exact"')
     d_state, s2_state = state_d(pos, states, estimator, R)
@@ -233,12 +241,15 @@ def _build_states(pos, log10_pred, states, estimator, R):
         vals = log10_pred[states == j] if log10_pred is not None else np.empty(0)
         vals = vals[np.isfinite(vals)]
         d_state[j] = 10.0 ** vals.mean() if vals.size else np.nan
+    per_frame = d_state[states]
     cps = np.flatnonzero(states[1:] != states[:-1]) + 1
+    if confirm is not None and len(cps):
+        cps = confirm_changepoints(pos, cps, confirm)
     bounds = _bounds(cps, len(pos))
-    segs = [(a, b, float(d_state[states[a]]), b - a) for a, b in bounds]
-    s2 = None if s2_state is None else np.array([s2_state[states[a]] for a, _ in bounds])
+    segs = [(a, b, float(np.mean(per_frame[a:b])), b - a) for a, b in bounds]
+    s2 = None if s2_state is None else np.full(len(bounds), float(np.mean(s2_state)))
     return TrackSegments(
-        cps.astype(int), segs, d_state[states], log10_pred, estimator, s2,
+        np.asarray(cps, dtype=int), segs, per_frame, log10_pred, estimator, s2,
         np.ones(len(bounds), dtype=bool),
     )  # fmt: skip
 
@@ -398,7 +409,7 @@ def segment_track(
     if detector == "auto" and estimator != "step" and len(pos) > 2:
         fit = fit_switching(pos)
         if prefer_switching(pos, fit, cps):
-            return _build_states(pos, pred, fit.states, estimator, R)
+            return _build_states(pos, pred, fit.states, estimator, R, confirm)
         detector = "exact"
     if not np.isfinite(pred).any():  # too short for the model: no STEP to fall back on
         spread = None
