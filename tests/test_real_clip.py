@@ -21,8 +21,8 @@ CLIP = Path(__file__).parent / "data" / "bulk_water_clip.npz"
 @pytest.mark.xfail(
     strict=True,
     reason=(
-        "issue 13 target not met: the shipped model reads 0.63 of the ensemble-MSD D on this clip "
-        "(the acquired-world fine-tune 0.79, not shipped); the movie's localisation error is "
+        "issue 13 target not met: the shipped model reads 0.78 of the ensemble-MSD D on this clip "
+        "(0.63 before its acquired-world fine-tune); the movie's localisation error is "
         "correlated over ~4 frames, so even the per-frame CVE reads 0.87 of it here"
     ),
 )

@@ -13,18 +13,7 @@ D_TRUE = 0.5  # px^2/frame; the model is scale-equivariant, so any value tests t
 @pytest.mark.parametrize(
     "exposure, snr",
     [
-        pytest.param(
-            1.0,
-            0.0,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason=(
-                    "issue 13 target not met by the shipped model: it reads 0.68 of the true D "
-                    "under full blur; the CPU fine-tune on the acquired world reads 0.89 but was "
-                    "not shipped (worse on the noise-free change-point protocol)"
-                ),
-            ),
-        ),
+        (1.0, 0.0),
         (0.0, 1.0),
         (0.5, 0.3),
         (1.0, 1.0),
