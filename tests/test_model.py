@@ -188,9 +188,9 @@ def test_frame_convention_in_the_card(tmp_path):
     save_checkpoint(path, m, card={"name": "tiny"})
     model, ckpt = load_checkpoint(path)
     assert ckpt["card"]["frame_convention"] == "forward" == model.frame_convention
-    shipped, card = load_checkpoint(WEIGHTS_DIR / "step_d_1d.pt")  # a legacy card
+    shipped, card = load_checkpoint(WEIGHTS_DIR / "step_d_2d.pt")  # a legacy card
     assert "frame_convention" not in card["card"] and shipped.frame_convention == "backward"
-    shipped, card = load_checkpoint(WEIGHTS_DIR / "step_d_2d.pt")  # fine-tuned from legacy
+    shipped, card = load_checkpoint(WEIGHTS_DIR / "step_d_2d_acquired.pt")  # its fine-tune
     assert card["card"]["frame_convention"] == "backward" == shipped.frame_convention
     world = card["card"]["training_world"]  # the card says what the model assumes
     assert world["acquired"]["snr_range"] == [1e-3, 10.0] and world["p_classic"] < 1

@@ -312,3 +312,15 @@ def test_a_batch_too_large_for_the_device_is_split_not_lost(monkeypatch):
     out = predict_log10_d(pos, batch_size=12)
     np.testing.assert_allclose(np.stack(out), np.stack(ref), atol=1e-6)
     assert sizes[0] == 12 and max(s for s in sizes if s <= 3) == 3
+
+
+def test_the_acquired_model_is_offered_and_is_2d_only():
+    """The named built-in "acquired" model is listed (the GUI's model choices) and refuses 1-D
+    tracks with a specific message instead of a shape error."""
+    from napari_step.model import CheckpointError
+    from napari_step.predict import available_models, model_path
+
+    assert model_path("acquired").name == "step_d_2d_acquired.pt"
+    assert "acquired (2-D, blur + noise)" in available_models()
+    with pytest.raises(CheckpointError, match="'acquired' is a 2-D D model"):
+        predict_d([np.cumsum(np.random.default_rng(0).normal(size=(50, 1)), 0)], model="acquired")

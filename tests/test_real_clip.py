@@ -21,8 +21,8 @@ CLIP = Path(__file__).parent / "data" / "bulk_water_clip.npz"
 @pytest.mark.xfail(
     strict=True,
     reason=(
-        "issue 13 target not met: the shipped model reads 0.78 of the ensemble-MSD D on this clip "
-        "(0.63 before its acquired-world fine-tune); the movie's localisation error is "
+        "issue 13 target not met: the acquired model reads 0.78 of the ensemble-MSD D on this "
+        "clip (the default model 0.63); the movie's localisation error is "
         "correlated over ~4 frames, so even the per-frame CVE reads 0.87 of it here"
     ),
 )
@@ -35,6 +35,6 @@ def test_step_reads_the_ensemble_msd_d_on_the_real_clip():
     d_msd = np.polyfit(em.index.to_numpy(float), em.to_numpy(), 1)[0] / 4
     pos = [g.sort_values("frame")[["y", "x"]].to_numpy(float) for _, g in traj.groupby("particle")]
     assert len(pos) >= 60
-    d_step = np.median([np.median(d) for d in predict_d(pos)])
+    d_step = np.median([np.median(d) for d in predict_d(pos, model="acquired")])
     msg = f"STEP {d_step:.4f} vs ensemble MSD {d_msd:.4f} px^2/frame"
     assert abs(d_step / d_msd - 1) < 0.15, msg

@@ -38,6 +38,7 @@ __all__ = [
     "resolve_precision",
     "available_models",
     "BUILTIN_MODELS",
+    "NAMED_MODELS",
     "PRECISIONS",
     "WEIGHTS_DIR",
 ]
@@ -49,6 +50,11 @@ BUILTIN_MODELS = {
     ("log10_d", 1): "step_d_1d.pt",
     ("alpha", 2): "step_alpha_2d.pt",
 }
+# Further shipped checkpoints by name: "acquired" is the 2-D D model fine-tuned on tracks as a
+# camera records them (motion blur, localisation noise, fast switching, immobile periods; its
+# card lists the training world): closer to the true D on real movies and switching tracks,
+# a little less precise on clean simulated change-point tracks (README, "The shipped model").
+NAMED_MODELS = {"acquired": {("log10_d", 2): "step_d_2d_acquired.pt"}}
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 _AMP_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -66,11 +72,16 @@ def available_models(target: str = "log10_d") -> dict[str, Path]:
     dict
         ``{"default (2-D)": path, ...}``.
     """
-    return {
+    out = {
         f"default ({d}-D)": WEIGHTS_DIR / f
         for (t, d), f in BUILTIN_MODELS.items()
         if t == target and (WEIGHTS_DIR / f).exists()
     }
+    for name, files in NAMED_MODELS.items():
+        for (t, d), f in files.items():
+            if t == target and (WEIGHTS_DIR / f).exists():
+                out[f"{name} ({d}-D, blur + noise)"] = WEIGHTS_DIR / f
+    return out
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
@@ -126,7 +137,8 @@ def model_path(model: str | Path, target: str = "log10_d", dim: int = 2) -> Path
     Parameters
     ----------
     model : str or Path
-        "default" (the shipped model for ``target`` and ``dim``) or a path to a .pt file.
+        "default" (the shipped model for ``target`` and ``dim``), "acquired" (2-D D: the
+        fine-tune on blurred, noisy, switching tracks) or a path to a .pt file.
     target : str
         "log10_d" or "alpha".
     dim : int
@@ -143,12 +155,19 @@ def model_path(model: str | Path, target: str = "log10_d", dim: int = 2) -> Path
     if p.suffix == ".pt" or p.exists():
         return p
     name = _inference.HEADS[target].name
-    names = ["default"]
+    names = ["default"] + [n for n, files in NAMED_MODELS.items() if (target, dim) in files]
+    if str(model) in NAMED_MODELS and str(model) not in names:
+        have = ", ".join(f"{d}-D {_inference.HEADS[t].name}" for t, d in NAMED_MODELS[str(model)])
+        raise CheckpointError(
+            f"the built-in model {str(model)!r} is a {have} model; for {dim}-D {name} use "
+            f"model='default' or a checkpoint path"
+        )
     if str(model) not in names:
         raise ValueError(
             f"unknown {name} model {model!r}: use one of {names} or a path to a .pt file"
         )
-    fname = BUILTIN_MODELS.get((target, dim))
+    table = BUILTIN_MODELS if str(model) == "default" else NAMED_MODELS[str(model)]
+    fname = table.get((target, dim))
     if fname is None or not (WEIGHTS_DIR / fname).exists():
         flag = "" if target == "log10_d" else f" --target {target}"
         raise CheckpointError(
