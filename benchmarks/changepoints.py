@@ -201,13 +201,15 @@ def switching_report(n: int, seed: int):
             spread=None,
         )
         hmm = sg.segment_tracks(data["pos"], log10_d_preds=list(data["pred"]), detector="hmm")
-        auto = sg.segment_tracks(data["pos"], log10_d_preds=list(data["pred"]), detector="auto")
+        exact = sg.segment_tracks(data["pos"], log10_d_preds=list(data["pred"]), detector="exact")
         rows = {
             "STEP per frame (no segmentation)": 10 ** data["pred"],
-            "auto detector (hmm where its BIC wins)": np.stack([r.segmented_d for r in auto]),
+            "exact detector (the previous default)": np.stack([r.segmented_d for r in exact]),
             "hmm detector (recurring states), mle_denoised": np.stack([r.segmented_d for r in hmm]),
             "previous default (hybrid, mle)": np.stack([r.segmented_d for r in old]),
-            "default (exact, mle_denoised, fallback)": np.stack([r.segmented_d for r in new]),
+            "default (auto: exact or hmm by BIC; mle_denoised)": np.stack(
+                [r.segmented_d for r in new]
+            ),
             "  same without the STEP fallback": segmented(
                 data, [r.changepoints for r in new], "mle_denoised"
             ),

@@ -12,9 +12,10 @@ points without noise 0.129 vs 0.138 (0.135), with relative noise 0.150 vs 0.180 
 * detector "auto" (default): per track, the recurring-states HMM of :mod:`napari_step.switching`
   (each state's D pooled over all its visits) where its tied state D explain the exact
   segmentation's segments as well as one D per segment (BIC), else "exact" below. On
-  ``benchmarks/changepoints.py --switching`` (300 tracks per set): two-state switching with
-  0.12 px noise 0.360 (exact) -> 0.245, the 1-4 change-point sets 0.146 / 0.162 / 0.162 ->
-  0.138 / 0.153 / 0.165, constant tracks still 0 false change points;
+  ``benchmarks/changepoints.py --switching`` (1000 tracks per set, test seed): two-state
+  switching with 0.12 px noise 0.345 (exact) -> 0.228 (true-segment MLE floor 0.226), the 1-4
+  change-point sets 0.129 / 0.150 / 0.164 -> 0.131 / 0.152 / 0.166 (within run-to-run spread),
+  constant tracks still 0 false change points;
 * detector "exact" (:func:`napari_step.changepoints.exact_changepoints`): the exact penalised
   maximum-likelihood segmentation of the raw steps, penalty 2.0 log T per change point. It beat the
   STEP-proposal hybrid on every benchmark set (the hybrid stays available, ``detector="hybrid"``).
@@ -228,10 +229,11 @@ def _build(pos, log10_pred, cps, estimator, R, spread=None, detail=None, blend=N
     )
 
 
-def _build_states(pos, log10_pred, states, estimator, R, confirm=None):
+def _build_states(pos, log10_pred, states, estimator, R, confirm=None, blend=None):
     """Segments of a state path (detector "hmm"/"auto"): every frame gets the D of all its
     state's steps (:func:`napari_step.switching.state_d`; a state whose D cannot be estimated
-    falls back to STEP's mean over its frames). With ``confirm``, the reported change points
+    falls back to STEP's mean over its frames), blended with STEP as a segment of as many frames
+    as the state has. With ``confirm``, the reported change points
     are the state changes :func:`confirm_changepoints` confirms (short visits stay in
     ``segmented_d`` only) and a reported segment's D is the mean of its frames' D."""
     if estimator == "step":
@@ -242,6 +244,12 @@ def _build_states(pos, log10_pred, states, estimator, R, confirm=None):
         vals = vals[np.isfinite(vals)]
         d_state[j] = 10.0 ** vals.mean() if vals.size else np.nan
     per_frame = d_state[states]
+    if blend and log10_pred is not None and np.isfinite(log10_pred).any():
+        # as for a segment of n frames, with n the frames of the state (its D pools them all)
+        n = np.bincount(states, minlength=len(d_state))[states]
+        w = n / (n + blend)
+        mixed = 10.0 ** (w * np.log10(per_frame) + (1.0 - w) * log10_pred)
+        per_frame = np.where(np.isfinite(mixed), mixed, per_frame)
     cps = np.flatnonzero(states[1:] != states[:-1]) + 1
     if confirm is not None and len(cps):
         cps = confirm_changepoints(pos, cps, confirm)
@@ -364,9 +372,10 @@ def segment_track(
         of 1-3 recurring states (:func:`napari_step.switching.fit_switching`), each state's D
         estimated from all its visits: for tracks that switch back and forth between a few D
         values (binding/unbinding), where it is far more precise on short visits; not for D
-        that drifts or takes many distinct values. ``spread``, ``confirm`` and ``blend`` do not
-        apply to it. "auto": per track, "hmm" where its BIC beats that of the exact
-        segmentation's independent segments (the segments are visits of a few recurring
+        that drifts or takes many distinct values. ``confirm`` (the reported change points) and
+        ``blend`` (weight: the state's frames) apply as for "exact"; ``spread`` does not.
+        "auto": per track, "hmm" where its BIC beats that of the exact segmentation's
+        independent segments (the segments are visits of a few recurring
         states: :func:`napari_step.switching.prefer_switching`), else "exact" (default).
     spread : float or None
         Decades: segments over which STEP's log10 D has a larger standard deviation keep STEP's
@@ -403,18 +412,19 @@ def segment_track(
         raise ValueError(f"log10_d_pred has shape {pred.shape}, expected ({len(pos)},)")
     if not use_positions:
         detector = "step"
-    if detector == "hmm":
-        return _build_states(pos, pred, fit_switching(pos, **cp_kwargs).states, estimator, R)
-    cps = _detect(pred, pos, "exact" if detector == "auto" else detector, cp_kwargs)
-    if detector == "auto" and estimator != "step" and len(pos) > 2:
-        fit = fit_switching(pos)
-        if prefer_switching(pos, fit, cps):
-            return _build_states(pos, pred, fit.states, estimator, R, confirm)
-        detector = "exact"
     if not np.isfinite(pred).any():  # too short for the model: no STEP to fall back on
         spread = None
     if spread is None:  # no STEP to lean on
         blend = None
+    if detector == "hmm":
+        states = fit_switching(pos, **cp_kwargs).states
+        return _build_states(pos, pred, states, estimator, R, confirm, blend)
+    cps = _detect(pred, pos, "exact" if detector == "auto" else detector, cp_kwargs)
+    if detector == "auto" and estimator != "step" and len(pos) > 2:
+        fit = fit_switching(pos)
+        if prefer_switching(pos, fit, cps):
+            return _build_states(pos, pred, fit.states, estimator, R, confirm, blend)
+        detector = "exact"
     if detector != "exact" or confirm is None:
         return _build(pos, pred, cps, estimator, R, spread, blend=blend)
     min_size = cp_kwargs.get("min_size", EXACT_MIN_SIZE)

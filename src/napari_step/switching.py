@@ -277,7 +277,7 @@ def prefer_switching(positions, fit: SwitchingFit, changepoints) -> bool:
     used = sorted(set(label))
     extra = len(bounds) - len(used)
     if extra <= 0:
-        return True
+        return len(fit.changepoints) > len(changepoints)
     untied = sum(_segment_ll(r[a:b], dim, r[a:b].mean() / dim) for a, b in bounds)
     tied = 0.0
     for j in used:
