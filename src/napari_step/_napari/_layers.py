@@ -211,7 +211,10 @@ def merge_tables(
     old_seg = (metadata or {}).get(SEGMENTS_KEY)
     old_seg = None if old_seg is None else pd.DataFrame(old_seg)
     seg_table = _merge_segments(old_seg, segments, track_ids, ratio, _segment_scale(old, params))
-    meta = _run_metadata(old, params, px, dt, converted=ratio != 1.0)
+    earlier = "step_d" in have and bool(
+        np.isfinite(features["step_d"].to_numpy(float, na_value=np.nan)[~in_run]).any()
+    )
+    meta = _run_metadata(old, params, px, dt, converted=ratio != 1.0, earlier=earlier)
     new_md = {**(metadata or {}), "napari_step": meta}
     if seg_table is not None:
         new_md[SEGMENTS_KEY] = seg_table
@@ -246,9 +249,13 @@ def _rescaled(column: str, values: np.ndarray, ratio: float) -> np.ndarray:
     return values
 
 
-def _run_metadata(old: dict, params: dict, px: float, dt: float, converted: bool) -> dict:
-    """The ``napari_step`` metadata after a run with ``params`` over earlier ``old`` ones."""
-    models = [m for m in str(old.get("model", "")).split(" + ") if m]
+def _run_metadata(
+    old: dict, params: dict, px: float, dt: float, converted: bool, earlier: bool = True
+) -> dict:
+    """The ``napari_step`` metadata after a run with ``params`` over earlier ``old`` ones;
+    ``earlier``: results of earlier runs remain on tracks outside this run (their models stay
+    named in ``model``)."""
+    models = [m for m in str(old.get("model", "")).split(" + ") if m] if earlier else []
     if params.get("model") and params["model"] not in models:
         models.append(str(params["model"]))
     meta = {
