@@ -420,7 +420,8 @@ def segment_track(
         states = fit_switching(pos, **cp_kwargs).states
         return _build_states(pos, pred, states, estimator, R, confirm, blend)
     cps = _detect(pred, pos, "exact" if detector == "auto" else detector, cp_kwargs)
-    if detector == "auto" and estimator != "step" and len(pos) > 2:
+    if detector == "auto" and estimator != "step" and len(cps) and len(pos) > 2:
+        # (no candidate change point: one D explains the track, no states to pool)
         fit = fit_switching(pos)
         if prefer_switching(pos, fit, cps):
             return _build_states(pos, pred, fit.states, estimator, R, confirm, blend)

@@ -57,7 +57,7 @@ class SwitchingFit:
         return np.flatnonzero(self.states[1:] != self.states[:-1]) + 1
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _forward_backward_scaled(b, a, pi):
     """Scaled forward-backward on emissions ``b`` (T, K) (each row scaled by any constant):
     posteriors (T, K), summed pair posteriors (K, K), and the per-step scale factors."""
@@ -96,7 +96,7 @@ def _forward_backward(logb, log_a, log_pi):
     return gamma, xi, float(np.log(scale).sum() + m.sum())
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _viterbi(logb, log_a, log_pi):
     n, k = logb.shape
     delta = log_pi + logb[0]
