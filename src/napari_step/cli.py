@@ -283,7 +283,12 @@ def _add_analyze(sub) -> None:
     a.add_argument("--out", required=True, help="output folder")
     a.add_argument("--pixel-size", type=float, default=1.0, help="um per pixel")
     a.add_argument("--frame-interval", type=float, default=1.0, help="s per frame")
-    a.add_argument("--model", default="default")
+    a.add_argument(
+        "--model",
+        default="default",
+        help="STEP D model: 'default', 'acquired' (2-D, trained on blurred, noisy, switching "
+        "tracks) or a checkpoint path",
+    )
     a.add_argument("--device", default=None)
     a.add_argument("--window", type=int, default=20, help="TA-MSD window (frames)")
     a.add_argument("--min-length", type=int, default=1, help="shortest track analysed")
