@@ -9,7 +9,7 @@ import numpy as np
 
 from .changepoints import _as_positions
 
-__all__ = ["mle_d", "cve_d", "R_FULL_FRAME"]
+__all__ = ["mle_d", "cve_d", "noise_corrected_d", "R_FULL_FRAME"]
 
 R_FULL_FRAME = 1.0 / 6.0  # motion-blur coefficient for continuous full-frame exposure
 
@@ -84,3 +84,37 @@ def cve_d(
     if np.ndim(d) == 0:
         d, s2 = float(d), float(s2)
     return (d, s2) if return_sigma2 else d
+
+
+def noise_corrected_d(msq, cov, n_pairs, estimator: str, R: float):
+    """D of groups of steps (segments or states) from their moments, noise removed.
+
+    Parameters
+    ----------
+    msq, cov, n_pairs : ndarray (K,)
+        Per group: mean squared step per axis, mean lag-1 step product per axis (NaN without a
+        pair) and the number of such pairs.
+    estimator : {"cve", "mle_denoised", "cve_pooled"}
+        "cve": each group's own CVE (sigma^2 from ``R``); otherwise one localisation variance
+        per track, precision-weighted over the groups ("mle_denoised": the no-blur form, never
+        more biased than the MLE; "cve_pooled": with ``R``), then D = (msq/2 - sigma^2)/(1-2R).
+    R : float
+        Motion-blur coefficient.
+
+    Returns
+    -------
+    d, sigma2 : ndarray (K,)
+        D (may be <= 0 or NaN) and the localisation variance per group.
+    """
+    s2 = R * msq + (2.0 * R - 1.0) * cov
+    if estimator == "cve":
+        return np.where(np.isfinite(cov), msq / 2.0 + cov, msq / 2.0), s2  # no pair: the MLE
+    if estimator == "mle_denoised":
+        R, s2 = 0.0, -cov
+    ok = np.isfinite(s2) & (n_pairs > 0) & (msq > 0)
+    if ok.any():
+        w = n_pairs[ok] / msq[ok] ** 2  # ~ 1 / var(cov estimate)
+        pooled = max(float((w * s2[ok]).sum() / w.sum()), 0.0)
+    else:
+        pooled = 0.0
+    return (msq / 2.0 - pooled) / (1.0 - 2.0 * R), np.full(len(msq), pooled)

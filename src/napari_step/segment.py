@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ._d_estimators import R_FULL_FRAME, cve_d, mle_d
+from ._d_estimators import R_FULL_FRAME, cve_d, mle_d, noise_corrected_d
 from .changepoints import (
     CONFIRM_THRESHOLD,
     DEFAULT_MIN_SIZE,
@@ -130,14 +130,14 @@ class TrackSegments:
         return len(self.segments)
 
 
-def _fallback_step(ds, bounds, log10_pred):
-    """Replace non-positive / NaN segment D by STEP's mean over the segment (trained on noisy
-    tracks), the only usable value when a noise-corrected estimate comes out <= 0."""
+def _fallback_step(ds, parts, log10_pred):
+    """Replace non-positive / NaN D of segments or states (``parts``: their frames, as slices
+    or masks) by STEP's mean over their frames (trained on noisy tracks), the only usable value
+    when a noise-corrected estimate comes out <= 0."""
     bad = ~(ds > 0)
     if bad.any() and log10_pred is not None:
         for i in np.flatnonzero(bad):
-            a, b = bounds[i]
-            vals = log10_pred[a:b]
+            vals = log10_pred[parts[i]]
             vals = vals[np.isfinite(vals)]
             if vals.size:
                 ds[i] = 10.0 ** vals.mean()
@@ -164,22 +164,10 @@ def _segment_estimates(pos: np.ndarray, bounds, estimator: str, R: float, log10_
             for s in segs
         ]
     )
-    s2 = R * msq + (2.0 * R - 1.0) * cov
-    if estimator == "cve":
-        ds = np.where(np.isfinite(cov), msq / 2.0 + cov, msq / 2.0)  # 1 step: MLE
-    else:  # one localisation variance per track, precision-weighted over segments
-        if estimator == "mle_denoised":  # the no-blur form: never more biased than the MLE
-            R, s2 = 0.0, -cov
-        n_pairs = np.array([max(len(s) - 2, 0) for s in segs], dtype=float)
-        ok = np.isfinite(s2) & (n_pairs > 0) & (msq > 0)
-        if ok.any():
-            w = n_pairs[ok] / msq[ok] ** 2  # ~ 1 / var(cov estimate)
-            pooled = max(float((w * s2[ok]).sum() / w.sum()), 0.0)
-        else:
-            pooled = 0.0
-        ds = (msq / 2.0 - pooled) / (1.0 - 2.0 * R)
-        s2 = np.full(len(segs), pooled)
-    return _fallback_step(np.asarray(ds, dtype=float), bounds, log10_pred), s2
+    n_pairs = np.array([max(len(s) - 2, 0) for s in segs], dtype=float)
+    ds, s2 = noise_corrected_d(msq, cov, n_pairs, estimator, R)
+    parts = [slice(a, b) for a, b in bounds]
+    return _fallback_step(np.asarray(ds, dtype=float), parts, log10_pred), s2
 
 
 def _not_constant(log10_pred, bounds, spread: float | None) -> np.ndarray:
@@ -239,10 +227,7 @@ def _build_states(pos, log10_pred, states, estimator, R, confirm=None, blend=Non
     if estimator == "step":
         raise ValueError('estimator "step" has no per-state form: use detector "exact"')
     d_state, s2_state = state_d(pos, states, estimator, R)
-    for j in np.flatnonzero(~(d_state > 0)):
-        vals = log10_pred[states == j] if log10_pred is not None else np.empty(0)
-        vals = vals[np.isfinite(vals)]
-        d_state[j] = 10.0 ** vals.mean() if vals.size else np.nan
+    d_state = _fallback_step(d_state, [states == j for j in range(len(d_state))], log10_pred)
     per_frame = d_state[states]
     if blend and log10_pred is not None and np.isfinite(log10_pred).any():
         # as for a segment of n frames, with n the frames of the state (its D pools them all)
@@ -318,8 +303,6 @@ def _detect(pred: np.ndarray, pos: np.ndarray, detector: str, cp_kwargs: dict) -
         return find_changepoints(pred, pos, **cp_kwargs)
     if detector == "step":
         return find_changepoints(pred, None, **cp_kwargs)
-    if detector == "hmm":
-        return fit_switching(pos, **cp_kwargs).changepoints
     raise ValueError(f"detector must be one of {DETECTORS}, not {detector!r}")
 
 
@@ -420,7 +403,7 @@ def segment_track(
         states = fit_switching(pos, **cp_kwargs).states
         return _build_states(pos, pred, states, estimator, R, confirm, blend)
     cps = _detect(pred, pos, "exact" if detector == "auto" else detector, cp_kwargs)
-    if detector == "auto" and estimator != "step" and len(cps) and len(pos) > 2:
+    if detector == "auto" and estimator != "step" and len(cps):
         # (no candidate change point: one D explains the track, no states to pool)
         fit = fit_switching(pos)
         if prefer_switching(pos, fit, cps):

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+from ._d_estimators import noise_corrected_d
+
 __all__ = ["SwitchingFit", "fit_switching", "MAX_STATES"]
 
 MAX_STATES = 3
@@ -209,7 +211,7 @@ def state_d(pos: np.ndarray, states: np.ndarray, estimator: str = "mle_denoised"
         As for :func:`napari_step.segment.segment_track`, with each state's steps pooled over
         all its visits; the lag-1 covariance uses only pairs of consecutive steps in one state.
     R : float
-        Motion-blur coefficient for "cve_pooled".
+        Motion-blur coefficient for "cve" (its sigma^2) and "cve_pooled".
 
     Returns
     -------
@@ -233,22 +235,10 @@ def state_d(pos: np.ndarray, states: np.ndarray, estimator: str = "mle_denoised"
             cov[j] = float(pair[inside].mean())
     if estimator == "mle":
         return np.where(msq > 0, msq / 2.0, np.nan), None
-    if estimator == "cve":
-        d = np.where(np.isfinite(cov), msq / 2.0 + cov, msq / 2.0)
-        return np.where(d > 0, d, np.nan), -cov
-    if estimator not in ("mle_denoised", "cve_pooled"):
+    if estimator not in ("cve", "mle_denoised", "cve_pooled"):
         raise ValueError(f"estimator {estimator!r} has no per-state form")
-    if estimator == "mle_denoised":
-        R = 0.0
-    s2 = R * msq + (2.0 * R - 1.0) * cov
-    ok = np.isfinite(s2) & (n_pairs > 0) & (msq > 0)
-    if ok.any():
-        w = n_pairs[ok] / msq[ok] ** 2  # ~ 1 / var(cov estimate)
-        pooled = max(float((w * s2[ok]).sum() / w.sum()), 0.0)
-    else:
-        pooled = 0.0
-    d = (msq / 2.0 - pooled) / (1.0 - 2.0 * R)
-    return np.where(d > 0, d, np.nan), np.full(k, pooled)
+    d, s2 = noise_corrected_d(msq, cov, n_pairs, estimator, R)
+    return np.where(d > 0, d, np.nan), s2
 
 
 def _segment_ll(r: np.ndarray, dim: int, v: float) -> float:
@@ -262,8 +252,9 @@ def prefer_switching(positions, fit: SwitchingFit, changepoints) -> bool:
     At the given change points (e.g. the exact segmentation's), each segment is assigned the
     HMM state most of its frames are in, and the model with one D per state (tied) is compared
     with the model with one D per segment by BIC on the same steps: the per-segment D wins only
-    if the likelihood it gains pays for its extra parameters. True also when there are no more
-    segments than states (tying costs nothing there) and the fit has at least two states.
+    if the likelihood it gains pays for its extra parameters. With no more segments than
+    states (tying costs nothing), True when the fit finds more state changes than there are
+    change points (visits the segmentation missed). Always False for a one-state fit.
     """
     if fit.n_states < 2:
         return False
