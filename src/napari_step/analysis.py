@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .acquisition import check_frame_step
 from .predict import predict_alpha, predict_log10_d
 from .tamsd import tamsd_d
 from .tracks import position_columns, validate_table
@@ -63,6 +64,7 @@ class AnalysisSummary:
     units: str = "px^2/frame"
     messages: list = field(default_factory=list)
     segments: pd.DataFrame | None = None  # one row per segment when asked for (D in `units`)
+    frame_step: int = 1  # frames per step D was read at (napari_step.acquisition)
 
     def count_messages(self) -> list[str]:
         """The user-facing lines for the counts (short pieces, gaps, skipped points)."""
@@ -227,10 +229,14 @@ def _add_d_columns(
     window: int,
     factor: float,
     summary: AnalysisSummary,
+    frame_step: int = 1,
 ) -> None:
-    """STEP and TA-MSD D (and their log10) in the table's units."""
+    """STEP and TA-MSD D (and their log10) in the table's units; TA-MSD at lags k and 2k for a
+    frame step k (its window at least 3 of the longer lag)."""
     step_col = _per_row(len(out), pieces, [10.0**ls for ls in log_step], factor)
-    tamsd_col = _per_row(len(out), pieces, tamsd_d(pieces.positions, window=window), factor)
+    k = frame_step
+    ta = tamsd_d(pieces.positions, window=window if k == 1 else max(window, 6 * k), lags=(k, 2 * k))
+    tamsd_col = _per_row(len(out), pieces, ta, factor)
     summary.n_short_pieces = sum(bool(np.isnan(ls).all()) for ls in log_step)
     summary.n_points = int(np.isfinite(step_col).sum())
     out["step_d"] = step_col
@@ -370,6 +376,7 @@ def analyse_tracks(
     precision: str = "auto",
     states: bool = False,
     state_model: str | Path | None = None,
+    frame_step: int | str = "auto",
 ) -> tuple[pd.DataFrame, AnalysisSummary]:
     """Analyse tracks: per-frame STEP D and TA-MSD, optionally alpha, states and segments.
 
@@ -394,6 +401,11 @@ def analyse_tracks(
     states : bool
         Also the most probable AnDi-2 state per frame (``step_state``: 0 immobile, 1 confined,
         2 free, 3 directed) from :func:`napari_step.states.predict_state` with ``state_model``.
+    frame_step : int or "auto"
+        Frames per step at which STEP and TA-MSD read D (``predict_d(frame_step=...)``, TA-MSD
+        lags k and 2k). "auto": :func:`napari_step.acquisition.check_frame_step` on the analysed
+        tracks (1 unless their steps are correlated beyond what blur and noise give, as in
+        compressed video; its finding is one of ``summary.messages``).
 
     Returns
     -------
@@ -412,10 +424,11 @@ def analyse_tracks(
     if not len(pieces):
         summary.messages.append("no tracks to analyse")
         return out, summary
+    k = summary.frame_step = _frame_step(frame_step, pieces, summary)
     common = dict(device=device, batch_size=batch_size, progress=progress, precision=precision)
-    log_step = _quietly(predict_log10_d, pieces, model=model, **common)
+    log_step = _quietly(predict_log10_d, pieces, model=model, frame_step=k, **common)
     factor = pixel_size**2 / frame_interval
-    _add_d_columns(out, pieces, log_step, window, factor, summary)
+    _add_d_columns(out, pieces, log_step, window, factor, summary, k)
     summary.messages.extend(summary.count_messages())
     if alpha:
         alphas = _quietly(predict_alpha, pieces, model=alpha_model, **common)
@@ -428,6 +441,22 @@ def analyse_tracks(
     heads = _head_models(alpha and alpha_model, states and (state_model or "default"))
     out.attrs["napari_step"] = {
         **dict(units=summary.units, pixel_size_um=pixel_size, frame_interval_s=frame_interval),
-        **dict(model=str(model), tamsd_window=window, **heads),
+        **dict(model=str(model), tamsd_window=window, frame_step=k, **heads),
     }
     return out, summary
+
+
+def _frame_step(frame_step, pieces: Pieces, summary: AnalysisSummary) -> int:
+    """The frame step to read D at: the user's, or the acquisition check's ("auto")."""
+    if frame_step == "auto":
+        check = check_frame_step(pieces.positions)
+        if check.message:
+            summary.messages.append(check.message)
+        return check.frame_step
+    if isinstance(frame_step, bool) or not isinstance(frame_step, (int, np.integer)):
+        raise ValueError(
+            f"frame_step must be 'auto' or a whole number of frames, got {frame_step!r}"
+        )
+    if frame_step < 1:
+        raise ValueError(f"frame_step must be >= 1 frame, got {frame_step}")
+    return int(frame_step)

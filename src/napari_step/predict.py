@@ -288,12 +288,59 @@ def predict_log10_d(
     progress=None,
     precision: str = "auto",
     compile_model: bool | str = False,
+    frame_step: int = 1,
 ) -> list[np.ndarray]:
     """Like :func:`predict_d` but returns log10 D (D in px^2/frame); -inf where a track does not
     move."""
-    return predict_per_frame(
-        tracks, "log10_d", model, device, batch_size, progress, precision, compile_model
+    frame_step = _check_frame_step(frame_step)
+    if frame_step == 1:
+        return predict_per_frame(
+            tracks, "log10_d", model, device, batch_size, progress, precision, compile_model
+        )
+    tracks = as_track_list(tracks, allow_nan=False)
+    subs = [tr[phase::frame_step] for tr in tracks for phase in range(frame_step)]
+    logs = predict_per_frame(
+        subs, "log10_d", model, device, batch_size, progress, precision, compile_model
     )
+    return [
+        _per_frame_from_phases(logs[i * frame_step : (i + 1) * frame_step], len(tr), frame_step)
+        for i, tr in enumerate(tracks)
+    ]
+
+
+def _check_frame_step(frame_step) -> int:
+    if isinstance(frame_step, bool) or not isinstance(frame_step, (int, np.integer)):
+        raise ValueError(f"frame_step must be a whole number of frames >= 1, got {frame_step!r}")
+    if frame_step < 1:
+        raise ValueError(f"frame_step must be >= 1 frame, got {frame_step}")
+    return int(frame_step)
+
+
+def _per_frame_from_phases(phase_logs: list, n: int, k: int) -> np.ndarray:
+    """Per-frame log10 D (px^2/frame) from STEP on the k sub-tracks ``track[phase::k]``.
+
+    Sub-track value j (motion from frame phase + j k to phase + (j + 1) k, px^2 per k frames)
+    covers those k frames; each frame takes the mean over the phases that cover it.
+    """
+    acc = np.zeros(n)
+    cnt = np.zeros(n)
+    for phase, v in enumerate(phase_logs):
+        v = np.asarray(v, float)
+        if not len(v) or np.isnan(v).all():
+            continue
+        frames = np.arange(phase, n)
+        j = np.minimum((frames - phase) // k, len(v) - 1)
+        val = v[j] - np.log10(k)
+        ok = ~np.isnan(val)
+        np.add.at(acc, frames[ok], val[ok])
+        np.add.at(cnt, frames[ok], 1)
+    with np.errstate(invalid="ignore"):
+        out = np.where(cnt > 0, acc / np.maximum(cnt, 1), np.nan)
+    # frames before the first covered frame (only when phase 0 is too short): the first value
+    first = np.flatnonzero(cnt > 0)
+    if len(first):
+        out[: first[0]] = out[first[0]]
+    return out
 
 
 def predict_d(
@@ -304,6 +351,7 @@ def predict_d(
     progress=None,
     precision: str = "auto",
     compile_model: bool | str = False,
+    frame_step: int = 1,
 ) -> list[np.ndarray]:
     """Per-frame diffusion coefficient predicted by STEP for each track.
 
@@ -327,6 +375,12 @@ def predict_d(
     compile_model : bool or str
         ``torch.compile`` the network (True: the inductor backend; a string names the backend).
         Pays on a GPU for large runs; the first call of each track length compiles.
+    frame_step : int
+        Read the motion on k-frame steps (default 1: every frame): STEP runs on the k sub-tracks
+        ``track[phase::k]`` and each frame gets the mean log10 D of those covering it, still in
+        px^2/frame. For movies whose one-frame steps are damped (compressed video, smoothed
+        localisations; :func:`napari_step.acquisition.check_frame_step` finds k). The time
+        resolution becomes k frames and each sub-track needs the model's minimum length.
 
     Returns
     -------
@@ -344,7 +398,9 @@ def predict_d(
     napari_step.model.CheckpointError
         A model file that is missing, corrupt, foreign or unsafe.
     """
-    logs = predict_log10_d(tracks, model, device, batch_size, progress, precision, compile_model)
+    logs = predict_log10_d(
+        tracks, model, device, batch_size, progress, precision, compile_model, frame_step
+    )
     return [10.0**v for v in logs]
 
 

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..analysis import RESULT_COLUMNS, AnalysisSummary, analyse_tracks, d_units
+from ..acquisition import check_frame_step
+from ..analysis import RESULT_COLUMNS, AnalysisSummary, analyse_tracks, d_units, gap_free_pieces
 from ..tracks import TrackTableError, from_napari, validate_table
 from ._jobs import JobError, run_job
 
@@ -81,6 +82,7 @@ class AnalysisParams:
     alpha: bool = False  # also predict the per-frame anomalous exponent alpha(t)
     alpha_model: str = ALPHA_MODEL
     states: bool = False  # also predict the per-frame AnDi-2 state (STATE_FEATURE)
+    frame_step: int | str = "auto"  # frames per step D is read at; "auto": acquisition check
     units: str = ""  # the D units label ("um^2/s", "px^2/frame"); "" = from the numbers
 
     def d_units(self) -> str:
@@ -194,6 +196,11 @@ def analyse_job(table: pd.DataFrame, track_ids, params: AnalysisParams, min_leng
         ids = set(int(i) for i in track_ids)
         sub = table[table["track_id"].isin(ids)]
         chunks = analysis_chunks(ids, sub)
+        # one acquisition check over every chosen track (not per chunk)
+        frame_step, check_message = params.frame_step, ""
+        if frame_step == "auto":
+            check = check_frame_step(gap_free_pieces(sub, ids, min_length).positions)
+            frame_step, check_message = check.frame_step, check.message
         columns = ["track_id", "frame"] + RESULT_COLUMNS
         if params.segments:
             columns += SEGMENT_FEATURES
@@ -216,6 +223,7 @@ def analyse_job(table: pd.DataFrame, track_ids, params: AnalysisParams, min_leng
                 alpha=bool(params.alpha),
                 alpha_model=params.alpha_model,
                 states=bool(params.states),
+                frame_step=frame_step,
             )
             if params.segments:
                 if "segment_d" not in part.columns:
@@ -228,6 +236,9 @@ def analyse_job(table: pd.DataFrame, track_ids, params: AnalysisParams, min_leng
             yield len(parts)
         results = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
         summary = _combine(summaries, params.d_units())
+        summary.frame_step = frame_step
+        if check_message:
+            summary.messages.append(check_message)
         if params.segments:
             summary.segments = tidy_segments([s.segments for s in summaries])
         return results, summary

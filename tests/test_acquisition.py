@@ -1,0 +1,93 @@
+"""The acquisition check (napari_step.acquisition) and STEP on k-frame steps (predict_d)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from napari_step.acquisition import check_frame_step, step_autocorrelation
+from napari_step.analysis import analyse_tracks
+from napari_step.predict import predict_d
+from napari_step.simulate.acquisition import blend_frames, brownian_acquired
+from napari_step.simulate.andi1 import simulate_model
+
+
+def _camera(n=600, t=60, exposure=1.0, sigma=0.5, seed=0):
+    return brownian_acquired(
+        np.ones((n, t)), 2, exposure=exposure, sigma=sigma, rng=np.random.default_rng(seed)
+    )
+
+
+def _smoothed(n=600, t=80, seed=1):
+    # a codec-like temporal smoothing: each frame mixes in the three before it
+    x = _camera(n, t, seed=seed)
+    return blend_frames(x, np.tile([0.7, 0.4, 0.2], (n, 1)))
+
+
+@pytest.mark.parametrize("exposure,sigma", [(0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 2.0)])
+def test_camera_physics_keeps_frame_step_one(exposure, sigma):
+    x = _camera(exposure=exposure, sigma=sigma, seed=int(10 * exposure + sigma))
+    check = check_frame_step(list(x))
+    assert check.frame_step == 1 and check.message == ""
+    rho, n = step_autocorrelation(list(x))
+    assert n > 10_000
+    # blur and noise correlate lag 1 only
+    assert np.all(np.abs(rho[1:]) < 4 / np.sqrt(n))
+
+
+@pytest.mark.parametrize("alpha", [0.5, 1.5])
+def test_anomalous_motion_is_not_an_artefact(alpha):
+    x = simulate_model("fbm", 600, 60, alpha=alpha, rng=np.random.default_rng(3))
+    check = check_frame_step(list(x))
+    assert check.frame_step == 1
+    if alpha > 1:  # correlated at every frame step: said, but nothing changed
+        assert "anomalous" in check.message
+
+
+def test_smoothed_steps_are_found_and_d_recovered():
+    x = _smoothed()
+    check = check_frame_step(list(x))
+    assert check.frame_step > 1
+    assert "compressed video" in check.message
+    k = check.frame_step
+    # true D is 1 px^2/frame. One-frame steps read it low; k-frame steps much closer (the
+    # acquired model knows blur; what is left is the smoothing's lag-1 share at k frames)
+    per_frame = np.concatenate(predict_d(list(x), model="acquired", frame_step=k))
+    one = np.concatenate(predict_d(list(x), model="acquired"))
+    assert np.median(one) < 0.7
+    assert abs(np.median(per_frame) - 1) < 0.25
+    assert np.median(per_frame) > np.median(one) + 0.1
+    assert per_frame.shape == one.shape and np.isfinite(per_frame).all()
+
+
+def test_frame_step_keeps_a_change_in_d_and_the_frame_count():
+    rng = np.random.default_rng(4)
+    d = np.ones((200, 200))
+    d[:, 100:] = 10.0
+    x = brownian_acquired(d, 2, rng=rng)
+    out = predict_d(list(x), frame_step=2)
+    assert all(len(o) == 200 for o in out)
+    m = np.median(np.stack(out), axis=0)
+    assert 0.7 < np.median(m[10:90]) < 1.4 and 7 < np.median(m[110:190]) < 14
+
+
+def test_analyse_tracks_auto_frame_step():
+    x = _smoothed(300, 80)
+    rows = [
+        pd.DataFrame({"track_id": i, "frame": np.arange(len(p)), "x": p[:, 0], "y": p[:, 1]})
+        for i, p in enumerate(x)
+    ]
+    table = pd.concat(rows, ignore_index=True)
+    res, summary = analyse_tracks(table)
+    assert summary.frame_step > 1 and any("compressed video" in m for m in summary.messages)
+    assert res.attrs["napari_step"]["frame_step"] == summary.frame_step
+    res1, s1 = analyse_tracks(table, frame_step=1)
+    assert s1.frame_step == 1 and "frame_step" not in str(s1.messages)
+    # true D 1: both readings move towards it, TA-MSD (lags k, 2k) close to it
+    assert res["step_d"].median() > res1["step_d"].median() + 0.2
+    assert abs(res["tamsd_d"].mean() - 1) < 0.15 < abs(res1["tamsd_d"].mean() - 1)
+
+
+@pytest.mark.parametrize("bad", [0, -2, 1.5, "two", True])
+def test_bad_frame_step(bad):
+    with pytest.raises(ValueError, match="frame_step"):
+        predict_d([np.zeros((30, 2)) + np.arange(30)[:, None]], frame_step=bad)
