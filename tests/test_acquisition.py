@@ -91,3 +91,11 @@ def test_analyse_tracks_auto_frame_step():
 def test_bad_frame_step(bad):
     with pytest.raises(ValueError, match="frame_step"):
         predict_d([np.zeros((30, 2)) + np.arange(30)[:, None]], frame_step=bad)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_small_field_of_mildly_superdiffusive_tracks_keeps_frame_step_one(seed):
+    # an AnDi-2 sized field of view: 20 tracks of 200 frames, alpha 1.2 (D keeps growing with
+    # the step, too few data to call a plateau)
+    x = simulate_model("fbm", 20, 200, alpha=1.2, rng=np.random.default_rng(seed))
+    assert check_frame_step(list(x)).frame_step == 1
