@@ -138,7 +138,8 @@ def check_frame_step(tracks, candidates=CANDIDATE_STEPS) -> FrameStepCheck:
     FrameStepCheck
         ``frame_step`` is 1 unless the correlation beyond lag 1 is significant (z >= 5 and the
         autocorrelation at lags 2..4 sums to >= 0.03) and some candidate k removes it with a D
-        that stays flat from k to 4k frames (:func:`_plateau`); ``message`` says what was found, for the user.
+        that stays flat from k to 4k frames (:func:`_plateau`); ``message`` says what was
+        found, for the user.
     """
     tracks = [np.asarray(t, float) for t in tracks if len(t) >= 4]
     rho, n = step_autocorrelation(tracks)
