@@ -80,6 +80,7 @@ def test_analyse_tracks_auto_frame_step():
     res, summary = analyse_tracks(table)
     assert summary.frame_step > 1 and any("compressed video" in m for m in summary.messages)
     assert res.attrs["napari_step"]["frame_step"] == summary.frame_step
+    assert "compressed video" in res.attrs["napari_step"]["acquisition_check"]
     res1, s1 = analyse_tracks(table, frame_step=1)
     assert s1.frame_step == 1 and "frame_step" not in str(s1.messages)
     # true D 1: both readings move towards it, TA-MSD (lags k, 2k) close to it
@@ -99,3 +100,31 @@ def test_small_field_of_mildly_superdiffusive_tracks_keeps_frame_step_one(seed):
     # the step, too few data to call a plateau)
     x = simulate_model("fbm", 20, 200, alpha=1.2, rng=np.random.default_rng(seed))
     assert check_frame_step(list(x)).frame_step == 1
+
+
+def test_cli_frame_step(tmp_path, capsys):
+    import json
+
+    from napari_step.cli import main
+
+    x = _smoothed(200, 80, seed=7)
+    pd.DataFrame(
+        {
+            "particle": np.repeat(np.arange(len(x)), x.shape[1]),
+            "frame": np.tile(np.arange(x.shape[1]), len(x)),
+            "x": x[..., 0].ravel(),
+            "y": x[..., 1].ravel(),
+        }
+    ).to_csv(tmp_path / "smooth.csv", index=False)
+    assert main(["analyze", str(tmp_path / "smooth.csv"), "--out", str(tmp_path / "a")]) == 0
+    sidecars = list((tmp_path / "a").glob("smooth.results*.json"))
+    meta = json.loads(sidecars[0].read_text())
+    meta = meta.get("napari_step", meta)
+    assert meta["frame_step"] > 1 and "compressed video" in meta["acquisition_check"]
+    args = ["analyze", str(tmp_path / "smooth.csv"), "--out", str(tmp_path / "b")]
+    assert main(args + ["--frame-step", "1"]) == 0
+    meta = json.loads(next((tmp_path / "b").glob("smooth.results*.json")).read_text())
+    assert meta.get("napari_step", meta)["frame_step"] == 1
+    with pytest.raises(SystemExit):
+        main(args + ["--frame-step", "0"])
+    assert "frame step must be >= 1" in capsys.readouterr().err

@@ -443,6 +443,9 @@ def analyse_tracks(
         **dict(units=summary.units, pixel_size_um=pixel_size, frame_interval_s=frame_interval),
         **dict(model=str(model), tamsd_window=window, frame_step=k, **heads),
     }
+    said = [m for m in summary.messages if m.startswith("steps are correlated")]
+    if said:  # the acquisition check's finding travels with the table (JSON sidecars)
+        out.attrs["napari_step"]["acquisition_check"] = said[0]
     return out, summary
 
 

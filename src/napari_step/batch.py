@@ -75,6 +75,9 @@ class BatchParams:
     states : bool
         Also predict the per-frame AnDi-2 diffusive state (``step_state``: 0 immobile,
         1 confined, 2 free, 3 directed); the per-track tables then give the time in each state.
+    frame_step : int or "auto"
+        Frames per step D is read at; "auto": the acquisition check of each input's tracks
+        (:func:`napari_step.acquisition.check_frame_step`; its finding is in the sidecar).
     """
 
     pixel_size: float = 1.0
@@ -91,6 +94,7 @@ class BatchParams:
     andi2_dir: str | None = None
     immobile_d: float = 0.01
     states: bool = False
+    frame_step: int | str = "auto"
 
     def __post_init__(self):
         if self.andi2_dir is not None:  # a submission needs segments, alpha and states
@@ -221,7 +225,7 @@ def _analyse(src: Path, params: BatchParams):
     from .analysis import analyse_tracks
     from .pipeline import run_movie
 
-    options = {"segments": params.segments}
+    options = {"segments": params.segments, "frame_step": params.frame_step}
     if params.alpha:
         options["alpha"] = True
     if params.states:
@@ -421,6 +425,7 @@ def analyze(
     andi2_dir: str | os.PathLike | None = None,
     immobile_d: float = 0.01,
     states: bool = False,
+    frame_step: int | str = "auto",
 ) -> pd.DataFrame:
     """Analyse many files; one row per input in the returned table and ``out_dir/summary.csv``.
 
@@ -434,7 +439,7 @@ def analyze(
         (``.parquet`` for ``output_format="parquet"``); inputs sharing a file name get their
         folder names as prefix.
     pixel_size, frame_interval, model, device, window, min_length, output_format, segments,
-    alpha, andi2_dir, immobile_d, states
+    alpha, andi2_dir, immobile_d, states, frame_step
         Analysis and output options: see :class:`BatchParams` (``andi2_dir`` turns on
         ``segments``, ``alpha`` and ``states``).
     scheduler : str, optional
@@ -472,6 +477,7 @@ def analyze(
         andi2_dir,
         immobile_d,
         states,
+        frame_step,
     )
     rows, todo = _plan(paths, out_dir, params, overwrite)
     rows += _run(todo, params, scheduler, workers, progress)

@@ -6,6 +6,19 @@ import argparse
 import sys
 
 
+def _frame_step_arg(value: str):
+    """--frame-step: "auto" or a whole number of frames >= 1."""
+    if value == "auto":
+        return value
+    try:
+        k = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'auto' or a whole number of frames, got {value!r}")
+    if k < 1:
+        raise argparse.ArgumentTypeError(f"a frame step must be >= 1, got {k}")
+    return k
+
+
 def _cmd_train(args):
     from .model import DEFAULT_D_CONFIG, PAPER_D_CONFIG
     from .train import TrainConfig, train
@@ -143,6 +156,7 @@ def _cmd_analyze(args):
         linking=linking,
         alpha=args.alpha,
         states=args.states,
+        frame_step=args.frame_step,
         andi2_dir=args.andi2,
         immobile_d=args.immobile_d,
     )
@@ -317,6 +331,13 @@ def _add_analyze(sub) -> None:
         action="store_true",
         help="also predict the per-frame diffusive state (column step_state: 0 immobile, "
         "1 confined, 2 free, 3 directed; time in each state in <name>.tracks.csv)",
+    )
+    a.add_argument(
+        "--frame-step",
+        type=_frame_step_arg,
+        default="auto",
+        help="frames per step D is read at (default auto: 1 unless the tracks' steps are "
+        "correlated over several frames, as in compressed video; the finding is in the sidecar)",
     )
     a.add_argument(
         "--immobile-d",
