@@ -90,21 +90,23 @@ def _cve_d(tracks, k: int) -> float:
     return (num[0] / cnt[0] + 2 * num[1] / cnt[1]) / (2 * k)
 
 
-def _plateau(tracks, k: int, n_groups: int = 8) -> bool:
+def _plateau(tracks, k: int, n_groups: int = 8) -> str:
     """Do the D of k-, 2k- and 4k-frame steps agree (within 10 %), measured well enough to
     tell (standard error of log(D_4k / D_k) across groups of tracks < 0.05)? A finite-memory
-    artefact gives a plateau; anomalous motion a D that keeps changing with the step."""
+    artefact gives a plateau; anomalous motion a D that keeps changing with the step.
+    Returns "flat", "changing" or "uncertain"."""
     d = np.array([_cve_d(tracks, j) for j in (k, 2 * k, 4 * k)])
-    if not (np.isfinite(d).all() and d[0] > 0) or np.any(np.abs(d / d[0] - 1) > 0.1):
-        return False
-    groups = [tracks[i::n_groups] for i in range(n_groups)]
+    if not (np.isfinite(d).all() and d[0] > 0):
+        return "uncertain"
     ratios = []
-    for g in groups:
+    for g in (tracks[i::n_groups] for i in range(n_groups)):
         lo, hi = _cve_d(g, k), _cve_d(g, 4 * k)
         if not (np.isfinite(lo) and np.isfinite(hi) and lo > 0 and hi > 0):
-            return False
+            return "uncertain"
         ratios.append(np.log(hi / lo))
-    return float(np.std(ratios, ddof=1) / np.sqrt(n_groups)) < 0.05
+    if float(np.std(ratios, ddof=1) / np.sqrt(n_groups)) >= 0.05:
+        return "uncertain"
+    return "changing" if np.any(np.abs(d / d[0] - 1) > 0.1) else "flat"
 
 
 @dataclass
@@ -152,15 +154,19 @@ def check_frame_step(tracks, candidates=CANDIDATE_STEPS) -> FrameStepCheck:
     base.details = {"excess": excess, "z": z}
     if excess < MIN_EXCESS or z < MIN_Z:
         return base
+    uncertain = False
     for k in candidates:
         rho_k, n_k = step_autocorrelation(tracks, max_lag=4, k=k)
         if n_k < 200:
+            uncertain = True
             break
         excess_k = _excess(rho_k)
         # what remains must be insignificant (2 standard errors) and small
         if excess_k > max(2.0 * np.sqrt(3.0 / n_k), MIN_EXCESS):
             continue
-        if not _plateau(tracks, k):
+        plateau = _plateau(tracks, k)
+        uncertain |= plateau == "uncertain"
+        if plateau != "flat":
             continue
         dk = _cve_d(tracks, k)
         ratio = dk / d1
@@ -170,9 +176,17 @@ def check_frame_step(tracks, candidates=CANDIDATE_STEPS) -> FrameStepCheck:
             f"localisations; D is read on {k}-frame steps (x{ratio:.2f} the one-frame D)"
         )
         return FrameStepCheck(k, rho, n, ratio, msg, {**base.details, "excess_k": excess_k})
-    base.message = (
-        f"steps are correlated beyond one frame (autocorrelation at lags 2-4: {excess:.2f}) at "
-        "every frame step tried: anomalous or directed motion, not an acquisition artefact; "
-        "D is read per frame"
-    )
+    if uncertain:
+        base.message = (
+            f"steps are correlated beyond one frame (autocorrelation at lags 2-4: {excess:.2f}, "
+            "where blur and noise give 0), but too few to tell an acquisition artefact "
+            "(compressed video) from anomalous motion; D is read per frame (frame_step / "
+            "--frame-step k reads it on k-frame steps)"
+        )
+    else:
+        base.message = (
+            f"steps are correlated beyond one frame (autocorrelation at lags 2-4: "
+            f"{excess:.2f}) at every frame step tried: anomalous or directed motion, not an "
+            "acquisition artefact; D is read per frame"
+        )
     return base

@@ -299,13 +299,31 @@ def predict_log10_d(
         )
     tracks = as_track_list(tracks, allow_nan=False)
     subs = [tr[phase::frame_step] for tr in tracks for phase in range(frame_step)]
-    logs = predict_per_frame(
-        subs, "log10_d", model, device, batch_size, progress, precision, compile_model
-    )
-    return [
+    with warnings.catch_warnings():  # short sub-tracks are handled below, not the user's
+        warnings.simplefilter("ignore", UserWarning)
+        logs = predict_per_frame(
+            subs, "log10_d", model, device, batch_size, progress, precision, compile_model
+        )
+    out = [
         _per_frame_from_phases(logs[i * frame_step : (i + 1) * frame_step], len(tr), frame_step)
         for i, tr in enumerate(tracks)
     ]
+    # tracks too short for k-frame sub-tracks keep their one-frame reading (not NaN)
+    short = [i for i, v in enumerate(out) if np.isnan(v).all()]
+    if short:
+        redo = predict_per_frame(
+            [tracks[i] for i in short],
+            "log10_d",
+            model,
+            device,
+            batch_size,
+            None,
+            precision,
+            compile_model,
+        )
+        for i, v in zip(short, redo):
+            out[i] = v
+    return out
 
 
 def _check_frame_step(frame_step) -> int:
@@ -380,7 +398,8 @@ def predict_d(
         ``track[phase::k]`` and each frame gets the mean log10 D of those covering it, still in
         px^2/frame. For movies whose one-frame steps are damped (compressed video, smoothed
         localisations; :func:`napari_step.acquisition.check_frame_step` finds k). The time
-        resolution becomes k frames and each sub-track needs the model's minimum length.
+        resolution becomes k frames; a track too short for sub-tracks of the model's minimum
+        length keeps its one-frame reading.
 
     Returns
     -------
