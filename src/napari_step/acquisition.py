@@ -186,7 +186,7 @@ def check_frame_step(tracks, candidates=CANDIDATE_STEPS) -> FrameStepCheck:
     else:
         base.message = (
             f"steps are correlated beyond one frame (autocorrelation at lags 2-4: "
-            f"{excess:.2f}) at every frame step tried: anomalous or directed motion, not an "
-            "acquisition artefact; D is read per frame"
+            f"{excess:.2f}) at every frame step tried: anomalous or directed motion or a common "
+            "drift (subtract it first), not an acquisition artefact; D is read per frame"
         )
     return base
