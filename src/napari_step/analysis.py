@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from .acquisition import check_frame_step
-from .predict import predict_alpha, predict_log10_d
+from .predict import check_frame_step_value, predict_alpha, predict_log10_d
 from .tamsd import tamsd_d
 from .tracks import position_columns, validate_table
 
@@ -456,10 +456,4 @@ def _frame_step(frame_step, pieces: Pieces, summary: AnalysisSummary) -> int:
         if check.message:
             summary.messages.append(check.message)
         return check.frame_step
-    if isinstance(frame_step, bool) or not isinstance(frame_step, (int, np.integer)):
-        raise ValueError(
-            f"frame_step must be 'auto' or a whole number of frames, got {frame_step!r}"
-        )
-    if frame_step < 1:
-        raise ValueError(f"frame_step must be >= 1 frame, got {frame_step}")
-    return int(frame_step)
+    return check_frame_step_value(frame_step)

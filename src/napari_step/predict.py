@@ -292,7 +292,7 @@ def predict_log10_d(
 ) -> list[np.ndarray]:
     """Like :func:`predict_d` but returns log10 D (D in px^2/frame); -inf where a track does not
     move."""
-    frame_step = _check_frame_step(frame_step)
+    frame_step = check_frame_step_value(frame_step)
     if frame_step == 1:
         return predict_per_frame(
             tracks, "log10_d", model, device, batch_size, progress, precision, compile_model
@@ -326,7 +326,8 @@ def predict_log10_d(
     return out
 
 
-def _check_frame_step(frame_step) -> int:
+def check_frame_step_value(frame_step) -> int:
+    """A frame step given by the user as an int >= 1 (ValueError naming it otherwise)."""
     if isinstance(frame_step, bool) or not isinstance(frame_step, (int, np.integer)):
         raise ValueError(f"frame_step must be a whole number of frames >= 1, got {frame_step!r}")
     if frame_step < 1:
