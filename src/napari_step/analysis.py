@@ -424,7 +424,10 @@ def analyse_tracks(
     if not len(pieces):
         summary.messages.append("no tracks to analyse")
         return out, summary
-    k = summary.frame_step = _frame_step(frame_step, pieces, summary)
+    k, check_message = _frame_step(frame_step, pieces)
+    summary.frame_step = k
+    if check_message:
+        summary.messages.append(check_message)
     common = dict(device=device, batch_size=batch_size, progress=progress, precision=precision)
     log_step = _quietly(predict_log10_d, pieces, model=model, frame_step=k, **common)
     factor = pixel_size**2 / frame_interval
@@ -443,17 +446,15 @@ def analyse_tracks(
         **dict(units=summary.units, pixel_size_um=pixel_size, frame_interval_s=frame_interval),
         **dict(model=str(model), tamsd_window=window, frame_step=k, **heads),
     }
-    said = [m for m in summary.messages if m.startswith("steps are correlated")]
-    if said:  # the acquisition check's finding travels with the table (JSON sidecars)
-        out.attrs["napari_step"]["acquisition_check"] = said[0]
+    if check_message:  # the acquisition check's finding travels with the table (JSON sidecars)
+        out.attrs["napari_step"]["acquisition_check"] = check_message
     return out, summary
 
 
-def _frame_step(frame_step, pieces: Pieces, summary: AnalysisSummary) -> int:
-    """The frame step to read D at: the user's, or the acquisition check's ("auto")."""
+def _frame_step(frame_step, pieces: Pieces) -> tuple[int, str]:
+    """The frame step to read D at and what the acquisition check said ("auto"), or the
+    user's frame step and no message."""
     if frame_step == "auto":
         check = check_frame_step(pieces.positions)
-        if check.message:
-            summary.messages.append(check.message)
-        return check.frame_step
-    return check_frame_step_value(frame_step)
+        return check.frame_step, check.message
+    return check_frame_step_value(frame_step), ""
