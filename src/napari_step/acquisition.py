@@ -187,6 +187,7 @@ def check_frame_step(tracks, candidates=CANDIDATE_STEPS) -> FrameStepCheck:
         base.message = (
             f"steps are correlated beyond one frame (autocorrelation at lags 2-4: "
             f"{excess:.2f}) at every frame step tried: anomalous or directed motion or a common "
-            "drift (subtract it first), not an acquisition artefact; D is read per frame"
+            "drift (subtract it: drift='ensemble', --subtract-drift, or 'subtract common drift' "
+            "in the STEP widget), not an acquisition artefact; D is read per frame"
         )
     return base

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from .acquisition import check_frame_step
+from .drift import DriftEstimate, ensemble_drift, subtract_drift
 from .predict import check_frame_step_value, predict_alpha, predict_log10_d
 from .tamsd import tamsd_d
 from .tracks import position_columns, validate_table
@@ -377,6 +378,7 @@ def analyse_tracks(
     states: bool = False,
     state_model: str | Path | None = None,
     frame_step: int | str = "auto",
+    drift=None,
 ) -> tuple[pd.DataFrame, AnalysisSummary]:
     """Analyse tracks: per-frame STEP D and TA-MSD, optionally alpha, states and segments.
 
@@ -406,6 +408,12 @@ def analyse_tracks(
         lags k and 2k). "auto": :func:`napari_step.acquisition.check_frame_step` on the analysed
         tracks (1 unless their steps are correlated beyond what blur and noise give, as in
         compressed video; its finding is one of ``summary.messages``).
+    drift : None, "ensemble", DataFrame or DriftEstimate
+        A common drift to subtract from the positions the estimators read (the returned table
+        keeps the input's positions): "ensemble" estimates it from every track of ``table``
+        (:func:`napari_step.drift.ensemble_drift`); a DataFrame (index frame, position columns,
+        px) or :class:`napari_step.drift.DriftEstimate` is used as given (the GUI estimates it
+        once over a whole layer). None: no subtraction.
 
     Returns
     -------
@@ -418,12 +426,15 @@ def analyse_tracks(
     out = validate_table(table)
     summary = AnalysisSummary(units=d_units(pixel_size, frame_interval))
     out = out.assign(**_empty_columns(segments, alpha, states))
-    pieces = gap_free_pieces(out, track_ids, min_length)
+    work, drift_message = _without_drift(out, drift)
+    pieces = gap_free_pieces(work, track_ids, min_length)
     summary.n_tracks, summary.n_gaps = pieces.n_tracks, pieces.n_gaps
     summary.n_nonfinite, summary.n_pieces = pieces.n_nonfinite, len(pieces)
     if not len(pieces):
         summary.messages.append("no tracks to analyse")
         return out, summary
+    if drift_message:
+        summary.messages.append(drift_message)
     k, check_message = _frame_step(frame_step, pieces)
     summary.frame_step = k
     if check_message:
@@ -446,9 +457,26 @@ def analyse_tracks(
         **dict(units=summary.units, pixel_size_um=pixel_size, frame_interval_s=frame_interval),
         **dict(model=str(model), tamsd_window=window, frame_step=k, **heads),
     }
+    if drift is not None:
+        out.attrs["napari_step"].update(drift_subtracted=True, drift=drift_message)
     if check_message:  # the acquisition check's finding travels with the table (JSON sidecars)
         out.attrs["napari_step"]["acquisition_check"] = check_message
     return out, summary
+
+
+def _without_drift(table: pd.DataFrame, drift) -> tuple[pd.DataFrame, str]:
+    """The table the estimators read (same rows and order) and what was subtracted."""
+    if drift is None:
+        return table, ""
+    if isinstance(drift, str):
+        if drift != "ensemble":
+            raise ValueError(f"drift must be None, 'ensemble' or a drift table, not {drift!r}")
+        drift = ensemble_drift(table)
+    if isinstance(drift, DriftEstimate):
+        return subtract_drift(table, drift), drift.describe()
+    if isinstance(drift, pd.DataFrame):
+        return subtract_drift(table, drift), "subtracted the given drift"
+    raise TypeError(f"drift must be None, 'ensemble' or a drift table, not {type(drift).__name__}")
 
 
 def _frame_step(frame_step, pieces: Pieces) -> tuple[int, str]:

@@ -78,6 +78,9 @@ class BatchParams:
     frame_step : int or "auto"
         Frames per step D is read at; "auto": the acquisition check of each input's tracks
         (:func:`napari_step.acquisition.check_frame_step`; its finding is in the sidecar).
+    subtract_drift : bool
+        Subtract each input's common drift (:func:`napari_step.drift.ensemble_drift` over all
+        its tracks) from the positions D is read from; the written positions are the input's.
     """
 
     pixel_size: float = 1.0
@@ -95,6 +98,7 @@ class BatchParams:
     immobile_d: float = 0.01
     states: bool = False
     frame_step: int | str = "auto"
+    subtract_drift: bool = False
 
     def __post_init__(self):
         if self.andi2_dir is not None:  # a submission needs segments, alpha and states
@@ -226,6 +230,8 @@ def _analyse(src: Path, params: BatchParams):
     from .pipeline import run_movie
 
     options = {"segments": params.segments, "frame_step": params.frame_step}
+    if params.subtract_drift:
+        options["drift"] = "ensemble"
     if params.alpha:
         options["alpha"] = True
     if params.states:
@@ -426,6 +432,7 @@ def analyze(
     immobile_d: float = 0.01,
     states: bool = False,
     frame_step: int | str = "auto",
+    subtract_drift: bool = False,
 ) -> pd.DataFrame:
     """Analyse many files; one row per input in the returned table and ``out_dir/summary.csv``.
 
@@ -439,7 +446,7 @@ def analyze(
         (``.parquet`` for ``output_format="parquet"``); inputs sharing a file name get their
         folder names as prefix.
     pixel_size, frame_interval, model, device, window, min_length, output_format, segments,
-    alpha, andi2_dir, immobile_d, states, frame_step
+    alpha, andi2_dir, immobile_d, states, frame_step, subtract_drift
         Analysis and output options: see :class:`BatchParams` (``andi2_dir`` turns on
         ``segments``, ``alpha`` and ``states``).
     scheduler : str, optional
@@ -478,6 +485,7 @@ def analyze(
         immobile_d,
         states,
         frame_step,
+        subtract_drift,
     )
     rows, todo = _plan(paths, out_dir, params, overwrite)
     rows += _run(todo, params, scheduler, workers, progress)

@@ -157,6 +157,7 @@ def _cmd_analyze(args):
         alpha=args.alpha,
         states=args.states,
         frame_step=args.frame_step,
+        subtract_drift=args.subtract_drift,
         andi2_dir=args.andi2,
         immobile_d=args.immobile_d,
     )
@@ -338,6 +339,12 @@ def _add_analyze(sub) -> None:
         default="auto",
         help="frames per step D is read at (default auto: 1 unless the tracks' steps are "
         "correlated over several frames, as in compressed video; the finding is in the sidecar)",
+    )
+    a.add_argument(
+        "--subtract-drift",
+        action="store_true",
+        help="subtract each input's common drift (mean step of all its tracks per frame, "
+        "smoothed over 15 frames) before reading D; written positions stay the input's",
     )
     a.add_argument(
         "--immobile-d",

@@ -41,6 +41,7 @@ __all__ = [
 
 TARGETS = ("log10_d", "alpha")
 WORLDS = ("classic", "acquired")
+LENGTH_SAMPLINGS = ("uniform", "log-uniform")
 # The alpha model: the default architecture, scale-free inputs, sigmoid onto alpha in [0, 2].
 DEFAULT_ALPHA_CONFIG = ModelConfig(target="alpha", y_range=[0.0, 2.0], normalise=True)
 # The acquired world's clean corner: the classic protocol (1-4 change points, no blur, no noise)
@@ -64,6 +65,9 @@ class TrainConfig:
     d_range : D range per segment, px^2/frame (log-uniform).
     n_frames, length_range, p_other_length : most batches have ``n_frames`` frames, a share
         ``p_other_length`` a length drawn from ``length_range``.
+    length_sampling : how that other length is drawn: "uniform" or "log-uniform" (as many
+        batches of 10-20 frames as of 200-400: real tracks are mostly short, and a model that
+        never saw short tracks reads D low on them).
     max_changepoints, min_segment : change points per track (0..max) and shortest segment.
     p_noise, noise_rel_range : classic world: share of noisy tracks and sigma / sqrt(2 D_min).
     val_tracks, val_every, seed : validation size and period (steps); random seed.
@@ -87,6 +91,7 @@ class TrainConfig:
     n_frames: int = 200
     length_range: list = field(default_factory=lambda: [20, 400])
     p_other_length: float = 0.3
+    length_sampling: str = "uniform"
     max_changepoints: int = 4
     min_segment: int = 10
     p_noise: float = 0.5
@@ -104,6 +109,11 @@ class TrainConfig:
     frame_convention: str = "forward"
 
     def __post_init__(self):
+        if self.length_sampling not in LENGTH_SAMPLINGS:
+            raise ValueError(
+                f"unknown length_sampling {self.length_sampling!r}: use one of "
+                f"{list(LENGTH_SAMPLINGS)}"
+            )
         if self.world not in WORLDS:
             raise ValueError(f"unknown training world {self.world!r}: use one of {list(WORLDS)}")
         if self.frame_convention not in FRAME_CONVENTIONS:
@@ -167,13 +177,21 @@ def make_batch(
     return pos, to_convention(y, cfg.frame_convention)
 
 
+def _other_length(cfg: TrainConfig, rng) -> int:
+    """A track length from ``cfg.length_range`` drawn as ``cfg.length_sampling`` says."""
+    lo, hi = cfg.length_range
+    if cfg.length_sampling == "log-uniform":
+        return int(np.clip(np.floor(np.exp(rng.uniform(np.log(lo), np.log(hi + 1)))), lo, hi))
+    return int(rng.integers(lo, hi + 1))
+
+
 def _forward_batch(cfg: TrainConfig, dim: int, rng, n_frames, target: str):
     """:func:`make_batch` with forward labels."""
     if target not in TARGETS:
         raise ValueError(f"unknown target {target!r}: use one of {list(TARGETS)}")
     if n_frames is None:
         if rng.uniform() < cfg.p_other_length:
-            n_frames = int(rng.integers(cfg.length_range[0], cfg.length_range[1] + 1))
+            n_frames = _other_length(cfg, rng)
         else:
             n_frames = cfg.n_frames
     k_max = min(cfg.max_changepoints, n_frames // cfg.min_segment - 1)

@@ -40,3 +40,31 @@ def test_smoothed_tracks_are_read_on_k_frame_steps(viewer, step, wait_worker, no
     _run(step, plain, wait_worker)
     assert not any("correlated" in m for _, m in notes), notes
     assert abs(layer_table(plain)["tamsd_d"].mean() - 1) < 0.1
+
+
+def test_subtract_drift_reads_the_tracks_not_the_stage(viewer, step, wait_worker, notes):
+    from napari_step._napari._layers import layer_table, results_metadata
+    from napari_step.simulate import brownian_acquired
+    from napari_step.simulate.acquisition import blend_frames
+
+    rng = np.random.default_rng(6)
+    pos = brownian_acquired(np.ones((300, 80)), 2, 0.0, 0.0, rng=rng)
+    smooth = blend_frames(pos, np.tile([0.7, 0.4, 0.2], (300, 1)))
+    moved = smooth + np.arange(80)[:, None] * np.array([0.6, 0.3])  # a drifting stage
+    layer = _layer(viewer, moved, "drifting")
+    data_before = layer.data.copy()
+    _run(step, layer, wait_worker)
+    text = " ".join(m for _, m in notes)
+    assert "common drift" in text and "subtract common drift" in text, notes
+    assert results_metadata(layer)["frame_step"] == 1
+    assert results_metadata(layer)["drift_subtracted"] is False
+    notes.clear()
+    step.subtract_drift.value = True
+    assert step.settings.subtract_drift is True
+    _run(step, layer, wait_worker)
+    text = " ".join(m for _, m in notes)
+    assert "subtracted the common drift" in text and "compressed video" in text, notes
+    meta = results_metadata(layer)
+    assert meta["frame_step"] > 1 and meta["drift_subtracted"] is True
+    np.testing.assert_array_equal(layer.data, data_before)  # the layer's positions stay
+    assert abs(layer_table(layer)["tamsd_d"].mean() - 1) < 0.15

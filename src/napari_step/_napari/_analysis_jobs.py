@@ -16,6 +16,7 @@ import pandas as pd
 
 from ..acquisition import check_frame_step
 from ..analysis import RESULT_COLUMNS, AnalysisSummary, analyse_tracks, d_units, gap_free_pieces
+from ..drift import ensemble_drift, subtract_drift
 from ..tracks import TrackTableError, from_napari, validate_table
 from ._jobs import JobError, run_job
 
@@ -77,6 +78,7 @@ class AnalysisParams:
     model_name: str = "default"  # what the metadata and messages call it
     device: str | None = None  # None/'auto', 'cpu', 'cuda'
     tamsd_window: int = 20
+    subtract_drift: bool = False  # subtract the layer's common drift before reading D
     segments: bool = False  # also find change points and per-segment D
     estimator: str = "mle"  # per-segment D estimator (see napari_step.segment.segment_track)
     alpha: bool = False  # also predict the per-frame anomalous exponent alpha(t)
@@ -97,6 +99,8 @@ class AnalysisParams:
             "tamsd_window": self.tamsd_window,
             "units": self.d_units(),
         }
+        if self.subtract_drift:
+            md["drift_subtracted"] = True
         if self.segments:
             md["segment_estimator"] = self.estimator
         if self.alpha:
@@ -196,10 +200,13 @@ def analyse_job(table: pd.DataFrame, track_ids, params: AnalysisParams, min_leng
         ids = set(int(i) for i in track_ids)
         sub = table[table["track_id"].isin(ids)]
         chunks = analysis_chunks(ids, sub)
-        # one acquisition check over every chosen track (not per chunk)
+        # one drift estimate over every track of the layer, one acquisition check over every
+        # chosen track (not per chunk)
+        drift = ensemble_drift(table) if params.subtract_drift else None
+        read = sub if drift is None else subtract_drift(sub, drift)
         frame_step, check_message = params.frame_step, ""
         if frame_step == "auto":
-            check = check_frame_step(gap_free_pieces(sub, ids, min_length).positions)
+            check = check_frame_step(gap_free_pieces(read, ids, min_length).positions)
             frame_step, check_message = check.frame_step, check.message
         columns = ["track_id", "frame"] + RESULT_COLUMNS
         if params.segments:
@@ -224,6 +231,7 @@ def analyse_job(table: pd.DataFrame, track_ids, params: AnalysisParams, min_leng
                 alpha_model=params.alpha_model,
                 states=bool(params.states),
                 frame_step=frame_step,
+                drift=None if drift is None else drift.drift,
             )
             if params.segments:
                 if "segment_d" not in part.columns:
@@ -237,6 +245,8 @@ def analyse_job(table: pd.DataFrame, track_ids, params: AnalysisParams, min_leng
         results = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
         summary = _combine(summaries, params.d_units())
         summary.frame_step = frame_step
+        if drift is not None:
+            summary.messages.append(drift.describe())
         if check_message:
             summary.messages.append(check_message)
         if params.segments:

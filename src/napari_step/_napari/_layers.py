@@ -10,7 +10,9 @@ Metadata conventions on a Tracks layer:
   units, when known (copied from the image or the file); the STEP widget pre-fills its units.
 - ``layer.metadata['napari_step']``: how the result features were computed: ``units``,
   ``pixel_size_um``, ``frame_interval_s``, ``model``, ``tamsd_window``, ``colour_range``
-  (and ``segment_estimator`` once a run found change points).
+  (and ``segment_estimator`` once a run found change points), ``frame_step`` (the frames per
+  step the last run read D at) and ``drift_subtracted`` (the last run subtracted the common
+  drift).
 - ``layer.metadata['napari_step_segments']``: the segments table (a DataFrame with
   :data:`._analysis_jobs.SEGMENTS_COLUMNS`, ``d`` in the results' units), merged per track
   across runs like the features ``segment_d`` / ``segment_log10_d``.
@@ -270,6 +272,9 @@ def _run_metadata(
     for key in ("segment_estimator", "alpha_model"):
         if params.get(key):
             meta[key] = str(params[key])
+    if "frame_step" in params:
+        meta["frame_step"] = int(params["frame_step"])
+    meta["drift_subtracted"] = bool(params.get("drift_subtracted", False))
     return meta
 
 

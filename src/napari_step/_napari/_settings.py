@@ -50,6 +50,7 @@ class AnalysisSettings:
     model: str = ""
     device: str = "auto"
     tamsd_window: int = 20
+    subtract_drift: bool = False
     segments: bool = False
     estimator: str = "mle"
     alpha: bool = False

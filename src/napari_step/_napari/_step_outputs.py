@@ -87,7 +87,7 @@ def prepare_outcome(snap, ids, params, result):
         return result
     results, summary = result
     segments = summary.segments if params.segments else None
-    prep = prepare_run(snap, results, ids, params.metadata(), segments)
+    prep = prepare_run(snap, results, ids, run_metadata(params, summary), segments)
     tid = results["track_id"].to_numpy(np.int64)
     ok = np.isfinite(results["step_d"].to_numpy(float))
     done, counts = np.unique(tid[ok], return_counts=True)
@@ -154,11 +154,17 @@ def apply_outcome(widget, layer, outcome: RunOutcome) -> str:
         layer,
         res,
         outcome.ids,
-        params.metadata(),
+        run_metadata(params, summary),
         summary.segments if params.segments else None,
         colour_choice(widget),
     )
     return run_message(res, outcome.ids, params, summary, layer_segments(layer), outcome.done)
+
+
+def run_metadata(params, summary) -> dict:
+    """The layer metadata of a run: its settings and the frame step D was read at (the one
+    the acquisition check chose, not "auto")."""
+    return {**params.metadata(), "frame_step": int(summary.frame_step)}
 
 
 def run_message(results, ids, params, summary, segments, done) -> str:

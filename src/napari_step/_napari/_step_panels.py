@@ -145,6 +145,7 @@ class UnitsModelPanel(Container):
                 self.model,
                 self.device,
                 self.window,
+                self.subtract_drift,
             ]
         )
         _title(self, "Units and model")
@@ -157,6 +158,7 @@ class UnitsModelPanel(Container):
                 "model": self.model,
                 "device": self.device,
                 "tamsd_window": self.window,
+                "subtract_drift": self.subtract_drift,
             },
         )
         # typing a pixel size or a time is an explicit calibration
@@ -220,6 +222,13 @@ class UnitsModelPanel(Container):
             min=3,
             max=100000,
             tooltip="frames in the sliding TA-MSD window (the cross-check)",
+        )
+        self.subtract_drift = CheckBox(
+            text="subtract common drift",
+            value=False,
+            tooltip="estimate the drift of the whole field of view from all tracks of the layer "
+            "(mean step per frame, smoothed over 15 frames) and subtract it before reading D; "
+            "the layer's positions are not changed",
         )
 
     def _calibrate(self, *_):
