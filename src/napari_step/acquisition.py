@@ -31,11 +31,27 @@ MIN_Z = 5.0  # significance of the correlation beyond lag 1 before anything is c
 MIN_EXCESS = 0.03  # and its size (sum of the autocorrelation at lags 2..4)
 
 
-def _stack(tracks) -> tuple[np.ndarray, np.ndarray]:
-    """All positions in one (M, dim) array and the track number of each row."""
-    pos = np.concatenate([np.asarray(t, float) for t in tracks])
-    ids = np.repeat(np.arange(len(tracks)), [len(t) for t in tracks])
-    return pos, ids
+class _Pooled:
+    """All positions of all tracks in one (M, dim) array, stacked once: ``ids`` gives each row's
+    track, ``lengths`` each track's length. Subsets are row masks of whole tracks, so rows of one
+    track stay contiguous and neighbouring tracks keep distinct ids."""
+
+    def __init__(self, tracks):
+        self.lengths = np.array([len(t) for t in tracks], dtype=np.int64)
+        self.pos = np.concatenate([np.asarray(t, float) for t in tracks]) if len(tracks) else None
+        self.ids = np.repeat(np.arange(len(tracks)), self.lengths)
+
+    def rows(self, min_length: int, group: tuple[int, int] | None = None):
+        """(pos, ids) of the tracks longer than ``min_length`` (of group g of n: id % n == g)."""
+        keep = self.lengths > min_length
+        if group is not None:
+            keep &= np.arange(self.lengths.size) % group[1] == group[0]
+        if self.pos is None or not keep.any():
+            return None, None
+        if keep.all():
+            return self.pos, self.ids
+        r = keep[self.ids]
+        return self.pos[r], self.ids[r]
 
 
 def _lagged_sums(pos: np.ndarray, ids: np.ndarray, k: int, max_lag: int):
@@ -61,16 +77,11 @@ def _lagged_sums(pos: np.ndarray, ids: np.ndarray, k: int, max_lag: int):
     return num, cnt
 
 
-def step_autocorrelation(tracks, max_lag: int = MAX_LAG, k: int = 1) -> tuple[np.ndarray, int]:
-    """Pooled autocorrelation of the k-frame steps of every track at lags 1..max_lag (in steps
-    of k frames), and the number of step products at lag 1 (standard error about 1/sqrt(n)).
-
-    Each step axis counts as one series; every start frame counts (all k phases).
-    """
-    tracks = [t for t in tracks if len(t) > k]
-    if not tracks:
+def _autocorrelation(pooled: _Pooled, max_lag: int, k: int) -> tuple[np.ndarray, int]:
+    pos, ids = pooled.rows(k)
+    if pos is None:
         return np.full(max_lag, np.nan), 0
-    num, cnt = _lagged_sums(*_stack(tracks), k, max_lag)
+    num, cnt = _lagged_sums(pos, ids, k, max_lag)
     if cnt[0] == 0 or num[0] <= 0:
         return np.full(max_lag, np.nan), 0
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -79,28 +90,38 @@ def step_autocorrelation(tracks, max_lag: int = MAX_LAG, k: int = 1) -> tuple[np
     return rho, int(cnt[1] / k)
 
 
-def _cve_d(tracks, k: int) -> float:
-    """Covariance-estimator D (position^2 per frame) from k-frame steps, all tracks pooled."""
-    tracks = [t for t in tracks if len(t) > 2 * k]
-    if not tracks:
+def step_autocorrelation(tracks, max_lag: int = MAX_LAG, k: int = 1) -> tuple[np.ndarray, int]:
+    """Pooled autocorrelation of the k-frame steps of every track at lags 1..max_lag (in steps
+    of k frames), and the number of step products at lag 1 (standard error about 1/sqrt(n)).
+
+    Each step axis counts as one series; every start frame counts (all k phases).
+    """
+    return _autocorrelation(_Pooled(list(tracks)), max_lag, k)
+
+
+def _cve_d(pooled: _Pooled, k: int, group: tuple[int, int] | None = None) -> float:
+    """Covariance-estimator D (position^2 per frame) from k-frame steps, all tracks (of a
+    group) pooled."""
+    pos, ids = pooled.rows(2 * k, group)
+    if pos is None:
         return np.nan
-    num, cnt = _lagged_sums(*_stack(tracks), k, 1)
+    num, cnt = _lagged_sums(pos, ids, k, 1)
     if not cnt[1]:
         return np.nan
     return (num[0] / cnt[0] + 2 * num[1] / cnt[1]) / (2 * k)
 
 
-def _plateau(tracks, k: int, n_groups: int = 8) -> str:
+def _plateau(pooled: _Pooled, k: int, n_groups: int = 8) -> str:
     """Do the D of k-, 2k- and 4k-frame steps agree (within 10 %), measured well enough to
     tell (standard error of log(D_4k / D_k) across groups of tracks < 0.05)? A finite-memory
     artefact gives a plateau; anomalous motion a D that keeps changing with the step.
     Returns "flat", "changing" or "uncertain"."""
-    d = np.array([_cve_d(tracks, j) for j in (k, 2 * k, 4 * k)])
+    d = np.array([_cve_d(pooled, j) for j in (k, 2 * k, 4 * k)])
     if not (np.isfinite(d).all() and d[0] > 0):
         return "uncertain"
     ratios = []
-    for g in (tracks[i::n_groups] for i in range(n_groups)):
-        lo, hi = _cve_d(g, k), _cve_d(g, 4 * k)
+    for g in range(n_groups):
+        lo, hi = _cve_d(pooled, k, (g, n_groups)), _cve_d(pooled, 4 * k, (g, n_groups))
         if not (np.isfinite(lo) and np.isfinite(hi) and lo > 0 and hi > 0):
             return "uncertain"
         ratios.append(np.log(hi / lo))
@@ -143,20 +164,22 @@ def check_frame_step(tracks, candidates=CANDIDATE_STEPS) -> FrameStepCheck:
         that stays flat from k to 4k frames (:func:`_plateau`); ``message`` says what was
         found, for the user.
     """
-    tracks = [np.asarray(t, float) for t in tracks if len(t) >= 4]
-    rho, n = step_autocorrelation(tracks)
-    d1 = _cve_d(tracks, 1)
+    pooled = _Pooled([np.asarray(t, float) for t in tracks if len(t) >= 4])
+    rho, n = _autocorrelation(pooled, MAX_LAG, 1)
     base = FrameStepCheck(1, rho, n, 1.0)
-    if n == 0 or not np.isfinite(d1) or d1 <= 0:
+    if n == 0:
         return base
     excess = _excess(rho)
     z = excess / np.sqrt(3.0 / n)
     base.details = {"excess": excess, "z": z}
     if excess < MIN_EXCESS or z < MIN_Z:
         return base
+    d1 = _cve_d(pooled, 1)
+    if not np.isfinite(d1) or d1 <= 0:
+        return base
     uncertain = False
     for k in candidates:
-        rho_k, n_k = step_autocorrelation(tracks, max_lag=4, k=k)
+        rho_k, n_k = _autocorrelation(pooled, 4, k)
         if n_k < 200:
             uncertain = True
             break
@@ -164,11 +187,11 @@ def check_frame_step(tracks, candidates=CANDIDATE_STEPS) -> FrameStepCheck:
         # what remains must be insignificant (2 standard errors) and small
         if excess_k > max(2.0 * np.sqrt(3.0 / n_k), MIN_EXCESS):
             continue
-        plateau = _plateau(tracks, k)
+        plateau = _plateau(pooled, k)
         uncertain |= plateau == "uncertain"
         if plateau != "flat":
             continue
-        dk = _cve_d(tracks, k)
+        dk = _cve_d(pooled, k)
         ratio = dk / d1
         msg = (
             f"steps are correlated over {k} frames (autocorrelation at lags 2-4: {excess:.2f}, "
