@@ -80,6 +80,7 @@ def analyse(viewer, app, tif: Path, minmass: float, min_length: int):
     step.pixel_size.value = PIXEL_SIZE_UM
     step.mode.value = "all"
     step.min_length.value = min_length
+    step.subtract_drift.value = True  # the field drifts; the walkthrough ticks it
     done = []
     step.analysis_done.connect(done.append)
     t0 = time.time()
