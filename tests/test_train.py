@@ -273,3 +273,35 @@ def test_a_non_finite_batch_is_skipped_not_learned(tmp_path, monkeypatch):
     assert rec["step"] == 4 and rec["skipped_batches"] == 2
     model = load_checkpoint(tmp_path / "m.pt")[0]
     assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_short_tracks_get_the_long_tracks_density_of_heterogeneity():
+    from napari_step.train_data import TrainConfig, make_batch
+
+    rng = np.random.default_rng(0)
+    kw = dict(batch_size=256, p_drift=1.0, drift_decades=3.0, p_noise=0.0)
+    legacy, scaled = TrainConfig(**kw), TrainConfig(heterogeneity_per_frame=True, **kw)
+    _, y_legacy = make_batch(legacy, 2, rng, n_frames=20)
+    _, y_scaled = make_batch(scaled, 2, rng, n_frames=20)
+    span = lambda y: y.max(axis=1) - y.min(axis=1)  # noqa: E731
+    # legacy: a 20-frame track may jump (change point) and drift by up to 3 decades
+    assert span(y_legacy).max() > 1.0
+    # per frame: round(4 * 20 / 200) = 0 change points, drift <= 3 * 20 / 200 = 0.3 decades
+    assert span(y_scaled).max() <= 0.3 + 1e-9
+    assert np.mean(span(y_scaled) > 0.01) > 0.5  # the drifts are still there
+    # full-length tracks are unchanged: change points and drifts as before
+    _, y_long = make_batch(scaled, 2, rng, n_frames=200)
+    assert span(y_long).max() > 1.0
+    for bad in ("sqrt", ""):
+        with pytest.raises(ValueError, match="length_sampling"):
+            TrainConfig(length_sampling=bad)
+
+
+def test_log_uniform_lengths_cover_short_tracks():
+    from napari_step.train_data import TrainConfig, _other_length
+
+    rng = np.random.default_rng(1)
+    cfg = TrainConfig(length_range=[10, 400], length_sampling="log-uniform")
+    n = np.array([_other_length(cfg, rng) for _ in range(5000)])
+    assert n.min() >= 10 and n.max() <= 400
+    assert 0.15 < np.mean(n < 20) < 0.22  # ln 2 / ln 40 = 0.19 (uniform: 0.026)

@@ -9,7 +9,7 @@ the motion from t to t+1). Units: px, frames, D in px^2/frame.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -65,6 +65,11 @@ class TrainConfig:
     d_range : D range per segment, px^2/frame (log-uniform).
     n_frames, length_range, p_other_length : most batches have ``n_frames`` frames, a share
         ``p_other_length`` a length drawn from ``length_range``.
+    heterogeneity_per_frame : a track shorter than ``n_frames`` gets proportionally fewer
+        change points (at most ``max_changepoints * T / n_frames``, rounded) and a smooth drift of
+        log10 D of at most ``drift_decades * T / n_frames``: the same density per frame as the
+        long tracks. Off, a 20-frame track may carry a change point and 3 decades of drift, and
+        a model that cannot rule that out on a short constant-D track reads its D low.
     length_sampling : how that other length is drawn: "uniform" or "log-uniform" (as many
         batches of 10-20 frames as of 200-400: real tracks are mostly short, and a model that
         never saw short tracks reads D low on them).
@@ -92,6 +97,7 @@ class TrainConfig:
     length_range: list = field(default_factory=lambda: [20, 400])
     p_other_length: float = 0.3
     length_sampling: str = "uniform"
+    heterogeneity_per_frame: bool = False
     max_changepoints: int = 4
     min_segment: int = 10
     p_noise: float = 0.5
@@ -194,6 +200,13 @@ def _forward_batch(cfg: TrainConfig, dim: int, rng, n_frames, target: str):
             n_frames = _other_length(cfg, rng)
         else:
             n_frames = cfg.n_frames
+    if cfg.heterogeneity_per_frame and n_frames < cfg.n_frames:
+        scale = n_frames / cfg.n_frames
+        cfg = replace(
+            cfg,
+            max_changepoints=int(round(cfg.max_changepoints * scale)),
+            drift_decades=cfg.drift_decades * scale,
+        )
     k_max = min(cfg.max_changepoints, n_frames // cfg.min_segment - 1)
     n_cps = (1 if k_max >= 1 and n_frames >= 50 else 0, max(k_max, 0))
     if target == "alpha":
