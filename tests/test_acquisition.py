@@ -72,6 +72,29 @@ def test_frame_step_keeps_a_change_in_d_and_the_frame_count():
     assert 0.7 < np.median(m[10:90]) < 1.4 and 7 < np.median(m[110:190]) < 14
 
 
+def test_phases_are_chained_into_one_input_and_split_back():
+    from napari_step.predict import _chained_phases, _split_chain
+
+    x = np.random.default_rng(9).normal(size=(23, 2)).cumsum(axis=0)
+    chain, lengths = _chained_phases(x, 3)
+    assert lengths == [8, 8, 7] and len(chain) == 23 - 3 + 1
+    steps = np.diff(chain, axis=0)
+    np.testing.assert_allclose(steps[:7], np.diff(x[0::3], axis=0))
+    np.testing.assert_allclose(steps[7:14], np.diff(x[1::3], axis=0))
+    np.testing.assert_allclose(steps[14:], np.diff(x[2::3], axis=0))
+    parts = _split_chain(np.arange(len(chain), dtype=float), lengths)
+    assert [len(p) for p in parts] == lengths
+    assert parts[1][0] == 7 and parts[1][-1] == parts[1][-2] == 13  # last frame repeats
+
+
+def test_k_frame_reading_of_short_tracks_is_not_biased_low():
+    # 54-frame tracks at frame step 3: each phase is an 18-frame sub-track, too short for STEP
+    # alone (it reads ~0.84 there); chained, STEP reads one 52-step input
+    x = brownian_acquired(np.ones((300, 54)), 2, 0.0, 0.0, rng=np.random.default_rng(10))
+    ratio = np.median([np.median(v) for v in predict_d(list(x), frame_step=3)])
+    assert abs(ratio - 1) < 0.12, ratio
+
+
 def test_analyse_tracks_auto_frame_step():
     x = _smoothed(300, 80)
     rows = [

@@ -298,17 +298,19 @@ def predict_log10_d(
             tracks, "log10_d", model, device, batch_size, progress, precision, compile_model
         )
     tracks = as_track_list(tracks, allow_nan=False)
-    subs = [tr[phase::frame_step] for tr in tracks for phase in range(frame_step)]
-    with warnings.catch_warnings():  # short sub-tracks are handled below, not the user's
+    if not tracks:
+        return []
+    chains, lengths = zip(*(_chained_phases(tr, frame_step) for tr in tracks))
+    with warnings.catch_warnings():  # short chains are handled below, not the user's
         warnings.simplefilter("ignore", UserWarning)
         logs = predict_per_frame(
-            subs, "log10_d", model, device, batch_size, progress, precision, compile_model
+            list(chains), "log10_d", model, device, batch_size, progress, precision, compile_model
         )
     out = [
-        _per_frame_from_phases(logs[i * frame_step : (i + 1) * frame_step], len(tr), frame_step)
-        for i, tr in enumerate(tracks)
+        _per_frame_from_phases(_split_chain(v, n), len(tr), frame_step)
+        for tr, v, n in zip(tracks, logs, lengths)
     ]
-    # tracks too short for k-frame sub-tracks keep their one-frame reading (not NaN)
+    # tracks too short for a chain of k-frame steps keep their one-frame reading (not NaN)
     short = [i for i, v in enumerate(out) if np.isnan(v).all()]
     if short:
         redo = predict_per_frame(
@@ -335,8 +337,39 @@ def check_frame_step_value(frame_step) -> int:
     return int(frame_step)
 
 
+def _chained_phases(track: np.ndarray, k: int) -> tuple[np.ndarray, list[int]]:
+    """The k sub-tracks ``track[phase::k]`` chained into one track of k-frame steps, and the
+    sub-tracks' lengths.
+
+    The steps of phase 0 come first, then those of phase 1, and so on, so STEP reads one input
+    about k times longer than each sub-track (an 18-frame sub-track is too short for STEP to
+    read D without bias; the 52-step chain of a 54-frame track is not). Within a phase the steps
+    keep their order in time; the k - 1 joins put the end of the track next to its start.
+    """
+    steps, lengths = [], []
+    for phase in range(k):
+        sub = track[phase::k]
+        lengths.append(len(sub))
+        steps.append(np.diff(sub, axis=0))
+    walk = np.concatenate(steps)
+    return np.vstack([np.zeros((1, track.shape[1])), np.cumsum(walk, axis=0)]), lengths
+
+
+def _split_chain(values: np.ndarray, lengths: list[int]) -> list[np.ndarray]:
+    """Per-step values of a chain (:func:`_chained_phases`) back to one array per sub-track
+    (forward convention: value j is sub-track step j; its last frame repeats the one before)."""
+    out, offset = [], 0
+    values = np.asarray(values, float)
+    for n in lengths:
+        seg = values[offset : offset + n - 1] if n > 1 else values[:0]
+        offset += max(n - 1, 0)
+        out.append(np.r_[seg, seg[-1:]] if len(seg) else seg)
+    return out
+
+
 def _per_frame_from_phases(phase_logs: list, n: int, k: int) -> np.ndarray:
-    """Per-frame log10 D (px^2/frame) from STEP on the k sub-tracks ``track[phase::k]``.
+    """Per-frame log10 D (px^2/frame) from STEP's values on the k sub-tracks
+    ``track[phase::k]``.
 
     Sub-track value j (motion from frame phase + j k to phase + (j + 1) k, px^2 per k frames)
     covers those k frames; each frame takes the mean over the phases that cover it.
@@ -395,11 +428,12 @@ def predict_d(
         ``torch.compile`` the network (True: the inductor backend; a string names the backend).
         Pays on a GPU for large runs; the first call of each track length compiles.
     frame_step : int
-        Read the motion on k-frame steps (default 1: every frame): STEP runs on the k sub-tracks
-        ``track[phase::k]`` and each frame gets the mean log10 D of those covering it, still in
+        Read the motion on k-frame steps (default 1: every frame): STEP reads the k sub-tracks
+        ``track[phase::k]`` chained into one input of k-frame steps (:func:`_chained_phases`),
+        and each frame gets the mean log10 D of the sub-track steps covering it, still in
         px^2/frame. For movies whose one-frame steps are damped (compressed video, smoothed
         localisations; :func:`napari_step.acquisition.check_frame_step` finds k). The time
-        resolution becomes k frames; a track too short for sub-tracks of the model's minimum
+        resolution becomes k frames; a track whose chain is shorter than the model's minimum
         length keeps its one-frame reading.
 
     Returns
