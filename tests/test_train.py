@@ -305,3 +305,33 @@ def test_log_uniform_lengths_cover_short_tracks():
     n = np.array([_other_length(cfg, rng) for _ in range(5000)])
     assert n.min() >= 10 and n.max() <= 400
     assert 0.15 < np.mean(n < 20) < 0.22  # ln 2 / ln 40 = 0.19 (uniform: 0.026)
+
+
+def test_freeze_batchnorm_keeps_the_running_statistics(tmp_path):
+    # a fine-tune on 10-frame batches drags unfrozen statistics far from the 200-frame tracks
+    # the model was trained and is validated on (the shipped model's error then explodes)
+    from napari_step.train import train
+    from napari_step.train_data import TrainConfig
+
+    src = WEIGHTS_DIR / "step_d_2d.pt"
+
+    def stats(path):
+        sd = read_checkpoint(path)["state_dict"]
+        return {k: v.clone() for k, v in sd.items() if "running_mean" in k or "running_var" in k}
+
+    before = stats(src)
+    for freeze in (True, False):
+        tc = TrainConfig(
+            batch_size=8,
+            total_steps=3,
+            val_tracks=16,
+            val_every=3,
+            n_frames=12,
+            p_other_length=0.0,
+            freeze_batchnorm=freeze,
+        )
+        out = tmp_path / f"ft_{freeze}.pt"
+        train(out, train_config=tc, init_weights=src, max_steps=3, device="cpu", progress=False)
+        after = stats(out)
+        same = all(torch.equal(before[k], after[k]) for k in before)
+        assert same is freeze

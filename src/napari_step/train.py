@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
 from .model import (
     ModelConfig,
@@ -255,7 +256,7 @@ class _Run:
             save_checkpoint(
                 self.out_path.with_suffix(f".step{rec['step']}.pt"), self.model, rec, self.card
             )
-        self.model.train()
+        _train_mode(self.model, self.tc)
         return entry
 
     def step(self, x: torch.Tensor, y: torch.Tensor, sched, use_amp: bool) -> float:
@@ -303,6 +304,18 @@ def _fit_schedule(tc: TrainConfig, record: dict, done: int, t20: float, seconds_
     record["train_config"]["total_steps"] = tc.total_steps
 
 
+def _train_mode(model: nn.Module, tc) -> None:
+    """Training mode; with ``tc.freeze_batchnorm`` the batch-norm layers keep their running
+    statistics (eval mode; their scale and shift still train). A fine-tune on batches of very
+    different lengths (10 to 400 frames) otherwise drags those statistics to whatever the last
+    few batches were, and the model validates (and ships) with statistics of short tracks."""
+    model.train()
+    if getattr(tc, "freeze_batchnorm", False):
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.eval()
+
+
 def _loop(run: _Run, batches, sched, max_steps, max_minutes: float, fit: bool, progress: bool):
     """Optimise until ``max_steps`` of this session, the schedule's end or the time budget;
     validate every ``val_every`` steps; ``fit``: size the schedule after 120 steps."""
@@ -314,7 +327,7 @@ def _loop(run: _Run, batches, sched, max_steps, max_minutes: float, fit: bool, p
 
         bar = tqdm(total=last_steps, desc="training", unit="batch")
     t_start, wall0, done, t20 = time.time(), record["wall_time_s"], 0, 0.0
-    run.model.train()
+    _train_mode(run.model, tc)
     while done < last_steps and record["step"] < tc.total_steps:
         if time.time() - t_start > max_minutes * 60:
             break

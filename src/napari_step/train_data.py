@@ -70,6 +70,8 @@ class TrainConfig:
         log10 D of at most ``drift_decades * T / n_frames``: the same density per frame as the
         long tracks. Off, a 20-frame track may carry a change point and 3 decades of drift, and
         a model that cannot rule that out on a short constant-D track reads its D low.
+    freeze_batchnorm : keep the batch-norm running statistics of the starting weights (for
+        fine-tunes whose batches differ from the original training's, e.g. many short tracks).
     length_sampling : how that other length is drawn: "uniform" or "log-uniform" (as many
         batches of 10-20 frames as of 200-400: real tracks are mostly short, and a model that
         never saw short tracks reads D low on them).
@@ -98,6 +100,7 @@ class TrainConfig:
     p_other_length: float = 0.3
     length_sampling: str = "uniform"
     heterogeneity_per_frame: bool = False
+    freeze_batchnorm: bool = False
     max_changepoints: int = 4
     min_segment: int = 10
     p_noise: float = 0.5
