@@ -176,4 +176,6 @@ def test_real_movie_is_read_on_three_frame_steps():
     k = np.median(
         [np.median(d) for d in predict_d(pos, model="acquired", frame_step=check.frame_step)]
     )
-    assert one / d_msd < 0.78 < 0.8 < k / d_msd < 1.1, (one / d_msd, k / d_msd)
+    # issue 13's target: within 10 % of the ensemble-MSD D (one-frame steps read ~0.78)
+    one, k = one / d_msd, k / d_msd
+    assert one < 0.8 and abs(k - 1) < 0.1 and k > one + 0.1, (one, k)

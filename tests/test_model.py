@@ -188,8 +188,11 @@ def test_frame_convention_in_the_card(tmp_path):
     save_checkpoint(path, m, card={"name": "tiny"})
     model, ckpt = load_checkpoint(path)
     assert ckpt["card"]["frame_convention"] == "forward" == model.frame_convention
-    shipped, card = load_checkpoint(WEIGHTS_DIR / "step_d_2d.pt")  # a legacy card
-    assert "frame_convention" not in card["card"] and shipped.frame_convention == "backward"
+    legacy = {**ckpt, "card": {k: v for k, v in ckpt["card"].items() if k != "frame_convention"}}
+    torch.save(legacy, tmp_path / "legacy.pt")
+    assert load_checkpoint(tmp_path / "legacy.pt")[0].frame_convention == "backward"
+    shipped, card = load_checkpoint(WEIGHTS_DIR / "step_d_2d.pt")  # trained backward, says so
+    assert card["card"]["frame_convention"] == "backward" == shipped.frame_convention
     shipped, card = load_checkpoint(WEIGHTS_DIR / "step_d_2d_acquired.pt")  # its fine-tune
     assert card["card"]["frame_convention"] == "backward" == shipped.frame_convention
     world = card["card"]["training_world"]  # the card says what the model assumes
