@@ -15,7 +15,7 @@ FULL_BLUR_XFAIL = pytest.mark.xfail(
     strict=True,
     reason=(
         "the default model reads 0.68 of the true D under full blur (it was trained on "
-        "instantaneous positions); model='acquired' reads 0.93"
+        "instantaneous positions); model='acquired' reads 0.95"
     ),
 )
 CELLS = [(1.0, 0.0), (0.0, 1.0), (0.5, 0.3), (1.0, 1.0)]
