@@ -29,6 +29,7 @@ from .tracks import position_columns, validate_table
 
 __all__ = [
     "analyse_tracks",
+    "choose_frame_step",
     "AnalysisSummary",
     "Pieces",
     "gap_free_pieces",
@@ -435,7 +436,7 @@ def analyse_tracks(
         return out, summary
     if drift_message:
         summary.messages.append(drift_message)
-    k, check_message = _frame_step(frame_step, pieces)
+    k, check_message = choose_frame_step(frame_step, pieces)
     summary.frame_step = k
     if check_message:
         summary.messages.append(check_message)
@@ -479,9 +480,9 @@ def _without_drift(table: pd.DataFrame, drift) -> tuple[pd.DataFrame, str]:
     raise TypeError(f"drift must be None, 'ensemble' or a drift table, not {type(drift).__name__}")
 
 
-def _frame_step(frame_step, pieces: Pieces) -> tuple[int, str]:
-    """The frame step to read D at and what the acquisition check said ("auto"), or the
-    user's frame step and no message."""
+def choose_frame_step(frame_step, pieces: Pieces) -> tuple[int, str]:
+    """The frame step to read D at and what the acquisition check said ("auto": the check on
+    all ``pieces`` pooled), or the user's frame step (validated) and no message."""
     if frame_step == "auto":
         check = check_frame_step(pieces.positions)
         return check.frame_step, check.message

@@ -110,7 +110,9 @@ def ensemble_drift(table: pd.DataFrame, smoothing: int = DEFAULT_SMOOTHING) -> D
         return np.stack(cols_w, 1)
 
     total, sq = per_frame(step), per_frame(step**2)
-    mean = np.divide(total, count[:, None], out=np.zeros_like(total), where=count[:, None] > 0)
+    per_count = np.maximum(count, 1)[:, None]  # frames without steps have total = sq = 0
+    raw = total / per_count  # mean one-frame step arriving at each frame
+    mean = raw
     if smoothing > 1:
         # a count-weighted centred mean: frames without steps neither add drift nor dilute it
         win = dict(window=int(smoothing), center=True, min_periods=1)
@@ -120,11 +122,9 @@ def ensemble_drift(table: pd.DataFrame, smoothing: int = DEFAULT_SMOOTHING) -> D
         mean[count == 0] = 0.0
     drift = np.cumsum(mean, axis=0)
     # the net displacement against its standard error (steps scatter about the per-frame mean)
-    var = np.divide(sq, count[:, None], out=np.zeros_like(sq), where=count[:, None] > 0)
-    var = np.maximum(var - np.divide(total, np.maximum(count, 1)[:, None]) ** 2, 0.0)
-    se2 = np.divide(var, count[:, None], out=np.zeros_like(var), where=count[:, None] > 0).sum(0)
-    net = np.divide(total, np.maximum(count, 1)[:, None]).sum(0)
-    z = float(np.sqrt(np.sum(net**2 / np.maximum(se2, 1e-300))))
+    var = np.maximum(sq / per_count - raw**2, 0.0)
+    se2 = (var / per_count).sum(0)
+    z = float(np.sqrt(np.sum(raw.sum(0) ** 2 / np.maximum(se2, 1e-300))))
     frames = pd.RangeIndex(first, last + 1, name="frame")
     return DriftEstimate(
         drift=pd.DataFrame(drift, index=frames, columns=cols),

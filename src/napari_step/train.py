@@ -310,7 +310,7 @@ def _train_mode(model: nn.Module, tc) -> None:
     different lengths (10 to 400 frames) otherwise drags those statistics to whatever the last
     few batches were, and the model validates (and ships) with statistics of short tracks."""
     model.train()
-    if getattr(tc, "freeze_batchnorm", False):
+    if tc.freeze_batchnorm:
         for m in model.modules():
             if isinstance(m, nn.modules.batchnorm._BatchNorm):
                 m.eval()

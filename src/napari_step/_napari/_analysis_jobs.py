@@ -14,8 +14,14 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..acquisition import check_frame_step
-from ..analysis import RESULT_COLUMNS, AnalysisSummary, analyse_tracks, d_units, gap_free_pieces
+from ..analysis import (
+    RESULT_COLUMNS,
+    AnalysisSummary,
+    analyse_tracks,
+    choose_frame_step,
+    d_units,
+    gap_free_pieces,
+)
 from ..drift import ensemble_drift, subtract_drift
 from ..tracks import TrackTableError, from_napari, validate_table
 from ._jobs import JobError, run_job
@@ -203,11 +209,9 @@ def analyse_job(table: pd.DataFrame, track_ids, params: AnalysisParams, min_leng
         # one drift estimate over every track of the layer, one acquisition check over every
         # chosen track (not per chunk)
         drift = ensemble_drift(table) if params.subtract_drift else None
-        read = sub if drift is None else subtract_drift(sub, drift)
-        frame_step, check_message = params.frame_step, ""
-        if frame_step == "auto":
-            check = check_frame_step(gap_free_pieces(read, ids, min_length).positions)
-            frame_step, check_message = check.frame_step, check.message
+        read = sub if drift is None else subtract_drift(sub, drift)  # what the check reads
+        pieces = gap_free_pieces(read, ids, min_length)
+        frame_step, check_message = choose_frame_step(params.frame_step, pieces)
         columns = ["track_id", "frame"] + RESULT_COLUMNS
         if params.segments:
             columns += SEGMENT_FEATURES
