@@ -1,0 +1,143 @@
+"""Where the AnDi-2 state F1 is lost: per-track evidence against experiment-level evidence.
+
+Reads the sets and the ``step[default]+states`` submission that ``benchmarks/andi2.py`` wrote
+(run that first, same ``--data`` and ``--seed``), then reports two things:
+
+1. **The ceiling when the experiment's model is known.** The states are re-derived from the
+   submission's own segments and K. Only the model name of each experiment (``models.json``) is
+   taken from the truth, and no per-track label is used. A segment is *slow* when its K is below
+   ``SLOW`` times the FOV's 75th percentile of segment K. In a confinement experiment a slow
+   segment is confined; with immobile traps it is immobile; in the other models every segment is
+   free (directed when its alpha >= 1.9). The result is scored with andi-datasets' own scorer,
+   beside the submission and the all-"free" answer.
+2. **Per-FOV evidence, by model.** These are aggregate features of each FOV:
+   - the share of frames in slow segments;
+   - change points per track;
+   - the state model's mean probabilities over the slow frames (``predict_state``).
+
+   They show what an experiment-level classifier could separate, and which models overlap.
+
+Usage (after ``benchmarks/andi2.py --seed S --data DIR``)::
+
+    .venv/bin/python benchmarks/andi2_states.py --data DIR --seed S [--csv OUT.csv]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from andi2 import andi_env, read_fov  # noqa: E402
+
+SLOW = 0.25  # a segment is slow below this fraction of the FOV's 75th-percentile K
+SUBMISSION = "step_default_states"
+RULES = {"confinement": 1, "immobile_traps": 0}  # state of a slow segment; others: free
+
+
+def parse_line(line: str) -> tuple[int, list[list]]:
+    """One single-trajectory line -> (index, [[start, stop, K, alpha, state], ...])."""
+    v = line.strip().split(",")
+    idx, rest = int(float(v[0])), [float(x) for x in v[1:]]
+    segs, start = [], 0
+    for j in range(0, len(rest) - 1, 4):
+        k, a, s, cp = rest[j : j + 4]
+        segs.append([start, int(cp), k, a, int(s)])
+        start = int(cp)
+    return idx, segs
+
+
+def slow_flags(rows: list) -> list[list[bool]]:
+    """Per track and segment: is K below ``SLOW`` x the FOV's 75th-percentile segment K."""
+    ks = np.array([s[2] for _, segs in rows for s in segs])
+    ref = np.percentile(ks, 75)
+    return [[s[2] < SLOW * ref for s in segs] for _, segs in rows]
+
+
+def known_model_line(idx: int, segs: list, slow: list[bool], model: str) -> str:
+    """The submission line with the states a known experiment model implies."""
+    vals = [str(idx)]
+    for (a, b, k, al, _), is_slow in zip(segs, slow):
+        st = RULES.get(model, 2) if is_slow else 2
+        if st == 2 and al >= 1.9:
+            st = 3
+        vals += [f"{k:.6g}", f"{0.0 if st == 0 else al:.6g}", str(st), str(b)]
+    return ",".join(vals)
+
+
+def main() -> None:
+    from napari_step.states import predict_state
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, required=True)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--exps-per-model", type=int, default=2)
+    ap.add_argument("--fovs", type=int, default=3)
+    ap.add_argument("--csv", type=Path, help="also write the per-FOV features here")
+    a = ap.parse_args()
+    root = a.data / f"andi2_e{a.exps_per_model}_f{a.fovs}_s{a.seed}"
+    sub = root / "res" / SUBMISSION
+    if not sub.is_dir():
+        sys.exit(f"no {sub}: run benchmarks/andi2.py --seed {a.seed} --data {a.data} first")
+    models = json.loads((root / "models.json").read_text())
+    known, free = root / "res" / "known_model", root / "res" / "all_free"
+    feats = []
+    for exp, model in models.items():
+        for csv in sorted((root / "ref" / "track_2" / exp).glob("trajs_fov_*.csv")):
+            fov = csv.stem.removeprefix("trajs_")
+            idx, tracks = read_fov(csv)
+            probs = dict(zip(idx, predict_state(tracks)))
+            text = (sub / "track_2" / exp / f"{fov}.txt").read_text().splitlines()
+            rows = [parse_line(line) for line in text if line.strip()]
+            slow = slow_flags(rows)
+            lines = [known_model_line(i, segs, f, model) for (i, segs), f in zip(rows, slow)]
+            flat = [
+                ",".join([str(i)] + [f"{s[2]:.6g},{s[3]:.6g},2,{s[1]}" for s in segs])
+                for i, segs in rows
+            ]
+            for folder, out in ((known, lines), (free, flat)):
+                dst = folder / "track_2" / exp / f"{fov}.txt"
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                dst.write_text("\n".join(out) + "\n")
+            n_all = sum(s[1] - s[0] for _, segs in rows for s in segs)
+            p_slow = [
+                probs[i][s[0] : s[1]]
+                for (i, segs), f in zip(rows, slow)
+                for s, is_slow in zip(segs, f)
+                if is_slow
+            ]
+            n_slow = sum(len(p) for p in p_slow)
+            mean_p = np.concatenate(p_slow).mean(0) if p_slow else np.full(4, np.nan)
+            feats.append(
+                {"model": model, "exp": exp, "fov": fov, "slow_frac": n_slow / n_all,
+                 "cp_per_track": sum(len(s) - 1 for _, s in rows) / len(rows),
+                 **{f"p_{n}_slow": v for n, v in zip(("imm", "conf", "free", "dir"), mean_p)}}
+            )  # fmt: skip
+    score_json = root / "scores_states.json"
+    andi_env("score", root / "ref", sub, known, free, "--json", score_json)
+    scores = json.loads(score_json.read_text())
+    names = {str(sub): "submission (+states)", str(known): "known model", str(free): "all free"}
+    print(f"\nState F1 (andi-datasets scorer), seed {a.seed}:")
+    order = list(scores[str(sub)])
+    print(f"{'':22s}" + "".join(f"{m[:14]:>15s}" for m in order))
+    for path, name in names.items():
+        print(f"{name:22s}" + "".join(f"{scores[path][m]['f1_state']:15.3f}" for m in order))
+    df = pd.DataFrame(feats)
+    print("\nPer-FOV evidence (mean [min, max] over FOVs):")
+    cols = ["slow_frac", "cp_per_track", "p_imm_slow", "p_conf_slow", "p_free_slow"]
+    for model, part in df.groupby("model", sort=False):
+        cells = [
+            f"{c} {part[c].mean():.2f} [{part[c].min():.2f}, {part[c].max():.2f}]" for c in cols
+        ]
+        print(f"  {model:15s} " + "; ".join(cells))
+    if a.csv:
+        df.to_csv(a.csv, index=False)
+
+
+if __name__ == "__main__":
+    main()
