@@ -10,7 +10,9 @@ Reads the sets and the ``step[default]+states`` submission that ``benchmarks/and
    segment is confined; with immobile traps it is immobile; in the other models every segment is
    free (directed when its alpha >= 1.9). The result is scored with andi-datasets' own scorer,
    beside the submission and the all-"free" answer.
-2. **Per-FOV evidence, by model.** These are aggregate features of each FOV:
+2. **The experiment classifier** (``napari_step.experiment``): the same states with the model
+   taken from its FOV-level probabilities instead of the truth (submission ``+experiment``).
+3. **Per-FOV evidence, by model.** These are aggregate features of each FOV:
    - the share of frames in slow segments;
    - change points per track;
    - the state model's mean probabilities over the slow frames (``predict_state``).
@@ -20,6 +22,12 @@ Reads the sets and the ``step[default]+states`` submission that ``benchmarks/and
 Usage (after ``benchmarks/andi2.py --seed S --data DIR``)::
 
     .venv/bin/python benchmarks/andi2_states.py --data DIR --seed S [--csv OUT.csv]
+
+Training the experiment classifier on the project's own simulators (no andi-datasets data; about
+5 minutes on one core)::
+
+    .venv/bin/python benchmarks/andi2_states.py \
+        --train src/napari_step/weights/experiment_andi2.json
 """
 
 from __future__ import annotations
@@ -70,22 +78,110 @@ def known_model_line(idx: int, segs: list, slow: list[bool], model: str) -> str:
     return ",".join(vals)
 
 
+FOV_SIDE, BOX = 128, 230.4  # the challenge's FOV and simulation box (px)
+
+
+def simulated_fovs(n_exp: int, seed: int):
+    """Own-simulator FOVs as the challenge cuts them: per experiment and model, 3 FOVs of
+    128 px, tracks split into pieces of >= 20 frames inside it; yields (model, tracks)."""
+    from napari_step.simulate.andi2_world import ANDI2_MODELS, andi2_like
+
+    rng = np.random.default_rng(seed)
+    for _ in range(n_exp):
+        for model in ANDI2_MODELS:
+            pos = andi2_like(model, 50, 200, rng=rng).positions
+            if model in ("single_state", "multi_state"):  # no field: place them in the box
+                pos = pos - pos[:, :1] + rng.uniform(0, BOX, size=(len(pos), 1, 2))
+            for _ in range(3):
+                o = rng.integers(int(0.05 * BOX), int(0.95 * BOX) - FOV_SIDE, size=2)
+                tracks = []
+                for p in pos:
+                    inside = np.all((p >= o) & (p <= o + FOV_SIDE), axis=1).astype(int)
+                    edges = np.diff(np.r_[0, inside, 0])
+                    for a, b in zip(np.where(edges == 1)[0], np.where(edges == -1)[0]):
+                        if b - a >= 20:
+                            tracks.append(p[a:b] - o)
+                if len(tracks) >= 3:
+                    yield model, tracks
+
+
+def pipeline_features(tracks, state_model) -> np.ndarray:
+    """FOV features of tracks through the +states submission's own pipeline."""
+    import warnings
+
+    from andi2 import step_predictions, step_segments
+
+    from napari_step.experiment import fov_features
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        preds = step_predictions(tracks, state_model)
+        segs = step_segments(tracks, "default", preds)
+    bounds = [[(a, b) for a, b, *_ in t] for t in segs]
+    return fov_features(bounds, [[s[2] for s in t] for t in segs], preds[2])
+
+
+def train(out: Path, n_exp: int, seeds: list[int]) -> None:
+    """Fit the experiment classifier on own-simulated FOVs and write it with its card."""
+    import time
+
+    from napari_step.experiment import FEATURES, MODELS, fit_experiment_model
+    from napari_step.states import DEFAULT_WEIGHTS
+
+    t0, x, y = time.time(), [], []
+    for seed in seeds:
+        for model, tracks in simulated_fovs(n_exp, seed):
+            x.append(pipeline_features(tracks, DEFAULT_WEIGHTS))
+            y.append(MODELS.index(model))
+        print(f"seed {seed}: {len(y)} FOVs ({time.time() - t0:.0f} s)", flush=True)
+    fit = fit_experiment_model(np.array(x), np.array(y))
+    card = {
+        "task": "AnDi-2 phenomenological model of a field of view, from FOV-level features",
+        "training_data": "napari_step.simulate.andi2_world.andi2_like fields (challenge "
+        "parameters), 3 FOVs of 128 px per field, pieces >= 20 frames; features through "
+        "STEP (default), segment_tracks (default) and the shipped state model",
+        "n_fovs": len(y),
+        "experiments_per_model_and_seed": n_exp,
+        "seeds": seeds,
+        "train_accuracy": fit.pop("train_accuracy"),
+        "seconds": round(time.time() - t0),
+        "state_model": DEFAULT_WEIGHTS.name,
+    }
+    blob = {"features": list(FEATURES), "models": list(MODELS), **fit, "card": card}
+    out.write_text(json.dumps(blob, indent=1) + "\n")
+    print(f"wrote {out}: train accuracy {card['train_accuracy']:.3f} on {len(y)} FOVs")
+
+
 def main() -> None:
+    from napari_step.experiment import (
+        fov_features,
+        model_probabilities,
+        slow_segments,
+        states_from_model,
+    )
     from napari_step.states import predict_state
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, required=True)
+    ap.add_argument("--data", type=Path, help="the --data folder of benchmarks/andi2.py")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--exps-per-model", type=int, default=2)
     ap.add_argument("--fovs", type=int, default=3)
     ap.add_argument("--csv", type=Path, help="also write the per-FOV features here")
+    ap.add_argument("--train", type=Path, help="fit the experiment classifier, write it here")
+    ap.add_argument("--train-exps", type=int, default=10)
+    ap.add_argument("--train-seeds", type=int, nargs="+", default=[11, 22])
     a = ap.parse_args()
+    if a.train:
+        return train(a.train, a.train_exps, a.train_seeds)
+    if a.data is None:
+        sys.exit("--data is needed (or --train)")
     root = a.data / f"andi2_e{a.exps_per_model}_f{a.fovs}_s{a.seed}"
     sub = root / "res" / SUBMISSION
     if not sub.is_dir():
         sys.exit(f"no {sub}: run benchmarks/andi2.py --seed {a.seed} --data {a.data} first")
     models = json.loads((root / "models.json").read_text())
     known, free = root / "res" / "known_model", root / "res" / "all_free"
+    clf = root / "res" / "experiment"
     feats = []
     for exp, model in models.items():
         for csv in sorted((root / "ref" / "track_2" / exp).glob("trajs_fov_*.csv")):
@@ -100,7 +196,21 @@ def main() -> None:
                 ",".join([str(i)] + [f"{s[2]:.6g},{s[3]:.6g},2,{s[1]}" for s in segs])
                 for i, segs in rows
             ]
-            for folder, out in ((known, lines), (free, flat)):
+            bounds = [[(s[0], s[1]) for s in segs] for _, segs in rows]
+            ks = [[s[2] for s in segs] for _, segs in rows]
+            feat = fov_features(bounds, ks, [probs[i] for i, _ in rows])
+            states = states_from_model(
+                slow_segments(ks), [[s[3] for s in segs] for _, segs in rows],
+                model_probabilities(feat),
+            )  # fmt: skip
+            exp_lines = [
+                ",".join([str(i)] + [
+                    f"{s[2]:.6g},{0.0 if st == 0 else s[3]:.6g},{st},{s[1]}"
+                    for s, st in zip(segs, sts)
+                ])
+                for (i, segs), sts in zip(rows, states)
+            ]  # fmt: skip
+            for folder, out in ((known, lines), (free, flat), (clf, exp_lines)):
                 dst = folder / "track_2" / exp / f"{fov}.txt"
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 dst.write_text("\n".join(out) + "\n")
@@ -119,9 +229,14 @@ def main() -> None:
                  **{f"p_{n}_slow": v for n, v in zip(("imm", "conf", "free", "dir"), mean_p)}}
             )  # fmt: skip
     score_json = root / "scores_states.json"
-    andi_env("score", root / "ref", sub, known, free, "--json", score_json)
+    andi_env("score", root / "ref", sub, clf, known, free, "--json", score_json)
     scores = json.loads(score_json.read_text())
-    names = {str(sub): "submission (+states)", str(known): "known model", str(free): "all free"}
+    names = {
+        str(sub): "submission (+states)",
+        str(clf): "+experiment",
+        str(known): "known model",
+        str(free): "all free",
+    }
     print(f"\nState F1 (andi-datasets scorer), seed {a.seed}:")
     order = list(scores[str(sub)])
     print(f"{'':22s}" + "".join(f"{m[:14]:>15s}" for m in order))
