@@ -1,4 +1,4 @@
-"""The experiment-level AnDi-2 model classifier (napari_step.experiment), with the shipped weights."""
+"""The experiment-level AnDi-2 model classifier (napari_step.experiment), shipped weights."""
 
 import json
 import sys
@@ -23,8 +23,10 @@ def test_features_of_a_hand_made_fov():
     # two tracks: one fast segment; one fast then slow (K 100x lower), 50 + 50 frames
     bounds = [[(0, 100)], [(0, 50), (50, 100)]]
     ks = [[1.0], [1.0, 0.01]]
-    probs = [np.tile([0, 0, 1, 0], (100, 1)), np.r_[np.tile([0, 0, 1, 0], (50, 1)),
-                                                    np.tile([0.2, 0.6, 0.2, 0], (50, 1))]]
+    probs = [
+        np.tile([0, 0, 1, 0], (100, 1)),
+        np.r_[np.tile([0, 0, 1, 0], (50, 1)), np.tile([0.2, 0.6, 0.2, 0], (50, 1))],
+    ]
     f = dict(zip(FEATURES, fov_features(bounds, ks, probs)))
     assert f["slow_frac"] == pytest.approx(50 / 200)
     assert f["cp_per_track"] == pytest.approx(0.5)

@@ -276,7 +276,7 @@ def _write_outputs(src: Path, dst: Path, results, summary, params: BatchParams) 
     if params.andi2_dir:
         target = andi2_submission_path(src, params.andi2_dir)
         target.parent.mkdir(parents=True, exist_ok=True)
-        write_andi2_labels(andi2_segments(results), target)
+        write_andi2_labels(andi2_segments(results, experiment=True), target)
     write_tracks(results, dst, meta)
 
 

@@ -239,6 +239,7 @@ def andi2_segments(
     default_state: int = 2,
     piecewise: bool = True,
     device: str | None = None,
+    experiment: bool = False,
 ) -> pd.DataFrame:
     """Segments of every track in the AnDi-2 sense, from a per-point results table.
 
@@ -262,6 +263,13 @@ def andi2_segments(
         low); False: the mean of ``step_alpha`` over every segment.
     device : str, optional
         Torch device of that prediction (default: the package's choice).
+    experiment : bool
+        Decide the states per field of view, as the challenge labels them. The table is one FOV.
+        :mod:`napari_step.experiment` gives the probability of each AnDi-2 model from the
+        FOV's segments and the state model's probabilities on its gap-free tracks. Slow segments
+        then take that model's state (immobile with traps, confined in compartments, else free);
+        see :func:`napari_step.experiment.states_from_model`. The probabilities are kept in
+        ``attrs["andi2_model_probabilities"]``. False: each segment's majority state.
 
     Returns
     -------
@@ -326,10 +334,42 @@ def andi2_segments(
     counts = _state_counts(seg_id, state, len(out))
     out["state"] = _majority(counts, default_state)
     shares = counts / counts.sum(axis=1, keepdims=True).clip(min=1)  # all 0: no state known
+    model_p = None
+    if experiment:
+        model_p = _experiment_states(out, table, codes, pos, default_alpha)
+        shares = np.eye(4)[out["state"].to_numpy(int)]
     out["alpha"] = andi2_alpha(
         out["alpha"].fillna(default_alpha), out["stop"] - out["start"], out["state"], shares
     )
-    return out[["track_id", "segment", "start", "stop", "k", "alpha", "state", "length"]]
+    out = out[["track_id", "segment", "start", "stop", "k", "alpha", "state", "length"]]
+    if model_p is not None:
+        out.attrs["andi2_model_probabilities"] = dict(zip(ANDI2_MODELS, map(float, model_p)))
+    return out
+
+
+def _experiment_states(out, table, codes, pos, default_alpha) -> np.ndarray:
+    """Set ``out["state"]`` from the FOV's model probabilities (returned)."""
+    from ..experiment import fov_features, model_probabilities, slow_segments, states_from_model
+    from ..states import predict_state
+
+    frames = table["frame"].to_numpy(dtype=np.int64)
+    tracks, probs = [], []
+    for c in range(codes.max() + 1):
+        m = codes == c
+        xy, fr = pos[m], frames[m]
+        tracks.append(xy if np.all(np.diff(fr) == 1) else None)
+        probs.append(np.full((len(xy), 4), np.nan))
+    ok = [i for i, t in enumerate(tracks) if t is not None and np.isfinite(t).all()]
+    for i, p in zip(ok, predict_state([tracks[i] for i in ok]) if ok else []):
+        probs[i] = p
+    per = [out.index[out["track_id"] == tid] for tid in out["track_id"].unique()]
+    bounds = [list(zip(out.loc[ix, "start"], out.loc[ix, "stop"])) for ix in per]
+    ks = [out.loc[ix, "k"].to_numpy(float) for ix in per]
+    alphas = [out.loc[ix, "alpha"].fillna(default_alpha).to_numpy(float) for ix in per]
+    model_p = model_probabilities(fov_features(bounds, ks, probs))
+    for ix, st in zip(per, states_from_model(slow_segments(ks), alphas, model_p)):
+        out.loc[ix, "state"] = st
+    return model_p
 
 
 def _state_counts(seg_id: np.ndarray, state: np.ndarray, n_seg: int) -> np.ndarray:
