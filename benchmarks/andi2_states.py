@@ -6,10 +6,11 @@ Reads the sets and the ``step[default]+states`` submission that ``benchmarks/and
 1. **The ceiling when the experiment's model is known.** The states are re-derived from the
    submission's own segments and K. Only the model name of each experiment (``models.json``) is
    taken from the truth, and no per-track label is used. A segment is *slow* when its K is below
-   ``SLOW`` times the FOV's 75th percentile of segment K. In a confinement experiment a slow
-   segment is confined; with immobile traps it is immobile; in the other models every segment is
-   free (directed when its alpha >= 1.9). The result is scored with andi-datasets' own scorer,
-   beside the submission and the all-"free" answer.
+   ``napari_step.experiment.SLOW`` times the FOV's 75th percentile of segment K. In a
+   confinement experiment a slow segment is confined; with immobile traps it is immobile; in the
+   other models every segment is free (directed when its alpha >= 1.9):
+   ``napari_step.experiment.states_from_model`` given the true model. The result is scored
+   with andi-datasets' own scorer, beside the submission and the all-"free" answer.
 2. **The experiment classifier** (``napari_step.experiment``): the same states with the model
    taken from its FOV-level probabilities instead of the truth (submission ``+experiment``).
 3. **Per-FOV evidence, by model.** These are aggregate features of each FOV:
@@ -43,9 +44,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from andi2 import andi_env, read_fov  # noqa: E402
 
-SLOW = 0.25  # a segment is slow below this fraction of the FOV's 75th-percentile K
 SUBMISSION = "step_default_states"
-RULES = {"confinement": 1, "immobile_traps": 0}  # state of a slow segment; others: free
 
 
 def parse_line(line: str) -> tuple[int, list[list]]:
@@ -60,21 +59,11 @@ def parse_line(line: str) -> tuple[int, list[list]]:
     return idx, segs
 
 
-def slow_flags(rows: list) -> list[list[bool]]:
-    """Per track and segment: is K below ``SLOW`` x the FOV's 75th-percentile segment K."""
-    ks = np.array([s[2] for _, segs in rows for s in segs])
-    ref = np.percentile(ks, 75)
-    return [[s[2] < SLOW * ref for s in segs] for _, segs in rows]
-
-
-def known_model_line(idx: int, segs: list, slow: list[bool], model: str) -> str:
-    """The submission line with the states a known experiment model implies."""
+def format_line(idx: int, segs: list, states) -> str:
+    """A single-trajectory line with the given segment states (alpha 0 where immobile)."""
     vals = [str(idx)]
-    for (a, b, k, al, _), is_slow in zip(segs, slow):
-        st = RULES.get(model, 2) if is_slow else 2
-        if st == 2 and al >= 1.9:
-            st = 3
-        vals += [f"{k:.6g}", f"{0.0 if st == 0 else al:.6g}", str(st), str(b)]
+    for (_, b, k, al, _), st in zip(segs, states):
+        vals += [f"{k:.6g}", f"{0.0 if st == 0 else al:.6g}", str(int(st)), str(b)]
     return ",".join(vals)
 
 
@@ -154,6 +143,8 @@ def train(out: Path, n_exp: int, seeds: list[int]) -> None:
 
 def main() -> None:
     from napari_step.experiment import (
+        FEATURES,
+        MODELS,
         fov_features,
         model_probabilities,
         slow_segments,
@@ -183,6 +174,12 @@ def main() -> None:
     known, free = root / "res" / "known_model", root / "res" / "all_free"
     clf = root / "res" / "experiment"
     feats = []
+
+    def write(folder: Path, exp: str, fov: str, lines: list[str]) -> None:
+        dst = folder / "track_2" / exp / f"{fov}.txt"
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        dst.write_text("\n".join(lines) + "\n")
+
     for exp, model in models.items():
         for csv in sorted((root / "ref" / "track_2" / exp).glob("trajs_fov_*.csv")):
             fov = csv.stem.removeprefix("trajs_")
@@ -190,44 +187,20 @@ def main() -> None:
             probs = dict(zip(idx, predict_state(tracks)))
             text = (sub / "track_2" / exp / f"{fov}.txt").read_text().splitlines()
             rows = [parse_line(line) for line in text if line.strip()]
-            slow = slow_flags(rows)
-            lines = [known_model_line(i, segs, f, model) for (i, segs), f in zip(rows, slow)]
-            flat = [
-                ",".join([str(i)] + [f"{s[2]:.6g},{s[3]:.6g},2,{s[1]}" for s in segs])
-                for i, segs in rows
-            ]
             bounds = [[(s[0], s[1]) for s in segs] for _, segs in rows]
             ks = [[s[2] for s in segs] for _, segs in rows]
+            alphas = [[s[3] for s in segs] for _, segs in rows]
+            slow = slow_segments(ks)
             feat = fov_features(bounds, ks, [probs[i] for i, _ in rows])
-            states = states_from_model(
-                slow_segments(ks), [[s[3] for s in segs] for _, segs in rows],
-                model_probabilities(feat),
-            )  # fmt: skip
-            exp_lines = [
-                ",".join([str(i)] + [
-                    f"{s[2]:.6g},{0.0 if st == 0 else s[3]:.6g},{st},{s[1]}"
-                    for s, st in zip(segs, sts)
-                ])
-                for (i, segs), sts in zip(rows, states)
-            ]  # fmt: skip
-            for folder, out in ((known, lines), (free, flat), (clf, exp_lines)):
-                dst = folder / "track_2" / exp / f"{fov}.txt"
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                dst.write_text("\n".join(out) + "\n")
-            n_all = sum(s[1] - s[0] for _, segs in rows for s in segs)
-            p_slow = [
-                probs[i][s[0] : s[1]]
-                for (i, segs), f in zip(rows, slow)
-                for s, is_slow in zip(segs, f)
-                if is_slow
-            ]
-            n_slow = sum(len(p) for p in p_slow)
-            mean_p = np.concatenate(p_slow).mean(0) if p_slow else np.full(4, np.nan)
-            feats.append(
-                {"model": model, "exp": exp, "fov": fov, "slow_frac": n_slow / n_all,
-                 "cp_per_track": sum(len(s) - 1 for _, s in rows) / len(rows),
-                 **{f"p_{n}_slow": v for n, v in zip(("imm", "conf", "free", "dir"), mean_p)}}
-            )  # fmt: skip
+            given = {
+                known: np.eye(len(MODELS))[MODELS.index(model)],  # the true model
+                clf: model_probabilities(feat),
+            }
+            for folder, p_model in given.items():
+                states = states_from_model(slow, alphas, p_model)
+                write(folder, exp, fov, [format_line(i, s, st) for (i, s), st in zip(rows, states)])
+            write(free, exp, fov, [format_line(i, s, [2] * len(s)) for i, s in rows])
+            feats.append({"model": model, "exp": exp, "fov": fov, **dict(zip(FEATURES, feat))})
     score_json = root / "scores_states.json"
     andi_env("score", root / "ref", sub, clf, known, free, "--json", score_json)
     scores = json.loads(score_json.read_text())
@@ -245,6 +218,7 @@ def main() -> None:
     df = pd.DataFrame(feats)
     print("\nPer-FOV evidence (mean [min, max] over FOVs):")
     cols = ["slow_frac", "cp_per_track", "p_imm_slow", "p_conf_slow", "p_free_slow"]
+    df.loc[df["has_slow"] == 0, cols[2:]] = np.nan  # no slow frames: no probabilities
     for model, part in df.groupby("model", sort=False):
         cells = [
             f"{c} {part[c].mean():.2f} [{part[c].min():.2f}, {part[c].max():.2f}]" for c in cols

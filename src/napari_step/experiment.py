@@ -40,6 +40,7 @@ __all__ = [
     "fit_experiment_model",
     "load_experiment_model",
     "model_probabilities",
+    "slow_state",
     "states_from_model",
 ]
 
@@ -179,6 +180,14 @@ def model_probabilities(features: np.ndarray, model: dict | None = None) -> np.n
     return p[0] if np.ndim(features) == 1 else p
 
 
+def slow_state(probabilities: np.ndarray) -> int:
+    """AnDi-2 state of a slow segment given the FOV's model probabilities (:data:`MODELS`):
+    the most probable of 0 immobile (traps), 1 confined (confinement) and 2 free (the other
+    three models together)."""
+    p = np.asarray(probabilities, dtype=float)
+    return int(np.argmax([p[2], p[4], p[0] + p[1] + p[3]]))
+
+
 def states_from_model(slow: list, alpha: list, probabilities: np.ndarray) -> list[np.ndarray]:
     """AnDi-2 state of every segment given the FOV's model probabilities.
 
@@ -195,13 +204,11 @@ def states_from_model(slow: list, alpha: list, probabilities: np.ndarray) -> lis
     probabilities : ndarray, shape (5,)
         :func:`model_probabilities` of the FOV.
     """
-    p = np.asarray(probabilities, dtype=float)
-    slow_state = int(np.argmax([p[2], p[4], p[0] + p[1] + p[3]]))
-    slow_state = (0, 1, 2)[slow_state]
+    state = slow_state(probabilities)
     out = []
     for flags, al in zip(slow, alpha):
         flags = np.asarray(flags, dtype=bool)
-        st = np.where(flags, slow_state, 2)
+        st = np.where(flags, state, 2)
         st = np.where((st == 2) & (np.asarray(al, dtype=float) >= DIRECTED_ALPHA), 3, st)
         out.append(st.astype(int))
     return out

@@ -352,23 +352,25 @@ def _experiment_states(out, table, codes, pos, default_alpha) -> np.ndarray:
     from ..experiment import fov_features, model_probabilities, slow_segments, states_from_model
     from ..states import predict_state
 
-    frames = table["frame"].to_numpy(dtype=np.int64)
-    tracks, probs = [], []
-    for c in range(codes.max() + 1):
-        m = codes == c
-        xy, fr = pos[m], frames[m]
-        tracks.append(xy if np.all(np.diff(fr) == 1) else None)
-        probs.append(np.full((len(xy), 4), np.nan))
-    ok = [i for i, t in enumerate(tracks) if t is not None and np.isfinite(t).all()]
+    cuts = np.flatnonzero(np.diff(codes)) + 1  # rows of a track are contiguous
+    tracks = np.split(pos, cuts)
+    probs = [np.full((len(xy), 4), np.nan) for xy in tracks]
+    gap_free = [np.all(np.diff(fr) == 1) for fr in np.split(table["frame"].to_numpy(), cuts)]
+    ok = [i for i, g in enumerate(gap_free) if g and np.isfinite(tracks[i]).all()]
     for i, p in zip(ok, predict_state([tracks[i] for i in ok]) if ok else []):
         probs[i] = p
-    per = [out.index[out["track_id"] == tid] for tid in out["track_id"].unique()]
-    bounds = [list(zip(out.loc[ix, "start"], out.loc[ix, "stop"])) for ix in per]
-    ks = [out.loc[ix, "k"].to_numpy(float) for ix in per]
-    alphas = [out.loc[ix, "alpha"].fillna(default_alpha).to_numpy(float) for ix in per]
+    per = list(out.groupby("track_id", sort=False).indices.values())
+    start, stop = out["start"].to_numpy(), out["stop"].to_numpy()
+    bounds = [list(zip(start[ix], stop[ix])) for ix in per]
+    ks = [out["k"].to_numpy(float)[ix] for ix in per]
+    alpha = out["alpha"].fillna(default_alpha).to_numpy(float)
     model_p = model_probabilities(fov_features(bounds, ks, probs))
-    for ix, st in zip(per, states_from_model(slow_segments(ks), alphas, model_p)):
-        out.loc[ix, "state"] = st
+    state = out["state"].to_numpy().copy()
+    for ix, st in zip(
+        per, states_from_model(slow_segments(ks), [alpha[ix] for ix in per], model_p)
+    ):
+        state[ix] = st
+    out["state"] = state
     return model_p
 
 
