@@ -102,11 +102,12 @@ def test_analyse_tracks_auto_frame_step():
         for i, p in enumerate(x)
     ]
     table = pd.concat(rows, ignore_index=True)
-    res, summary = analyse_tracks(table)
+    # one model for both readings: the frame step alone moves D (model "auto" is tested below)
+    res, summary = analyse_tracks(table, model="default")
     assert summary.frame_step > 1 and any("compressed video" in m for m in summary.messages)
     assert res.attrs["napari_step"]["frame_step"] == summary.frame_step
     assert "compressed video" in res.attrs["napari_step"]["acquisition_check"]
-    res1, s1 = analyse_tracks(table, frame_step=1)
+    res1, s1 = analyse_tracks(table, model="default", frame_step=1)
     assert s1.frame_step == 1 and "frame_step" not in str(s1.messages)
     # true D 1: both readings move towards it, TA-MSD (lags k, 2k) close to it
     assert res["step_d"].median() > res1["step_d"].median() + 0.2
@@ -179,3 +180,67 @@ def test_real_movie_is_read_on_three_frame_steps():
     # issue 13's target: within 10 % of the ensemble-MSD D (one-frame steps read ~0.78)
     one, k = one / d_msd, k / d_msd
     assert one < 0.8 and abs(k - 1) < 0.1 and k > one + 0.1, (one, k)
+
+
+# --- choose_d_model: which shipped D model reads these tracks ----------------------------
+
+
+def _recorded(exposure, snr, n=120, t=100, seed=0, dim=2):
+    from napari_step.simulate import brownian_acquired
+
+    rng = np.random.default_rng(seed)
+    return list(brownian_acquired(np.full((n, t), 0.5), dim, exposure, np.sqrt(snr * 0.5), rng=rng))
+
+
+@pytest.mark.parametrize(
+    "exposure, snr, model, sign",
+    [(0.0, 0.0, "default", 0), (1.0, 0.0, "acquired", 1), (0.0, 1.0, "acquired", -1)],
+    ids=["exact", "blurred", "noisy"],
+)
+def test_choose_d_model_reads_the_cameras_signature(exposure, snr, model, sign):
+    """Blur correlates the steps at lag 1 by R / (1 - 2R) = +0.25 (full exposure), noise
+    sigma^2 / (D dt) = 1 by -1/4; exact positions give 0."""
+    from napari_step.acquisition import choose_d_model
+
+    choice = choose_d_model(_recorded(exposure, snr))
+    assert choice.model == model, choice
+    expected = {0: 0.0, 1: 0.25, -1: -0.25}[sign]
+    assert abs(choice.rho1 - expected) < 4 * choice.stderr + 0.01, choice
+    assert ("blur" if sign > 0 else "noise") in choice.message
+
+
+def test_choose_d_model_keeps_the_default_when_it_cannot_tell():
+    from napari_step.acquisition import choose_d_model
+
+    # 3 short blurred tracks: too few steps for a correlation of 0.25 to be 3 standard errors
+    few = choose_d_model(_recorded(1.0, 0.0, n=3, t=20))
+    assert few.model == "default" and few.n_tracks == 3 and abs(few.rho1) < 3 * few.stderr
+    assert choose_d_model(_recorded(1.0, 0.0, n=1)).model == "default"  # one track: no spread
+    # 1-D: blur is seen, but only the default 1-D model ships, and the message says so
+    one_d = choose_d_model(_recorded(1.0, 0.0, dim=1))
+    assert one_d.model == "default" and one_d.rho1 > 0.15 and "1-D" in one_d.message
+
+
+def test_auto_model_is_the_one_the_tracks_call_for():
+    """predict_d's default "auto" reads blurred tracks with the acquired model (closer to the
+    true D than the default one, which reads 1 - 2 R = 2/3 of it) and exact positions with the
+    default model; analyse_tracks says which it chose."""
+    blurred, exact = _recorded(1.0, 0.0, n=60, seed=3), _recorded(0.0, 0.0, n=60, seed=3)
+    auto = predict_d(blurred)
+    np.testing.assert_array_equal(
+        np.concatenate(auto), np.concatenate(predict_d(blurred, model="acquired"))
+    )
+    np.testing.assert_array_equal(
+        np.concatenate(predict_d(exact)), np.concatenate(predict_d(exact, model="default"))
+    )
+    med = np.median(np.concatenate(auto)) / 0.5
+    med_default = np.median(np.concatenate(predict_d(blurred, model="default"))) / 0.5
+    assert abs(med - 1) < 0.15 and med_default < 0.8, (med, med_default)
+    rows = [
+        pd.DataFrame({"track_id": i, "frame": np.arange(len(p)), "y": p[:, 0], "x": p[:, 1]})
+        for i, p in enumerate(blurred)
+    ]
+    res, summary = analyse_tracks(pd.concat(rows, ignore_index=True))
+    assert summary.model == "acquired" and res.attrs["napari_step"]["model"] == "acquired"
+    assert "motion blur" in res.attrs["napari_step"]["model_choice"]
+    assert any("'acquired' model" in m for m in summary.messages)

@@ -15,6 +15,14 @@ to tell. Anomalous motion (alpha != 1) is
 self-similar, so no frame step removes its correlation and the check answers 1 for it; it answers
 1 too when the data are too few to tell. :func:`napari_step.predict.predict_d` with
 ``frame_step=k`` then reads STEP on every k-th frame (all k phases) and gives D per frame.
+
+:func:`choose_d_model` reads the other half of the camera's signature, the lag-1 correlation of
+the steps the network will read: motion blur makes it positive, localisation noise negative,
+and both bias a reading that assumes instantaneous, exact positions (the mean squared step reads
+D / (1 + 2 rho1)). Where the pooled correlation is measurably away from 0 the "acquired" model
+(trained on blurred, noisy tracks) reads D; where the tracks look like exact instantaneous
+positions (simulations, or blur and noise that happen to cancel) the default model, which is
+the more precise one there, does.
 """
 
 from __future__ import annotations
@@ -23,12 +31,24 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["FrameStepCheck", "check_frame_step", "step_autocorrelation"]
+__all__ = [
+    "DModelChoice",
+    "FrameStepCheck",
+    "check_frame_step",
+    "choose_d_model",
+    "step_autocorrelation",
+]
 
 CANDIDATE_STEPS = (2, 3, 4, 5, 6, 8)
 MAX_LAG = 6
 MIN_Z = 5.0  # significance of the correlation beyond lag 1 before anything is changed
 MIN_EXCESS = 0.03  # and its size (sum of the autocorrelation at lags 2..4)
+# choose_d_model: the lag-1 step correlation (pooled over tracks) must be at least this far from
+# 0 (a bias of 1 / (1 + 2 rho1) - 1 of about 6 % on a reading that ignores blur and noise) and
+# this many standard errors (across tracks) away from it before the acquired model is chosen
+CAMERA_MIN_RHO = 0.03
+CAMERA_MIN_Z = 3.0
+ACQUIRED_MODEL = "acquired"
 
 
 class _Pooled:
@@ -214,3 +234,92 @@ def check_frame_step(tracks, candidates=CANDIDATE_STEPS) -> FrameStepCheck:
             "in the STEP widget), not an acquisition artefact; D is read per frame"
         )
     return base
+
+
+@dataclass
+class DModelChoice:
+    """What :func:`choose_d_model` found."""
+
+    model: str  # "default" or "acquired"
+    rho1: float  # lag-1 autocorrelation of the steps read, pooled over tracks (NaN: none)
+    stderr: float  # its standard error across tracks
+    n_tracks: int
+    message: str = ""
+
+
+def _lag1_correlation(tracks, frame_step: int) -> tuple[float, float, int]:
+    """Per-track lag-1 autocorrelation of the (chained k-frame) steps STEP reads, averaged with
+    weights by steps; its standard error from the spread across tracks (tracks of different D
+    weigh alike, and heterogeneity between tracks widens the error instead of biasing it), and
+    never below 1 / sqrt(step products), that of white steps (a few tracks' spread can be
+    small by chance)."""
+    from .predict import _chained_phases  # the same steps the network reads
+
+    r, w = [], []
+    for t in tracks:
+        t = np.asarray(t, float)
+        if len(t) < 2 * frame_step + 3 or not np.isfinite(t).all():
+            continue
+        walk = _chained_phases(t, frame_step)[0] if frame_step > 1 else t
+        dx = np.diff(walk, axis=0)
+        den = float((dx**2).sum())
+        if den <= 0:
+            continue
+        r.append(float((dx[1:] * dx[:-1]).sum()) / den)
+        w.append(len(dx))
+    if len(r) < 2:
+        return np.nan, np.nan, len(r)
+    r, w = np.asarray(r), np.asarray(w, float)
+    mean = float(np.sum(w * r) / w.sum())
+    se = float(np.sqrt(np.sum(w**2 * (r - mean) ** 2)) / w.sum())
+    products = float(np.sum(w - 1)) * tracks[0].shape[1]
+    return mean, max(se, 1.0 / np.sqrt(products)), len(r)
+
+
+def choose_d_model(tracks, frame_step: int = 1) -> DModelChoice:
+    """The shipped 2-D D model for these tracks: "acquired" where their steps carry the camera's
+    signature (motion blur, localisation noise), "default" where they look like exact,
+    instantaneous positions or are too few to tell.
+
+    Parameters
+    ----------
+    tracks : list of (T_i, dim) arrays
+        Gap-free positions (any unit), all from one acquisition (a movie, a file, a layer).
+    frame_step : int
+        The frame step STEP will read them at (:func:`check_frame_step`).
+
+    Returns
+    -------
+    DModelChoice
+        ``model`` is "acquired" when the pooled lag-1 step correlation is at least
+        ``CAMERA_MIN_RHO`` from 0 and ``CAMERA_MIN_Z`` standard errors away from it (1-D tracks:
+        always "default", the only 1-D D model); ``message`` says what was found, for the user.
+    """
+    tracks = [np.asarray(t, float) for t in tracks]
+    rho, se, n = _lag1_correlation(tracks, int(frame_step))
+    dim = tracks[0].shape[1] if tracks and tracks[0].ndim == 2 else 2
+    camera = np.isfinite(rho) and abs(rho) >= CAMERA_MIN_RHO and abs(rho) >= CAMERA_MIN_Z * se
+    if not np.isfinite(rho):
+        return DModelChoice(
+            "default", rho, se, n, "too few tracks to read the camera: model default"
+        )
+    what = "motion blur" if rho > 0 else "localisation noise"
+    steps = f"{frame_step}-frame steps" if frame_step > 1 else "steps"
+    if camera and dim >= 2:
+        msg = (
+            f"{steps} are correlated at lag 1 ({rho:+.3f} +/- {se:.3f}, {n} tracks): {what} "
+            "dominates; D is read by the 'acquired' model, trained on blurred, noisy tracks"
+        )
+        return DModelChoice(ACQUIRED_MODEL, rho, se, n, msg)
+    if camera:
+        msg = (
+            f"{steps} are correlated at lag 1 ({rho:+.3f} +/- {se:.3f}): {what} biases D; no "
+            "1-D model trained on blurred, noisy tracks ships, so the default model reads it"
+        )
+        return DModelChoice("default", rho, se, n, msg)
+    msg = (
+        f"no sign of motion blur or localisation noise (lag-1 step correlation {rho:+.3f} +/- "
+        f"{se:.3f}, {n} tracks), as for exact instantaneous positions: D is read by the "
+        "default model"
+    )
+    return DModelChoice("default", rho, se, n, msg)

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .acquisition import check_frame_step
+from .acquisition import check_frame_step, choose_d_model
 from .drift import DriftEstimate, ensemble_drift, subtract_drift
 from .predict import check_frame_step_value, predict_alpha, predict_log10_d
 from .tamsd import tamsd_d
@@ -30,6 +30,7 @@ from .tracks import position_columns, validate_table
 __all__ = [
     "analyse_tracks",
     "choose_frame_step",
+    "choose_model",
     "AnalysisSummary",
     "Pieces",
     "gap_free_pieces",
@@ -67,6 +68,7 @@ class AnalysisSummary:
     messages: list = field(default_factory=list)
     segments: pd.DataFrame | None = None  # one row per segment when asked for (D in `units`)
     frame_step: int = 1  # frames per step D was read at (napari_step.acquisition)
+    model: str = ""  # the D model read with (the one "auto" chose)
 
     def count_messages(self) -> list[str]:
         """The user-facing lines for the counts (short pieces, gaps, skipped points)."""
@@ -364,7 +366,7 @@ def analyse_tracks(
     table: pd.DataFrame,
     pixel_size: float = 1.0,
     frame_interval: float = 1.0,
-    model: str | Path = "default",
+    model: str | Path = "auto",
     device: str | None = None,
     window: int = 20,
     track_ids: Iterable[int] | None = None,
@@ -391,6 +393,9 @@ def analyse_tracks(
         um per pixel and s per frame: D in um^2/s (px^2/frame when both are 1).
     model, device, batch_size, progress, precision
         As for :func:`napari_step.predict.predict_d`; ``window``: TA-MSD window (frames, >= 3).
+        ``model="auto"`` (default) is decided once over every analysed track
+        (:func:`choose_model`); the choice is one of ``summary.messages`` and the table's
+        metadata names the model used.
     track_ids : iterable of int, optional
         Tracks to analyse (default: all; others get NaN), if they have >= ``min_length`` points.
     segments : bool
@@ -440,11 +445,15 @@ def analyse_tracks(
     summary.frame_step = k
     if check_message:
         summary.messages.append(check_message)
+    model, model_message = choose_model(model, pieces, k)
+    summary.model = str(model)
     common = dict(device=device, batch_size=batch_size, progress=progress, precision=precision)
     log_step = _quietly(predict_log10_d, pieces, model=model, frame_step=k, **common)
     factor = pixel_size**2 / frame_interval
     _add_d_columns(out, pieces, log_step, window, factor, summary, k)
     summary.messages.extend(summary.count_messages())
+    if model_message:
+        summary.messages.append(model_message)
     if alpha:
         alphas = _quietly(predict_alpha, pieces, model=alpha_model, **common)
         out[ALPHA_COLUMN] = _per_row(len(out), pieces, alphas)
@@ -462,6 +471,8 @@ def analyse_tracks(
         out.attrs["napari_step"].update(drift_subtracted=True, drift=drift_message)
     if check_message:  # the acquisition check's finding travels with the table (JSON sidecars)
         out.attrs["napari_step"]["acquisition_check"] = check_message
+    if model_message:
+        out.attrs["napari_step"]["model_choice"] = model_message
     return out, summary
 
 
@@ -487,3 +498,13 @@ def choose_frame_step(frame_step, pieces: Pieces) -> tuple[int, str]:
         check = check_frame_step(pieces.positions)
         return check.frame_step, check.message
     return check_frame_step_value(frame_step), ""
+
+
+def choose_model(model, pieces: Pieces, frame_step: int) -> tuple[str | Path, str]:
+    """The D model to read with and why: "auto" is decided on all ``pieces`` pooled, read at
+    ``frame_step`` (:func:`napari_step.acquisition.choose_d_model`); any other model is the
+    user's, with no message."""
+    if isinstance(model, str) and model == "auto":
+        choice = choose_d_model(pieces.positions, frame_step)
+        return choice.model, choice.message
+    return model, ""

@@ -85,7 +85,7 @@ class BatchParams:
 
     pixel_size: float = 1.0
     frame_interval: float = 1.0
-    model: str = "default"
+    model: str = "auto"
     device: str | None = None
     window: int = 20
     min_length: int = 1
@@ -415,7 +415,7 @@ def analyze(
     out_dir,
     pixel_size: float = 1.0,
     frame_interval: float = 1.0,
-    model="default",
+    model="auto",
     device: str | None = None,
     window: int = 20,
     min_length: int = 1,

@@ -300,9 +300,11 @@ def _add_analyze(sub) -> None:
     a.add_argument("--frame-interval", type=float, default=1.0, help="s per frame")
     a.add_argument(
         "--model",
-        default="default",
-        help="STEP D model: 'default', 'acquired' (2-D, trained on blurred, noisy, switching "
-        "tracks) or a checkpoint path",
+        default="auto",
+        help="STEP D model: 'auto' (default: 'acquired' where the tracks' steps show motion blur "
+        "or localisation noise, else 'default'; decided per input), 'default' (trained on exact "
+        "positions), 'acquired' (2-D, trained on blurred, noisy, switching tracks) or a "
+        "checkpoint path",
     )
     a.add_argument("--device", default=None)
     a.add_argument("--window", type=int, default=20, help="TA-MSD window (frames)")

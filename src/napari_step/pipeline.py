@@ -38,7 +38,7 @@ def run_movie(
     frame_interval: float = 1.0,
     detection: DetectionParams | None = None,
     linking: LinkingParams | None = None,
-    model="default",
+    model="auto",
     device=None,
     window: int = 20,
     progress=None,

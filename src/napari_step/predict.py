@@ -32,6 +32,7 @@ __all__ = [
     "predict_log10_d",
     "predict_alpha",
     "predict_per_frame",
+    "resolve_auto_model",
     "load_model",
     "model_path",
     "resolve_device",
@@ -282,7 +283,7 @@ def predict_per_frame(
 
 def predict_log10_d(
     tracks,
-    model: str | Path | XResAttn = "default",
+    model: str | Path | XResAttn = "auto",
     device: str | torch.device | None = None,
     batch_size: int | None = None,
     progress=None,
@@ -293,6 +294,9 @@ def predict_log10_d(
     """Like :func:`predict_d` but returns log10 D (D in px^2/frame); -inf where a track does not
     move."""
     frame_step = check_frame_step_value(frame_step)
+    if isinstance(model, str) and model == "auto":
+        tracks = as_track_list(tracks, allow_nan=False)
+        model = resolve_auto_model(tracks, frame_step)
     if frame_step == 1:
         return predict_per_frame(
             tracks, "log10_d", model, device, batch_size, progress, precision, compile_model
@@ -326,6 +330,16 @@ def predict_log10_d(
         for i, v in zip(short, redo):
             out[i] = v
     return out
+
+
+def resolve_auto_model(tracks, frame_step: int = 1) -> str:
+    """The built-in D model that ``model="auto"`` means for these tracks, all from one
+    acquisition (:func:`napari_step.acquisition.choose_d_model`)."""
+    from .acquisition import choose_d_model
+
+    if not len(tracks):
+        return "default"
+    return choose_d_model(tracks, frame_step).model
 
 
 def check_frame_step_value(frame_step) -> int:
@@ -397,7 +411,7 @@ def _per_frame_from_phases(phase_logs: list, n: int, k: int) -> np.ndarray:
 
 def predict_d(
     tracks,
-    model: str | Path | XResAttn = "default",
+    model: str | Path | XResAttn = "auto",
     device: str | torch.device | None = None,
     batch_size: int | None = None,
     progress=None,
@@ -414,7 +428,12 @@ def predict_d(
         per frame, no gaps; dim 1, 2 or 3 (3-D tracks: mean over the three planar projections
         with the 2-D model).
     model : str, Path or XResAttn
-        "default" (the shipped model for the tracks' dimension), a checkpoint path or a model.
+        "auto" (default): the shipped model the tracks' steps call for, decided once over all
+        of them (:func:`napari_step.acquisition.choose_d_model`: "acquired" where the steps
+        carry motion blur or localisation noise, else "default"; pass tracks of one acquisition
+        together). "default" (the shipped model for the tracks' dimension, trained on exact,
+        instantaneous positions), "acquired" (2-D: trained on blurred, noisy tracks), a
+        checkpoint path or a model.
     device : str or None
         None/"auto": CUDA when available; "cpu", "cuda", "cuda:1", ...
     batch_size : int, optional

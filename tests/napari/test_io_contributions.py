@@ -11,6 +11,7 @@ import pytest
 from napari.layers import Tracks
 
 from napari_step._napari._colour import COLOUR_FEATURE
+from napari_step._napari.step_widget import AUTO_MODEL
 from napari_step.analysis import RESULT_COLUMNS
 
 DATA = Path(__file__).parents[1] / "data"
@@ -58,7 +59,8 @@ def test_writer_reader_round_trip_through_the_manifest(suffix, viewer, analysed,
             back.features[c].to_numpy(float), layer.features[c].to_numpy(float), equal_nan=True
         )
     assert back.metadata["napari_step"]["units"] == "um^2/s"
-    assert back.metadata["napari_step"]["model"] == "default (2-D)"
+    # the widget's "auto" model, and what it chose for these exact simulated positions
+    assert back.metadata["napari_step"]["model"] == f"{AUTO_MODEL}: default"
     assert back.metadata["pixel_size_um"] == PX
     # coloured like the original, unanalysed tracks grey and visible
     assert back.color_by == COLOUR_FEATURE
@@ -82,7 +84,7 @@ def test_export_results_table(analysed, tmp_path, notes):
     np.testing.assert_allclose(table["step_d"].to_numpy(float), ref, equal_nan=True)
     meta = json.loads(Path(str(path) + ".json").read_text())
     assert meta["units"] == "um^2/s"
-    assert meta["model"] == "default (2-D)"
+    assert meta["model"] == f"{AUTO_MODEL}: default"
     assert meta["pixel_size_um"] == PX and meta["frame_interval_s"] == DT
     assert meta["column_units"]["step_d"] == "um^2/s"
     assert meta["column_units"]["x"] == "px"

@@ -64,12 +64,16 @@ def test_real_clip_detect_link_analyse(viewer, qtbot, wait_worker):
     step, layer, done = _analyse_clip(viewer, qtbot, wait_worker)
     meta = layer.metadata["napari_step"]
     assert meta["units"] == "um^2/s" and meta["frame_interval_s"] == 1 / FPS
+    # a real camera: the "auto" model sees blur or noise in the steps and reads with "acquired"
+    assert meta["model"].endswith(": acquired"), meta["model"]
     # the colour range spans the data: 2-98 % of the analysed values inside, not -3..1
     v = layer.features["step_log10_d"].to_numpy(float)
     v = v[np.isfinite(v)]
     lo, hi = meta["colour_range"]
     assert lo <= np.percentile(v, 2) and hi >= np.percentile(v, 98)
-    assert hi - lo <= 2.5 and (lo, hi) != (-3.0, 1.0)
+    # (nice ticks around the 2-98 % range: 2.3 decades on this clip with the model "auto"
+    # chooses here, the blur- and noise-trained one, which reads single frames less smoothly)
+    assert hi - lo <= 3.0 and (lo, hi) != (-3.0, 1.0)
     # free diffusion of ~1 um beads in water: D of order 0.1-1 um^2/s
     assert -1.5 < np.median(v) < 0.5
     # the per-track table: one row per analysed track

@@ -19,6 +19,7 @@ from ..analysis import (
     AnalysisSummary,
     analyse_tracks,
     choose_frame_step,
+    choose_model,
     d_units,
     gap_free_pieces,
 )
@@ -80,8 +81,8 @@ SEGMENT_DETAILS = ["duration", "alpha", "state", "confinement_radius"]
 class AnalysisParams:
     pixel_size_um: float = 1.0
     frame_interval_s: float = 1.0
-    model: str = "default"  # a built-in name or a checkpoint path
-    model_name: str = "default"  # what the metadata and messages call it
+    model: str = "auto"  # "auto" (chosen from the tracks), a built-in name or a checkpoint path
+    model_name: str = "auto"  # what the metadata and messages call it
     device: str | None = None  # None/'auto', 'cpu', 'cuda'
     tamsd_window: int = 20
     subtract_drift: bool = False  # subtract the layer's common drift before reading D
@@ -212,6 +213,7 @@ def analyse_job(table: pd.DataFrame, track_ids, params: AnalysisParams, min_leng
         read = sub if drift is None else subtract_drift(sub, drift)  # what the check reads
         pieces = gap_free_pieces(read, ids, min_length)
         frame_step, check_message = choose_frame_step(params.frame_step, pieces)
+        model, model_message = choose_model(params.model, pieces, frame_step)
         columns = ["track_id", "frame"] + RESULT_COLUMNS
         if params.segments:
             columns += SEGMENT_FEATURES
@@ -225,7 +227,7 @@ def analyse_job(table: pd.DataFrame, track_ids, params: AnalysisParams, min_leng
                 sub[sub["track_id"].isin(chunk)],
                 pixel_size=params.pixel_size_um,
                 frame_interval=params.frame_interval_s,
-                model=params.model,
+                model=model,
                 device=params.device,
                 window=params.tamsd_window,
                 min_length=min_length,
@@ -253,6 +255,9 @@ def analyse_job(table: pd.DataFrame, track_ids, params: AnalysisParams, min_leng
             summary.messages.append(drift.describe())
         if check_message:
             summary.messages.append(check_message)
+        if model_message:
+            summary.messages.append(model_message)
+        summary.model = str(model)
         if params.segments:
             summary.segments = tidy_segments([s.segments for s in summaries])
         return results, summary

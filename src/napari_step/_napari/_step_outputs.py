@@ -162,9 +162,12 @@ def apply_outcome(widget, layer, outcome: RunOutcome) -> str:
 
 
 def run_metadata(params, summary) -> dict:
-    """The layer metadata of a run: its settings and the frame step D was read at (the one
-    the acquisition check chose, not "auto")."""
-    return {**params.metadata(), "frame_step": int(summary.frame_step)}
+    """The layer metadata of a run: its settings, the frame step D was read at (the one
+    the acquisition check chose, not "auto") and, for the "auto" model, the one it chose."""
+    md = {**params.metadata(), "frame_step": int(summary.frame_step)}
+    if params.model == "auto" and summary.model:
+        md["model"] = f"{params.model_name}: {summary.model}"
+    return md
 
 
 def run_message(results, ids, params, summary, segments, done) -> str:

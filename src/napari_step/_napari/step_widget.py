@@ -75,6 +75,8 @@ from ._widgets_common import (
 
 __all__ = ["StepAnalysisWidget", "MODES", "DEVICES", "CHANGEPOINTS_KEY", "changepoints_layer"]
 
+AUTO_MODEL = "auto (from the tracks' steps)"  # the model combo's first, default choice
+
 
 class StepAnalysisWidget(ScrollableDock, SelectionMixin, FollowsTracks, BackgroundJob, Container):
     """Analyse tracks with STEP (and TA-MSD) and colour them by their time-resolved D."""
@@ -85,7 +87,10 @@ class StepAnalysisWidget(ScrollableDock, SelectionMixin, FollowsTracks, Backgrou
     def __init__(self, napari_viewer):
         super().__init__(labels=False, scrollable=True)
         self._viewer = napari_viewer = unwrap_viewer(napari_viewer)
-        self._models = available_models()
+        # "auto" first: the widget picks the shipped model the tracks' steps call for
+        # (napari_step.acquisition.choose_d_model), decided once over the selection
+        installed = available_models()
+        self._models = ({AUTO_MODEL: "auto"} if installed else {}) | installed
         self.settings = AnalysisSettings(model=next(iter(self._models), "(none installed)"))
         self.selection = SelectionPanel(napari_viewer, self.settings)
         self.units_panel = UnitsModelPanel(self.settings, self._models)
