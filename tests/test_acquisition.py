@@ -199,13 +199,14 @@ def _recorded(exposure, snr, n=120, t=100, seed=0, dim=2):
 )
 def test_choose_d_model_reads_the_cameras_signature(exposure, snr, model, sign):
     """Blur correlates the steps at lag 1 by R / (1 - 2R) = +0.25 (full exposure), noise
-    sigma^2 / (D dt) = 1 by -1/4; exact positions give 0."""
+    sigma^2 / (D dt) = 1 by -1/4; exact positions give 0. For 2-D Gaussian steps of lag-1
+    correlation rho the mean cosine between consecutive steps is about (pi / 4) rho."""
     from napari_step.acquisition import choose_d_model
 
     choice = choose_d_model(_recorded(exposure, snr))
     assert choice.model == model, choice
-    expected = {0: 0.0, 1: 0.25, -1: -0.25}[sign]
-    assert abs(choice.rho1 - expected) < 4 * choice.stderr + 0.01, choice
+    expected = {0: 0.0, 1: 0.25, -1: -0.25}[sign] * np.pi / 4
+    assert abs(choice.persistence - expected) < 4 * choice.stderr + 0.02, choice
     assert ("blur" if sign > 0 else "noise") in choice.message
 
 
@@ -214,11 +215,10 @@ def test_choose_d_model_keeps_the_default_when_it_cannot_tell():
 
     # 3 short blurred tracks: too few steps for a correlation of 0.25 to be 3 standard errors
     few = choose_d_model(_recorded(1.0, 0.0, n=3, t=20))
-    assert few.model == "default" and few.n_tracks == 3 and abs(few.rho1) < 3 * few.stderr
-    assert choose_d_model(_recorded(1.0, 0.0, n=1)).model == "default"  # one track: no spread
+    assert few.model == "default" and few.n_tracks == 3 and abs(few.persistence) < 3 * few.stderr
     # 1-D: blur is seen, but only the default 1-D model ships, and the message says so
     one_d = choose_d_model(_recorded(1.0, 0.0, dim=1))
-    assert one_d.model == "default" and one_d.rho1 > 0.15 and "1-D" in one_d.message
+    assert one_d.model == "default" and one_d.persistence > 0.1 and "1-D" in one_d.message
 
 
 def test_auto_model_is_the_one_the_tracks_call_for():

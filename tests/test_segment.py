@@ -403,3 +403,26 @@ def test_segmented_d_blends_segment_and_step_in_log_space():
     np.testing.assert_allclose(alone.segmented_d, d_seg)
     given = segments_from_changepoints(pos, [], "mle", pred)  # given segments: no blend
     np.testing.assert_allclose(given.segmented_d, d_seg)
+
+
+def test_one_wild_step_does_not_make_a_segment_but_a_short_excursion_does():
+    """A single step 15x the typical one (a mislink; the first step of some andi-datasets
+    tracks) is not a change of D on its own, at the start or inside a track; six steps of a
+    30x faster D are (robust confirmation keeps several-step changes)."""
+    rng = np.random.default_rng(41)
+    wild_found, wild_kept_plain, short_found = 0, 0, 0
+    for i in range(40):
+        pos = _bm(200, np.ones(200), rng=rng)
+        at = 1 if i % 2 else 100  # the first step, or one inside the track
+        pos[at:] += 15 * np.sqrt(2.0) * np.array([1.0, 0.0])  # one step of length ~21 px
+        cands = exact_changepoints(pos)
+        wild_found += len(confirm_changepoints(pos, cands)) > 0
+        wild_kept_plain += len(confirm_changepoints(pos, cands, robust=False)) > 0
+        d = np.ones(200)
+        d[80:86] = 30.0
+        fast = _bm(200, d, rng=rng)
+        found = confirm_changepoints(fast, exact_changepoints(fast))
+        short_found += any(abs(c - 80) <= 2 for c in found) and any(abs(c - 86) <= 2 for c in found)
+    assert wild_kept_plain >= 30  # the plain test takes the wild step for a segment
+    assert wild_found <= 2, wild_found
+    assert short_found >= 34, short_found

@@ -17,9 +17,10 @@ self-similar, so no frame step removes its correlation and the check answers 1 f
 ``frame_step=k`` then reads STEP on every k-th frame (all k phases) and gives D per frame.
 
 :func:`choose_d_model` reads the other half of the camera's signature, the lag-1 correlation of
-the steps the network will read: motion blur makes it positive, localisation noise negative,
-and both bias a reading that assumes instantaneous, exact positions (the mean squared step reads
-D / (1 + 2 rho1)). Where the pooled correlation is measurably away from 0 the "acquired" model
+the steps the network will read (as the cosine between consecutive steps, blind to how D
+changes): motion blur makes it positive, localisation noise negative, and both bias a reading
+that assumes instantaneous, exact positions (the mean squared step reads D / (1 + 2 rho1)).
+Where it is measurably away from 0 the "acquired" model
 (trained on blurred, noisy tracks) reads D; where the tracks look like exact instantaneous
 positions (simulations, or blur and noise that happen to cancel) the default model, which is
 the more precise one there, does.
@@ -43,11 +44,13 @@ CANDIDATE_STEPS = (2, 3, 4, 5, 6, 8)
 MAX_LAG = 6
 MIN_Z = 5.0  # significance of the correlation beyond lag 1 before anything is changed
 MIN_EXCESS = 0.03  # and its size (sum of the autocorrelation at lags 2..4)
-# choose_d_model: the lag-1 step correlation (pooled over tracks) must be at least this far from
-# 0 (a bias of 1 / (1 + 2 rho1) - 1 of about 6 % on a reading that ignores blur and noise) and
-# this many standard errors (across tracks) away from it before the acquired model is chosen
-CAMERA_MIN_RHO = 0.03
+# choose_d_model: the mean cosine between consecutive steps (or its local rms) must be at least
+# this far from 0 (about a lag-1 step correlation of 0.03, a bias of 1 / (1 + 2 rho1) - 1 of
+# about 6 % on a reading that ignores blur and noise) and this many standard errors away from it
+# before the acquired model is chosen; windows of CAMERA_WINDOW steps for the local rms
+CAMERA_MIN_COS = 0.025
 CAMERA_MIN_Z = 3.0
+CAMERA_WINDOW = 10
 ACQUIRED_MODEL = "acquired"
 
 
@@ -241,45 +244,62 @@ class DModelChoice:
     """What :func:`choose_d_model` found."""
 
     model: str  # "default" or "acquired"
-    rho1: float  # lag-1 autocorrelation of the steps read, pooled over tracks (NaN: none)
-    stderr: float  # its standard error across tracks
+    persistence: float  # mean cosine between consecutive steps, all tracks pooled (NaN: none)
+    stderr: float  # its standard error (exact for independent isotropic steps)
+    local: float  # rms of the local mean cosine over windows of WINDOW steps (see below)
+    local_z: float  # significance of that local signature
     n_tracks: int
     message: str = ""
 
 
-def _lag1_correlation(tracks, frame_step: int) -> tuple[float, float, int]:
-    """Per-track lag-1 autocorrelation of the (chained k-frame) steps STEP reads, averaged with
-    weights by steps; its standard error from the spread across tracks (tracks of different D
-    weigh alike, and heterogeneity between tracks widens the error instead of biasing it), and
-    never below 1 / sqrt(step products), that of white steps (a few tracks' spread can be
-    small by chance)."""
+def _turning_cosines(tracks, frame_step: int) -> tuple[list[np.ndarray], int]:
+    """Per track, the cosine between consecutive (chained k-frame) steps, those STEP reads (the
+    sign of their product in 1-D); steps of length 0 give none."""
     from .predict import _chained_phases  # the same steps the network reads
 
-    r, w = [], []
+    out, dim = [], 2
     for t in tracks:
         t = np.asarray(t, float)
-        if len(t) < 2 * frame_step + 3 or not np.isfinite(t).all():
+        if t.ndim != 2 or len(t) < 2 * frame_step + 3 or not np.isfinite(t).all():
             continue
+        dim = t.shape[1]
         walk = _chained_phases(t, frame_step)[0] if frame_step > 1 else t
         dx = np.diff(walk, axis=0)
-        den = float((dx**2).sum())
-        if den <= 0:
-            continue
-        r.append(float((dx[1:] * dx[:-1]).sum()) / den)
-        w.append(len(dx))
-    if len(r) < 2:
-        return np.nan, np.nan, len(r)
-    r, w = np.asarray(r), np.asarray(w, float)
-    mean = float(np.sum(w * r) / w.sum())
-    se = float(np.sqrt(np.sum(w**2 * (r - mean) ** 2)) / w.sum())
-    products = float(np.sum(w - 1)) * tracks[0].shape[1]
-    return mean, max(se, 1.0 / np.sqrt(products)), len(r)
+        norm = np.sqrt((dx**2).sum(axis=1))
+        ok = (norm[1:] > 0) & (norm[:-1] > 0)
+        cos = (dx[1:] * dx[:-1]).sum(axis=1)[ok] / (norm[1:] * norm[:-1])[ok]
+        if len(cos):
+            out.append(cos)
+    return out, dim
+
+
+def _local_signature(cosines: list[np.ndarray], dim: int) -> tuple[float, float]:
+    """(rms local mean cosine, z) over windows of CAMERA_WINDOW consecutive cosines: blur in
+    the fast parts of tracks and noise in their slow parts correlate steps with opposite signs,
+    which a pooled mean can cancel; the windows' squared sums cannot. Under independent
+    isotropic steps each cosine has mean 0 and variance 1 / dim whatever the step lengths, so
+    the scaled squared window sums average exactly 1."""
+    n = CAMERA_WINDOW
+    sums = [c[: len(c) // n * n].reshape(-1, n).sum(axis=1) for c in cosines if len(c) >= n]
+    if not sums:
+        return np.nan, np.nan
+    terms = np.concatenate(sums) ** 2 * dim / n  # mean 1 for independent isotropic steps
+    if len(terms) < 2:
+        return np.nan, np.nan
+    excess = float(terms.mean() - 1.0)
+    z = excess / float(terms.std(ddof=1) / np.sqrt(len(terms)))
+    return float(np.sqrt(max(excess, 0.0) / (dim * n))), z
 
 
 def choose_d_model(tracks, frame_step: int = 1) -> DModelChoice:
     """The shipped 2-D D model for these tracks: "acquired" where their steps carry the camera's
     signature (motion blur, localisation noise), "default" where they look like exact,
     instantaneous positions or are too few to tell.
+
+    The signature is read from the cosines between consecutive steps: for independent isotropic
+    steps they have mean 0 and variance 1 / dim whatever the steps' lengths (so changes of D
+    along or between tracks do not matter); blur makes them positive (full exposure: about
+    +0.2), localisation noise negative (sigma^2 = D dt: about -0.2).
 
     Parameters
     ----------
@@ -291,35 +311,41 @@ def choose_d_model(tracks, frame_step: int = 1) -> DModelChoice:
     Returns
     -------
     DModelChoice
-        ``model`` is "acquired" when the pooled lag-1 step correlation is at least
-        ``CAMERA_MIN_RHO`` from 0 and ``CAMERA_MIN_Z`` standard errors away from it (1-D tracks:
+        ``model`` is "acquired" when the mean cosine over all tracks, or its local rms over
+        windows of ``CAMERA_WINDOW`` steps (blur and noise in different parts of the tracks),
+        is at least ``CAMERA_MIN_COS`` and ``CAMERA_MIN_Z`` standard errors from 0 (1-D tracks:
         always "default", the only 1-D D model); ``message`` says what was found, for the user.
     """
-    tracks = [np.asarray(t, float) for t in tracks]
-    rho, se, n = _lag1_correlation(tracks, int(frame_step))
-    dim = tracks[0].shape[1] if tracks and tracks[0].ndim == 2 else 2
-    camera = np.isfinite(rho) and abs(rho) >= CAMERA_MIN_RHO and abs(rho) >= CAMERA_MIN_Z * se
-    if not np.isfinite(rho):
+    cosines, dim = _turning_cosines(tracks, int(frame_step))
+    n = len(cosines)
+    if not n:
         return DModelChoice(
-            "default", rho, se, n, "too few tracks to read the camera: model default"
+            "default", np.nan, np.nan, np.nan, np.nan, 0, "no steps to read the camera from"
         )
-    what = "motion blur" if rho > 0 else "localisation noise"
-    steps = f"{frame_step}-frame steps" if frame_step > 1 else "steps"
-    if camera and dim >= 2:
+    allc = np.concatenate(cosines)
+    mean, se = float(allc.mean()), float(np.sqrt(1.0 / dim / len(allc)))
+    local, local_z = _local_signature(cosines, dim)
+    pooled = abs(mean) >= CAMERA_MIN_COS and abs(mean) >= CAMERA_MIN_Z * se
+    mixed = np.isfinite(local) and local >= CAMERA_MIN_COS and local_z >= CAMERA_MIN_Z
+    found = f"mean cosine between consecutive steps {mean:+.3f} +/- {se:.3f}"
+    if np.isfinite(local):
+        found += f", local rms {local:.3f}"
+    found += f"; {n} tracks"
+    if pooled:
+        what = "motion blur" if mean > 0 else "localisation noise"
+    else:
+        what = "motion blur and localisation noise in different parts of the tracks"
+    if (pooled or mixed) and dim >= 2:
+        msg = f"{what} shows in the steps ({found}): D is read by the 'acquired' model"
+        return DModelChoice(ACQUIRED_MODEL, mean, se, local, local_z, n, msg)
+    if pooled or mixed:
         msg = (
-            f"{steps} are correlated at lag 1 ({rho:+.3f} +/- {se:.3f}, {n} tracks): {what} "
-            "dominates; D is read by the 'acquired' model, trained on blurred, noisy tracks"
+            f"{what} shows in the steps ({found}) and biases D, but no 1-D model trained on "
+            "blurred, noisy tracks ships: D is read by the default model"
         )
-        return DModelChoice(ACQUIRED_MODEL, rho, se, n, msg)
-    if camera:
-        msg = (
-            f"{steps} are correlated at lag 1 ({rho:+.3f} +/- {se:.3f}): {what} biases D; no "
-            "1-D model trained on blurred, noisy tracks ships, so the default model reads it"
-        )
-        return DModelChoice("default", rho, se, n, msg)
+        return DModelChoice("default", mean, se, local, local_z, n, msg)
     msg = (
-        f"no sign of motion blur or localisation noise (lag-1 step correlation {rho:+.3f} +/- "
-        f"{se:.3f}, {n} tracks), as for exact instantaneous positions: D is read by the "
-        "default model"
+        f"no sign of motion blur or localisation noise ({found}), as for exact instantaneous "
+        "positions: D is read by the default model"
     )
-    return DModelChoice("default", rho, se, n, msg)
+    return DModelChoice("default", mean, se, local, local_z, n, msg)

@@ -52,6 +52,7 @@ EXACT_MIN_SIZE = 3
 DISPERSION_LAGS = 3  # exact_changepoints: lags of the squared-step autocorrelation summed
 DISPERSION_MAX = 3.0  # exact_changepoints: largest variance inflation applied to the penalty
 CONFIRM_THRESHOLD = 4.5  # confirm_changepoints: 2 x log-likelihood ratio per log T (x inflation)
+OUTLIER_FACTOR = 20.0  # confirm_changepoints(robust): a step this many times its side's mean
 
 
 def _as_positions(positions) -> np.ndarray:
@@ -126,6 +127,7 @@ class _StepLikelihood:
 
     def __init__(self, positions: np.ndarray):
         r = (np.diff(positions, axis=0) ** 2).sum(-1)  # r[t]: the step t -> t+1
+        self.r = r
         self.n_steps = r.size
         self.dim = positions.shape[1]
         self.cs = np.concatenate([[0.0], np.cumsum(r)])
@@ -145,11 +147,48 @@ class _StepLikelihood:
         """2 x log-likelihood ratio of a change at c against none in [a, b)."""
         return self.nll(a, b) - self.nll(a, c) - self.nll(c, b)
 
+    def _nll_without(self, a: int, b: int, j: int) -> float:
+        """:meth:`nll` of frames [a, b) without the step leaving frame j (if inside)."""
+        b = min(b, self.n_steps)
+        if not a <= j < b:
+            return self.nll(a, b)
+        n = b - a - 1
+        if n <= 0:
+            return 0.0
+        m = (self.cs[b] - self.cs[a] - self.r[j]) / n
+        return self.dim * n * np.log(max(m, self.floor))
 
-def _glr_prune(cps: list, lik: _StepLikelihood, n_frames: int, threshold: float) -> list:
-    """Drop the weakest change point (smallest GLR against its neighbours) until all pass."""
+    def robust_glr(self, a: int, c: int, b: int) -> float:
+        """:meth:`glr`, but without the largest step of [a, b) when that step is wild (over
+        ``OUTLIER_FACTOR`` times the mean of the other steps of its side of c; a Brownian step
+        does that with probability under 1 % even among 3): one wild step (a mislink, a
+        localisation outlier, the first jump of some andi-datasets tracks) cannot make a
+        change alone, while a real change, carried by several steps, keeps its statistic."""
+        g = self.glr(a, c, b)
+        hi = min(b, self.n_steps)
+        if hi - a < 3:
+            return g
+        j = a + int(np.argmax(self.r[a:hi]))
+        lo_side, hi_side = (a, min(c, hi)) if j < c else (c, hi)
+        n_other = hi_side - lo_side - 1
+        if n_other < 1:
+            other = (self.cs[hi] - self.cs[a] - self.r[j]) / (hi - a - 1)  # its side is j alone
+        else:
+            other = (self.cs[hi_side] - self.cs[lo_side] - self.r[j]) / n_other
+        if self.r[j] <= OUTLIER_FACTOR * max(other, self.floor):
+            return g
+        loo = self._nll_without(a, b, j) - self._nll_without(a, c, j) - self._nll_without(c, b, j)
+        return min(g, loo)
+
+
+def _glr_prune(
+    cps: list, lik: _StepLikelihood, n_frames: int, threshold: float, robust: bool = False
+) -> list:
+    """Drop the weakest change point (smallest GLR against its neighbours) until all pass
+    (``robust``: :meth:`_StepLikelihood.robust_glr`)."""
+    stat = lik.robust_glr if robust else lik.glr
     b = [0] + list(cps) + [n_frames]  # b[i + 1] is change point i
-    g = [lik.glr(b[i], b[i + 1], b[i + 2]) for i in range(len(b) - 2)]
+    g = [stat(b[i], b[i + 1], b[i + 2]) for i in range(len(b) - 2)]
     while g:
         k = int(np.argmin(g))
         if g[k] >= threshold:
@@ -157,7 +196,7 @@ def _glr_prune(cps: list, lik: _StepLikelihood, n_frames: int, threshold: float)
         del b[k + 1], g[k]
         for i in (k - 1, k):  # only the two neighbours' statistics change
             if 0 <= i < len(g):
-                g[i] = lik.glr(b[i], b[i + 1], b[i + 2])
+                g[i] = stat(b[i], b[i + 1], b[i + 2])
     return b[1:-1]
 
 
@@ -379,6 +418,7 @@ def confirm_changepoints(
     dispersion: bool = True,
     refine: int = REFINE_WINDOW,
     min_size: int = EXACT_MIN_SIZE,
+    robust: bool = True,
 ) -> np.ndarray:
     """Keep the change points that a likelihood-ratio test confirms at a low false-alarm rate.
 
@@ -415,6 +455,11 @@ def confirm_changepoints(
         close pair off the best frame.
     min_size : int
         Shortest segment the refinement may create, frames.
+    robust : bool
+        Test each change point without the largest step of its two segments too and keep the
+        smaller statistic (:meth:`_StepLikelihood.robust_glr`): a single outlying step (a
+        mislinked position; in andi-datasets' tracks, often the first step) then does not
+        make a segment of its own.
 
     Returns
     -------
@@ -431,7 +476,7 @@ def confirm_changepoints(
     if dispersion:
         thr *= step_dispersion((np.diff(pos, axis=0) ** 2).sum(-1), cps)
     lik = _StepLikelihood(pos)
-    kept = _glr_prune(cps, lik, len(pos), thr)
+    kept = _glr_prune(cps, lik, len(pos), thr, robust)
     if refine and kept:
         kept = _refine(kept, lik, len(pos), int(refine), max(1, int(min_size)))
     return np.asarray(kept, dtype=int)
