@@ -87,7 +87,14 @@ def analyse(viewer, app, tif: Path, minmass: float, min_length: int):
     step.run()
     wait(app, lambda: done and not step.running, 900, "the STEP analysis")
     print(f"STEP: {time.time() - t0:.1f} s; {step.status.value}")
-    return detect, step, done[-1]
+    layer = done[-1]
+    feats = layer.features.assign(track_id=layer.data[:, 0].astype(int))
+    med = feats.groupby("track_id")["step_d"].median().median()
+    meta = layer.metadata["napari_step"]
+    print(
+        f"model {meta['model']}, frame step {meta['frame_step']}; median of track medians {med:.3f}"
+    )
+    return detect, step, layer
 
 
 def _share_height(viewer, *docks) -> None:

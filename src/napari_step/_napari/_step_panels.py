@@ -208,7 +208,9 @@ class UnitsModelPanel(Container):
         self.model = ComboBox(
             label="model",
             choices=list(model_names) or ["(none installed)"],
-            tooltip="the STEP model that predicts D(t) frame by frame",
+            tooltip="the STEP model that predicts D(t) frame by frame; auto: 'acquired' "
+            "(trained on blurred, noisy tracks) where the steps show motion blur or localisation "
+            "noise, else 'default' (decided once over the selection; the notification says which)",
         )
         self.device = ComboBox(
             label="device",

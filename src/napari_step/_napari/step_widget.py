@@ -75,7 +75,7 @@ from ._widgets_common import (
 
 __all__ = ["StepAnalysisWidget", "MODES", "DEVICES", "CHANGEPOINTS_KEY", "changepoints_layer"]
 
-AUTO_MODEL = "auto (from the tracks' steps)"  # the model combo's first, default choice
+AUTO_MODEL = "auto (from the steps)"  # the model combo's first, default choice
 
 
 class StepAnalysisWidget(ScrollableDock, SelectionMixin, FollowsTracks, BackgroundJob, Container):
