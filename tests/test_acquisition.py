@@ -244,3 +244,19 @@ def test_auto_model_is_the_one_the_tracks_call_for():
     assert summary.model == "acquired" and res.attrs["napari_step"]["model"] == "acquired"
     assert "motion blur" in res.attrs["napari_step"]["model_choice"]
     assert any("'acquired' model" in m for m in summary.messages)
+
+
+def test_choose_d_model_sees_blur_and_noise_that_cancel_in_the_mean():
+    """Full blur in the fast part of each track (cosine about +0.2) and noise-dominated steps in
+    its slow part (sigma^2 = 3 D_slow dt: about -0.29) cancel in the pooled mean; the windows'
+    local rms still shows the camera, so "auto" reads with the acquired model."""
+    from napari_step.acquisition import CAMERA_MIN_COS, choose_d_model
+    from napari_step.simulate import brownian_acquired
+
+    d = np.ones((300, 200))
+    d[:, :82] = 1e-3  # slow for 41 % of the frames, so the two signs balance
+    pos = brownian_acquired(d, 2, 1.0, np.sqrt(3e-3), rng=np.random.default_rng(8))
+    choice = choose_d_model(list(pos))
+    assert abs(choice.persistence) < CAMERA_MIN_COS, choice  # the pooled mean alone: no
+    assert choice.local > 0.1 and choice.local_z > 10, choice
+    assert choice.model == "acquired" and "different parts" in choice.message
