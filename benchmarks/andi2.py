@@ -418,7 +418,12 @@ def main() -> None:
         help="state model weights for the +states submissions ('default': the shipped one if "
         "present; 'none': no state model)",
     )
-    ap.add_argument("--d-model", default="default", help="STEP D model: built-in name or path")
+    ap.add_argument(
+        "--d-model",
+        default="auto",
+        help="STEP D model: 'auto' (the package default, chosen once per set), a built-in name "
+        "or a path",
+    )
     ap.add_argument("--skip-challenge", action="store_true")
     ap.add_argument("--skip-twostate", action="store_true")
     a = ap.parse_args()
