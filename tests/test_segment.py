@@ -406,23 +406,41 @@ def test_segmented_d_blends_segment_and_step_in_log_space():
 
 
 def test_one_wild_step_does_not_make_a_segment_but_a_short_excursion_does():
-    """A single step 15x the typical one (a mislink; the first step of some andi-datasets
-    tracks) is not a change of D on its own, at the start or inside a track; six steps of a
-    30x faster D are (robust confirmation keeps several-step changes)."""
+    """A single step 15x the typical one inside a track (a mislink) is not a change of D on its
+    own, nor are one or two wild steps at a track's start (a particle entering focus; the first
+    steps of some andi-datasets tracks); six steps of a 30x faster D are (robust confirmation
+    keeps several-step changes)."""
     rng = np.random.default_rng(41)
-    wild_found, wild_kept_plain, short_found = 0, 0, 0
+    jump = 15 * np.sqrt(2.0) * np.array([1.0, 0.0])  # one step of length ~21 px
+    inner_found, inner_kept_plain, start_found, short_found = 0, 0, 0, 0
     for i in range(40):
         pos = _bm(200, np.ones(200), rng=rng)
-        at = 1 if i % 2 else 100  # the first step, or one inside the track
-        pos[at:] += 15 * np.sqrt(2.0) * np.array([1.0, 0.0])  # one step of length ~21 px
+        pos[100:] += jump
         cands = exact_changepoints(pos)
-        wild_found += len(confirm_changepoints(pos, cands)) > 0
-        wild_kept_plain += len(confirm_changepoints(pos, cands, robust=False)) > 0
+        inner_found += len(confirm_changepoints(pos, cands)) > 0
+        inner_kept_plain += len(confirm_changepoints(pos, cands, robust=False)) > 0
+        start = _bm(200, np.ones(200), rng=rng)
+        for k in range(1 + i % 2):  # one or two wild first steps
+            start[k + 1 :] += jump[::-1] if k else jump
+        start_found += len(_confirmed(start)) > 0
         d = np.ones(200)
         d[80:86] = 30.0
         fast = _bm(200, d, rng=rng)
-        found = confirm_changepoints(fast, exact_changepoints(fast))
+        found = _confirmed(fast)
         short_found += any(abs(c - 80) <= 2 for c in found) and any(abs(c - 86) <= 2 for c in found)
-    assert wild_kept_plain >= 30  # the plain test takes the wild step for a segment
-    assert wild_found <= 2, wild_found
+    assert inner_kept_plain >= 30  # the plain test takes the wild step for a segment
+    assert inner_found <= 2, inner_found
+    assert start_found <= 2, start_found
     assert short_found >= 34, short_found
+
+
+def test_exact_changepoints_isolates_wild_edge_steps_and_reports_no_short_edge_segment():
+    """Two outlying first steps get their own candidate segment (edge_size 1), where
+    min-size-3 segments pulled a normal step in; confirmation reports no edge segment that short."""
+    rng = np.random.default_rng(43)
+    pos = _bm(120, np.ones(120), rng=rng)
+    pos[1:] += [20.0, 0.0]
+    pos[2:] += [0.0, 20.0]
+    assert 2 in exact_changepoints(pos)
+    assert 3 in exact_changepoints(pos, edge_size=3)  # the old behaviour: a normal step pulled in
+    assert len(confirm_changepoints(pos, exact_changepoints(pos))) == 0

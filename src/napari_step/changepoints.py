@@ -289,17 +289,25 @@ def find_changepoints(
     return np.asarray(cps, dtype=int)
 
 
-def _optimal_partition(r: np.ndarray, dim: int, pen: float, min_size: int) -> list:
-    """Exact penalised ML segmentation of squared steps ``r`` (optimal partitioning, O(n^2))."""
+def _optimal_partition(
+    r: np.ndarray, dim: int, pen: float, min_size: int, edge_size: int | None = None
+) -> list:
+    """Exact penalised ML segmentation of squared steps ``r`` (optimal partitioning, O(n^2));
+    inner segments have >= ``min_size`` steps, the first and the last >= ``edge_size``."""
     n = len(r)
+    edge = min_size if edge_size is None else max(1, min(int(edge_size), min_size))
     cs = np.concatenate([[0.0], np.cumsum(r)])
     floor = (r[r > 0].mean() if (r > 0).any() else 1.0) * 1e-12
     best = np.full(n + 1, np.inf)  # best[b]: optimal cost of steps [0, b)
     best[0] = -pen
     last = np.zeros(n + 1, dtype=int)
-    for b in range(min_size, n + 1):
-        a = np.arange(0, b - min_size + 1)
-        a = a[(a == 0) | (a >= min_size)]
+    for b in range(edge, n + 1):
+        a = np.arange(0, b - edge + 1)
+        size = b - a
+        ok = (size >= min_size) | (((a == 0) | (b == n)) & (size >= edge))
+        a = a[ok & np.isfinite(best[a])]
+        if not len(a):
+            continue
         mean = np.maximum((cs[b] - cs[a]) / (b - a), floor)
         cost = best[a] + dim * (b - a) * np.log(mean) + pen
         k = int(np.argmin(cost))
@@ -357,6 +365,7 @@ def exact_changepoints(
     min_size: int = EXACT_MIN_SIZE,
     scale_with_length: bool = True,
     dispersion: bool = False,
+    edge_size: int = 1,
 ) -> np.ndarray:
     """Change points of a track from its raw steps: the exact penalised ML segmentation.
 
@@ -383,6 +392,11 @@ def exact_changepoints(
         Multiply ``penalty`` by log(T).
     dispersion : bool
         Scale the penalty by the measured variance inflation (see above).
+    edge_size : int
+        Shortest first and last segment, steps (at most ``min_size``): one or two outlying
+        steps at a track's start or end (a particle entering focus, a mislinked end) get a
+        segment of their own instead of pulling a normal step into a ``min_size`` segment;
+        :func:`confirm_changepoints` does not report segments that short.
 
     Returns
     -------
@@ -402,11 +416,11 @@ def exact_changepoints(
     if len(r) < 2 * min_size:
         return np.empty(0, dtype=int)
     pen = float(penalty) * (np.log(len(pos)) if scale_with_length else 1.0)
-    cps = _optimal_partition(r, pos.shape[1], pen, min_size)
+    cps = _optimal_partition(r, pos.shape[1], pen, min_size, edge_size)
     if dispersion:
         inflation = step_dispersion(r, cps)
         if inflation > 1.0:
-            cps = _optimal_partition(r, pos.shape[1], pen * inflation, min_size)
+            cps = _optimal_partition(r, pos.shape[1], pen * inflation, min_size, edge_size)
     return np.asarray(cps, dtype=int)
 
 
@@ -472,6 +486,12 @@ def confirm_changepoints(
         return np.empty(0, dtype=int)
     if cps[0] <= 0 or cps[-1] >= len(pos):
         raise ValueError(f"change points must be frames in 1..{len(pos) - 1}, got {cps}")
+    # first and last segments shorter than min_size (edge_size of exact_changepoints) are
+    # outlying edge steps, not reported segments: merged into their neighbour
+    n_steps, m = len(pos) - 1, max(1, int(min_size))
+    cps = [c for c in cps if m <= c <= n_steps - m]
+    if not cps:
+        return np.empty(0, dtype=int)
     thr = float(threshold) * (np.log(len(pos)) if scale_with_length else 1.0)
     if dispersion:
         thr *= step_dispersion((np.diff(pos, axis=0) ** 2).sum(-1), cps)
