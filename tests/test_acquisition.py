@@ -216,6 +216,7 @@ def test_choose_d_model_keeps_the_default_when_it_cannot_tell():
     # 3 short blurred tracks: too few steps for a correlation of 0.25 to be 3 standard errors
     few = choose_d_model(_recorded(1.0, 0.0, n=3, t=20))
     assert few.model == "default" and few.n_tracks == 3 and abs(few.persistence) < 3 * few.stderr
+    assert "too few steps to tell" in few.message
     # 1-D: blur is seen, but only the default 1-D model ships, and the message says so
     one_d = choose_d_model(_recorded(1.0, 0.0, dim=1))
     assert one_d.model == "default" and one_d.persistence > 0.1 and "1-D" in one_d.message

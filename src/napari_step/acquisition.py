@@ -344,8 +344,15 @@ def choose_d_model(tracks, frame_step: int = 1) -> DModelChoice:
             "blurred, noisy tracks ships: D is read by the default model"
         )
         return DModelChoice("default", mean, se, local, local_z, n, msg)
-    msg = (
-        f"no sign of motion blur or localisation noise ({found}), as for exact instantaneous "
-        "positions: D is read by the default model"
-    )
+    big = abs(mean) >= CAMERA_MIN_COS or (np.isfinite(local) and local >= CAMERA_MIN_COS)
+    if big:  # large enough to matter, too few steps to be sure
+        msg = (
+            f"too few steps to tell whether motion blur or localisation noise biases D ({found}):"
+            " D is read by the default model (model='acquired' reads blurred, noisy tracks)"
+        )
+    else:
+        msg = (
+            f"no sign of motion blur or localisation noise ({found}), as for exact "
+            "instantaneous positions: D is read by the default model"
+        )
     return DModelChoice("default", mean, se, local, local_z, n, msg)
