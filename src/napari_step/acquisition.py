@@ -246,7 +246,7 @@ class DModelChoice:
     model: str  # "default" or "acquired"
     persistence: float  # mean cosine between consecutive steps, all tracks pooled (NaN: none)
     stderr: float  # its standard error (exact for independent isotropic steps)
-    local: float  # rms of the local mean cosine over windows of WINDOW steps (see below)
+    local: float  # rms of the local mean cosine over windows of CAMERA_WINDOW steps
     local_z: float  # significance of that local signature
     n_tracks: int
     message: str = ""
@@ -344,8 +344,9 @@ def choose_d_model(tracks, frame_step: int = 1) -> DModelChoice:
             "blurred, noisy tracks ships: D is read by the default model"
         )
         return DModelChoice("default", mean, se, local, local_z, n, msg)
-    big = abs(mean) >= CAMERA_MIN_COS or (np.isfinite(local) and local >= CAMERA_MIN_COS)
-    if big:  # large enough to matter, too few steps to be sure
+    # large enough to matter, too few steps to be sure (the pooled mean only: the local rms of a
+    # few thousand windows reads about 0.03 from chance alone)
+    if abs(mean) >= CAMERA_MIN_COS:
         msg = (
             f"too few steps to tell whether motion blur or localisation noise biases D ({found}):"
             " D is read by the default model (model='acquired' reads blurred, noisy tracks)"

@@ -20,8 +20,10 @@ points without noise 0.129 vs 0.138 (0.135), with relative noise 0.150 vs 0.180 
   maximum-likelihood segmentation of the raw steps, penalty 2.0 log T per change point. It beat the
   STEP-proposal hybrid on every benchmark set (the hybrid stays available, ``detector="hybrid"``).
   Its change points are candidates: those reported (``changepoints``, ``segments``) are the ones
-  :func:`napari_step.changepoints.confirm_changepoints` confirms (< 1 % false on constant tracks);
-  ``segmented_d`` keeps the finer candidate segmentation, which follows fast switching;
+  :func:`napari_step.changepoints.confirm_changepoints` confirms (< 1 % false on constant tracks;
+  a single wild step, e.g. a mislink, does not make a change, and no first or last segment is
+  shorter than 3 steps); ``segmented_d`` keeps the finer candidate segmentation, which follows
+  fast switching (its first and last segments may be 1-2 outlying steps);
 * estimator "mle_denoised": the maximum-likelihood D of each segment minus the track's pooled
   localisation variance (from the lag-1 step covariance, assuming no motion blur), which removes
   the noise bias of the plain MLE and is never more biased than it whatever the blur;
