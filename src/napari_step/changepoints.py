@@ -134,29 +134,20 @@ class _StepLikelihood:
         pos_r = r[r > 0]
         self.floor = (pos_r.mean() if pos_r.size else 1.0) * 1e-12
 
-    def nll(self, a: int, b: int) -> float:
-        """Twice the negative log-likelihood (up to constants) of frames [a, b) at the ML D."""
+    def nll(self, a: int, b: int, without: int | None = None) -> float:
+        """Twice the negative log-likelihood (up to constants) of frames [a, b) at the ML D
+        (``without``: leaving out the step from that frame, if it is inside)."""
         b = min(b, self.n_steps)
-        n = b - a
+        n, total = b - a, self.cs[b] - self.cs[a]
+        if without is not None and a <= without < b:
+            n, total = n - 1, total - self.r[without]
         if n <= 0:
             return 0.0
-        m = (self.cs[b] - self.cs[a]) / n
-        return self.dim * n * np.log(max(m, self.floor))
+        return self.dim * n * np.log(max(total / n, self.floor))
 
     def glr(self, a: int, c: int, b: int) -> float:
         """2 x log-likelihood ratio of a change at c against none in [a, b)."""
         return self.nll(a, b) - self.nll(a, c) - self.nll(c, b)
-
-    def _nll_without(self, a: int, b: int, j: int) -> float:
-        """:meth:`nll` of frames [a, b) without the step leaving frame j (if inside)."""
-        b = min(b, self.n_steps)
-        if not a <= j < b:
-            return self.nll(a, b)
-        n = b - a - 1
-        if n <= 0:
-            return 0.0
-        m = (self.cs[b] - self.cs[a] - self.r[j]) / n
-        return self.dim * n * np.log(max(m, self.floor))
 
     def robust_glr(self, a: int, c: int, b: int) -> float:
         """:meth:`glr`, but without the largest step of [a, b) when that step is wild (over
@@ -177,7 +168,7 @@ class _StepLikelihood:
             other = (self.cs[hi_side] - self.cs[lo_side] - self.r[j]) / n_other
         if self.r[j] <= OUTLIER_FACTOR * max(other, self.floor):
             return g
-        loo = self._nll_without(a, b, j) - self._nll_without(a, c, j) - self._nll_without(c, b, j)
+        loo = self.nll(a, b, j) - self.nll(a, c, j) - self.nll(c, b, j)
         return min(g, loo)
 
 

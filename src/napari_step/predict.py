@@ -32,7 +32,6 @@ __all__ = [
     "predict_log10_d",
     "predict_alpha",
     "predict_per_frame",
-    "resolve_auto_model",
     "load_model",
     "model_path",
     "resolve_device",
@@ -295,8 +294,10 @@ def predict_log10_d(
     move."""
     frame_step = check_frame_step_value(frame_step)
     if isinstance(model, str) and model == "auto":
+        from .acquisition import choose_d_model  # (acquisition reads predict's chaining)
+
         tracks = as_track_list(tracks, allow_nan=False)
-        model = resolve_auto_model(tracks, frame_step)
+        model = choose_d_model(tracks, frame_step).model
     if frame_step == 1:
         return predict_per_frame(
             tracks, "log10_d", model, device, batch_size, progress, precision, compile_model
@@ -330,16 +331,6 @@ def predict_log10_d(
         for i, v in zip(short, redo):
             out[i] = v
     return out
-
-
-def resolve_auto_model(tracks, frame_step: int = 1) -> str:
-    """The built-in D model that ``model="auto"`` means for these tracks, all from one
-    acquisition (:func:`napari_step.acquisition.choose_d_model`)."""
-    from .acquisition import choose_d_model
-
-    if not len(tracks):
-        return "default"
-    return choose_d_model(tracks, frame_step).model
 
 
 def check_frame_step_value(frame_step) -> int:
