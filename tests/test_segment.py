@@ -409,16 +409,21 @@ def test_one_wild_step_does_not_make_a_segment_but_a_short_excursion_does():
     """A single step 15x the typical one inside a track (a mislink) is not a change of D on its
     own, nor are one or two wild steps at a track's start (a particle entering focus; the first
     steps of some andi-datasets tracks); six steps of a 30x faster D are (robust confirmation
-    keeps several-step changes)."""
+    keeps several-step changes). Either the wild step's own candidate segment (a blip, left out
+    by the confirmation) or the robust test alone is enough."""
     rng = np.random.default_rng(41)
     jump = 15 * np.sqrt(2.0) * np.array([1.0, 0.0])  # one step of length ~21 px
     inner_found, inner_kept_plain, start_found, short_found = 0, 0, 0, 0
+    blip_only, robust_only = 0, 0
     for i in range(40):
         pos = _bm(200, np.ones(200), rng=rng)
         pos[100:] += jump
         cands = exact_changepoints(pos)
+        no_blips = exact_changepoints(pos, blip_size=0)
         inner_found += len(confirm_changepoints(pos, cands)) > 0
-        inner_kept_plain += len(confirm_changepoints(pos, cands, robust=False)) > 0
+        blip_only += len(confirm_changepoints(pos, cands, robust=False)) > 0
+        robust_only += len(confirm_changepoints(pos, no_blips)) > 0
+        inner_kept_plain += len(confirm_changepoints(pos, no_blips, robust=False)) > 0
         start = _bm(200, np.ones(200), rng=rng)
         for k in range(1 + i % 2):  # one or two wild first steps
             start[k + 1 :] += jump[::-1] if k else jump
@@ -430,8 +435,40 @@ def test_one_wild_step_does_not_make_a_segment_but_a_short_excursion_does():
         short_found += any(abs(c - 80) <= 2 for c in found) and any(abs(c - 86) <= 2 for c in found)
     assert inner_kept_plain >= 30  # the plain test takes the wild step for a segment
     assert inner_found <= 2, inner_found
+    assert blip_only <= 2 and robust_only <= 2, (blip_only, robust_only)
     assert start_found <= 2, start_found
     assert short_found >= 34, short_found
+
+
+def test_a_mislinked_position_or_a_one_frame_escape_is_a_blip_not_two_change_points():
+    """A position taken from another particle makes two wild steps (there and back); a particle
+    leaving its trap for one frame (immobile, only noise moving it) makes two too. Each gets a
+    candidate segment of its own (a blip), which the confirmation leaves out: no change point is
+    reported, where min-size-3 candidates pulled a normal step in and reported two. A real
+    change right after the blip is still found."""
+    rng = np.random.default_rng(44)
+    reported, reported_before, change_found, blips = 0, 0, 0, 0
+    for i in range(30):
+        pos = _bm(150, np.ones(150), rng=rng)
+        pos[70] += [12.0, 9.0]  # the mislinked frame
+        trap = 0.15 * rng.standard_normal((150, 2))  # immobile: noise only
+        trap[90] += [4.0, 3.0]  # out of the trap for one frame and back
+        for track in (pos, trap):
+            cands = exact_changepoints(track)
+            blips += any(b - a <= 2 for a, b in zip(cands[:-1], cands[1:]))
+            reported += len(confirm_changepoints(track, cands))
+            old = exact_changepoints(track, blip_size=0)  # min-size-3 candidates only
+            reported_before += len(confirm_changepoints(track, old))
+        d = np.ones(150)
+        d[72:] = 20.0  # a real change two frames after the blip
+        both = _bm(150, d, rng=rng)
+        both[70] += [12.0, 9.0]
+        found = confirm_changepoints(both, exact_changepoints(both))
+        change_found += len(found) == 1 and abs(found[0] - 72) <= 3  # at the blip or after it
+    assert blips >= 54, blips
+    assert reported <= 8, reported  # 60 tracks; a large normal step next to a blip joins it
+    assert reported_before >= 60, reported_before
+    assert change_found >= 27, change_found
 
 
 def test_exact_changepoints_isolates_wild_edge_steps_and_reports_no_short_edge_segment():

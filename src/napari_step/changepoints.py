@@ -52,7 +52,14 @@ EXACT_MIN_SIZE = 3
 DISPERSION_LAGS = 3  # exact_changepoints: lags of the squared-step autocorrelation summed
 DISPERSION_MAX = 3.0  # exact_changepoints: largest variance inflation applied to the penalty
 CONFIRM_THRESHOLD = 4.5  # confirm_changepoints: 2 x log-likelihood ratio per log T (x inflation)
+BLIP_SIZE = 2  # exact_changepoints: inner candidate segments of 1-2 steps (outlying steps)
+BLIP_WINDOW = 10  # wild_steps: neighbours either side
 OUTLIER_FACTOR = 20.0  # confirm_changepoints(robust): a step this many times its side's mean
+
+
+# median of a chi-square variable with dim degrees of freedom over its mean (a Brownian squared
+# step of a dim-dimensional track, in units of its mean)
+_CHI2_MEDIAN_OVER_MEAN = {1: 0.4549, 2: 0.6931, 3: 0.7887}
 
 
 def _as_positions(positions) -> np.ndarray:
@@ -123,23 +130,29 @@ def _kcpd(signal: np.ndarray, penalty: float, min_size: int, kernel: str, kernel
 
 
 class _StepLikelihood:
-    """Gaussian (Brownian) negative log-likelihood of the steps leaving frames [a, b)."""
+    """Gaussian (Brownian) negative log-likelihood of the steps leaving frames [a, b); steps
+    outside ``mask`` (the outlying steps of blips) are left out of every segment."""
 
-    def __init__(self, positions: np.ndarray):
+    def __init__(self, positions: np.ndarray, mask: np.ndarray | None = None):
         r = (np.diff(positions, axis=0) ** 2).sum(-1)  # r[t]: the step t -> t+1
+        use = np.ones(r.size, bool) if mask is None else np.asarray(mask, bool)
+        r = np.where(use, r, 0.0)
         self.r = r
         self.n_steps = r.size
         self.dim = positions.shape[1]
         self.cs = np.concatenate([[0.0], np.cumsum(r)])
-        pos_r = r[r > 0]
+        self.cn = np.concatenate([[0], np.cumsum(use)])
+        pos_r = r[use & (r > 0)]
         self.floor = (pos_r.mean() if pos_r.size else 1.0) * 1e-12
 
     def nll(self, a: int, b: int, without: int | None = None) -> float:
         """Twice the negative log-likelihood (up to constants) of frames [a, b) at the ML D
         (``without``: leaving out the step from that frame, if it is inside)."""
         b = min(b, self.n_steps)
-        n, total = b - a, self.cs[b] - self.cs[a]
-        if without is not None and a <= without < b:
+        if b <= a:
+            return 0.0
+        n, total = self.cn[b] - self.cn[a], self.cs[b] - self.cs[a]
+        if without is not None and a <= without < b and self.cn[without + 1] > self.cn[without]:
             n, total = n - 1, total - self.r[without]
         if n <= 0:
             return 0.0
@@ -157,13 +170,14 @@ class _StepLikelihood:
         change alone, while a real change, carried by several steps, keeps its statistic."""
         g = self.glr(a, c, b)
         hi = min(b, self.n_steps)
-        if hi - a < 3:
+        if hi <= a or self.cn[hi] - self.cn[a] < 3:
             return g
         j = a + int(np.argmax(self.r[a:hi]))
         lo_side, hi_side = (a, min(c, hi)) if j < c else (c, hi)
-        n_other = hi_side - lo_side - 1
-        if n_other < 1:
-            other = (self.cs[hi] - self.cs[a] - self.r[j]) / (hi - a - 1)  # its side is j alone
+        n_other = self.cn[hi_side] - self.cn[lo_side] - 1
+        if n_other < 1:  # its side is j alone
+            n_all = self.cn[hi] - self.cn[a] - 1
+            other = (self.cs[hi] - self.cs[a] - self.r[j]) / n_all
         else:
             other = (self.cs[hi_side] - self.cs[lo_side] - self.r[j]) / n_other
         if self.r[j] <= OUTLIER_FACTOR * max(other, self.floor):
@@ -281,21 +295,31 @@ def find_changepoints(
 
 
 def _optimal_partition(
-    r: np.ndarray, dim: int, pen: float, min_size: int, edge_size: int | None = None
+    r: np.ndarray,
+    dim: int,
+    pen: float,
+    min_size: int,
+    edge_size: int | None = None,
+    blip_size: int = 0,
 ) -> list:
     """Exact penalised ML segmentation of squared steps ``r`` (optimal partitioning, O(n^2));
-    inner segments have >= ``min_size`` steps, the first and the last >= ``edge_size``."""
+    inner segments have >= ``min_size`` steps or at most ``blip_size``, the first and the last
+    >= ``edge_size``."""
     n = len(r)
     edge = min_size if edge_size is None else max(1, min(int(edge_size), min_size))
+    smallest = 1 if blip_size else edge
+    wild = np.concatenate([[0], np.cumsum(wild_steps(r, dim))]) if blip_size else None
     cs = np.concatenate([[0.0], np.cumsum(r)])
     floor = (r[r > 0].mean() if (r > 0).any() else 1.0) * 1e-12
     best = np.full(n + 1, np.inf)  # best[b]: optimal cost of steps [0, b)
     best[0] = -pen
     last = np.zeros(n + 1, dtype=int)
-    for b in range(edge, n + 1):
-        a = np.arange(0, b - edge + 1)
+    for b in range(smallest, n + 1):
+        a = np.arange(0, b - smallest + 1)
         size = b - a
         ok = (size >= min_size) | (((a == 0) | (b == n)) & (size >= edge))
+        if blip_size:  # an inner blip: 1..blip_size steps, all of them wild
+            ok |= (a > 0) & (b < n) & (size <= blip_size) & (wild[b] - wild[a] == size)
         a = a[ok & np.isfinite(best[a])]
         if not len(a):
             continue
@@ -309,6 +333,23 @@ def _optimal_partition(
         if b > 0:
             cps.append(b)  # the step b -> b + 1 is the first of the new segment
     return sorted(cps)
+
+
+def wild_steps(r: np.ndarray, dim: int, window: int = BLIP_WINDOW) -> np.ndarray:
+    """Which squared steps are wild: over ``OUTLIER_FACTOR`` times the mean squared step of their
+    neighbourhood (the median of the ``window`` steps either side, over the median of a
+    Brownian squared step in units of its mean), which a Brownian step exceeds with probability
+    about exp(-20) in 2-D. Mislinks and escapes from a trap make such steps; a change of D
+    does not (the steps after it are as large as each other)."""
+    n = len(r)
+    if n < 3:
+        return np.zeros(n, dtype=bool)
+    half = min(int(window), n - 1)
+    padded = np.pad(r, half, mode="reflect")
+    near = np.lib.stride_tricks.sliding_window_view(padded, 2 * half + 1)
+    near = np.delete(near, half, axis=1)  # the step's own value left out
+    ref = np.median(near, axis=1) / _CHI2_MEDIAN_OVER_MEAN.get(int(dim), 0.7)
+    return r > OUTLIER_FACTOR * np.maximum(ref, 1e-300)
 
 
 def step_dispersion(r: np.ndarray, cps, max_lag: int = DISPERSION_LAGS) -> float:
@@ -357,6 +398,7 @@ def exact_changepoints(
     scale_with_length: bool = True,
     dispersion: bool = False,
     edge_size: int = 1,
+    blip_size: int = BLIP_SIZE,
 ) -> np.ndarray:
     """Change points of a track from its raw steps: the exact penalised ML segmentation.
 
@@ -388,6 +430,12 @@ def exact_changepoints(
         steps at a track's start or end (a particle entering focus, a mislinked end) get a
         segment of their own instead of pulling a normal step into a ``min_size`` segment;
         :func:`confirm_changepoints` does not report segments that short.
+    blip_size : int
+        Inner segments of at most this many steps are allowed too (0: none): a blip, one or
+        two outlying steps inside a track (a mislinked position makes two: to the wrong
+        particle and back; a particle escaping a trap for a frame), gets a segment of its own
+        instead of pulling normal steps into a ``min_size`` segment;
+        :func:`confirm_changepoints` leaves its steps out and does not report it.
 
     Returns
     -------
@@ -407,12 +455,40 @@ def exact_changepoints(
     if len(r) < 2 * min_size:
         return np.empty(0, dtype=int)
     pen = float(penalty) * (np.log(len(pos)) if scale_with_length else 1.0)
-    cps = _optimal_partition(r, pos.shape[1], pen, min_size, edge_size)
+    cps = _optimal_partition(r, pos.shape[1], pen, min_size, edge_size, blip_size)
     if dispersion:
         inflation = step_dispersion(r, cps)
         if inflation > 1.0:
-            cps = _optimal_partition(r, pos.shape[1], pen * inflation, min_size, edge_size)
+            cps = _optimal_partition(
+                r, pos.shape[1], pen * inflation, min_size, edge_size, blip_size
+            )
     return np.asarray(cps, dtype=int)
+
+
+def _drop_blips(cps: list, wild: np.ndarray, min_size: int) -> tuple[list, np.ndarray]:
+    """Candidate segments shorter than ``min_size`` steps are blips, not segments to report: a
+    run of them at a track's start or end merges into its neighbour, one inside a track becomes
+    a single change point at its start (the segments either side may still differ), and their
+    wild steps (:func:`wild_steps`: a mislink, an escape) leave the likelihood (the returned
+    mask of the steps kept)."""
+    n_steps = len(wild)
+    edges = [0, *cps, n_steps]
+    mask = np.ones(n_steps, dtype=bool)
+    out: list = []
+    for i, (a, b) in enumerate(zip(edges[:-1], edges[1:])):
+        if b - a < min_size:
+            mask[a:b] = ~wild[a:b]
+        elif i > 0:
+            # a long segment after a long one, or after a run of blips that does not begin
+            # the track: one change point, at the run's start
+            j = i
+            while j > 0 and edges[j] - edges[j - 1] < min_size:
+                j -= 1
+            if j > 0:
+                out.append(edges[j])
+    if not mask.any():
+        mask[:] = True
+    return out, mask
 
 
 def confirm_changepoints(
@@ -477,16 +553,15 @@ def confirm_changepoints(
         return np.empty(0, dtype=int)
     if cps[0] <= 0 or cps[-1] >= len(pos):
         raise ValueError(f"change points must be frames in 1..{len(pos) - 1}, got {cps}")
-    # first and last segments shorter than min_size (edge_size of exact_changepoints) are
-    # outlying edge steps, not reported segments: merged into their neighbour
-    n_steps, m = len(pos) - 1, max(1, int(min_size))
-    cps = [c for c in cps if m <= c <= n_steps - m]
+    r = (np.diff(pos, axis=0) ** 2).sum(-1)
+    cps, mask = _drop_blips(cps, wild_steps(r, pos.shape[1]), max(1, int(min_size)))
     if not cps:
         return np.empty(0, dtype=int)
     thr = float(threshold) * (np.log(len(pos)) if scale_with_length else 1.0)
     if dispersion:
-        thr *= step_dispersion((np.diff(pos, axis=0) ** 2).sum(-1), cps)
-    lik = _StepLikelihood(pos)
+        kept_index = np.concatenate([[0], np.cumsum(mask)])  # change points among kept steps
+        thr *= step_dispersion(r[mask], [int(kept_index[c]) for c in cps])
+    lik = _StepLikelihood(pos, mask)
     kept = _glr_prune(cps, lik, len(pos), thr, robust)
     if refine and kept:
         kept = _refine(kept, lik, len(pos), int(refine), max(1, int(min_size)))
