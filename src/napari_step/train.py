@@ -260,19 +260,14 @@ class _Run:
         return entry
 
     def step(self, x: torch.Tensor, y: torch.Tensor, sched, use_amp: bool) -> float:
-        """One optimisation step (L1 loss, plus the overestimate term of
-        ``TrainConfig.over_weight`` for D models; gradient clipping at 1); returns the loss.
+        """One optimisation step (L1 loss, gradient clipping at 1); returns the loss.
 
         A batch whose loss or gradient is not finite is skipped (counted in the record's
         ``skipped_batches``): one bad batch must not turn every weight into NaN.
         """
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_amp):
             pred = self.model(x)
-        err = pred.float() - y
-        loss = err.abs()
-        if self.tc.over_weight and self.model.config.target != "alpha":
-            loss = loss + self.tc.over_weight * torch.relu(err - self.tc.over_margin)
-        loss = loss.mean()
+        loss = (pred.float() - y).abs().mean()
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)

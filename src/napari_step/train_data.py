@@ -88,14 +88,6 @@ class TrainConfig:
     frame_convention : "forward" (the value at frame t describes t -> t+1) or "backward" (the
         legacy checkpoints' t-1 -> t). A fine-tune keeps the convention of the weights it starts
         from, so it does not spend its steps relearning a one-frame shift.
-    over_margin, over_weight : D models: the loss is L1 on log10 D plus ``over_weight`` times
-        the part of an overestimate beyond ``over_margin`` decades. The field's metric, mean
-        |D_pred / D - 1|, punishes an overestimate without bound and an underestimate by at most
-        1; plain L1 puts a frame whose D is ambiguous between two levels (the frame at a change
-        under motion blur, whose displacement carries both) at their geometric middle, off by
-        the square root of the ratio. The extra term moves such frames towards the lower level
-        and leaves frames whose error stays within the margin (any well-determined D) as L1
-        puts them. 0 (the default) is plain L1.
     """
 
     batch_size: int = 128
@@ -124,8 +116,6 @@ class TrainConfig:
     acquired: dict = field(default_factory=dict)
     p_classic: float = 0.0
     frame_convention: str = "forward"
-    over_margin: float = 0.5
-    over_weight: float = 0.0
 
     def __post_init__(self):
         if self.length_sampling not in LENGTH_SAMPLINGS:
@@ -135,8 +125,6 @@ class TrainConfig:
             )
         if self.world not in WORLDS:
             raise ValueError(f"unknown training world {self.world!r}: use one of {list(WORLDS)}")
-        if self.over_weight < 0 or self.over_margin < 0:
-            raise ValueError("over_weight and over_margin must be >= 0")
         if self.frame_convention not in FRAME_CONVENTIONS:
             raise ValueError(
                 f"unknown frame_convention {self.frame_convention!r}: use one of "
