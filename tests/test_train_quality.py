@@ -1,6 +1,7 @@
 """Quality of the shipped 2-D D models on tracks as a camera records them (issue 13): the
 "acquired" model reads the true D of blurred, noisy Brownian tracks with no acquisition parameter
-given; the default model (trained on instantaneous positions) does except under full blur."""
+given; the default model (trained on instantaneous positions) does except under full blur; model
+"auto", the package default, picks the one that does."""
 
 import numpy as np
 import pytest
@@ -25,6 +26,7 @@ IDS = ["full-blur", "noise-1", "half-blur-noise-0.3", "full-blur-noise-1"]
 @pytest.mark.parametrize(
     "model, exposure, snr",
     [pytest.param("acquired", f, s, id=f"acquired-{i}") for (f, s), i in zip(CELLS, IDS)]
+    + [pytest.param("auto", f, s, id=f"auto-{i}") for (f, s), i in zip(CELLS, IDS)]
     + [
         pytest.param(
             "default", f, s, id=f"default-{i}", marks=[FULL_BLUR_XFAIL] if i == IDS[0] else []
